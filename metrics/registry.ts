@@ -1,0 +1,52 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Buckets for message work: 5 ms to 15 minutes. */
+export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
+/** Buckets for message age (send to handler start): 10 ms to 1 day. */
+export const AGE_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600];
+
+/** Every eventbus metric (SPEC "Metrics") on one registry. */
+export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const r = [registry];
+  return {
+    registry,
+    received: new Counter({ name: 'eventbus_messages_received_total', help: 'Messages received from SQS', labelNames: ['queue'], registers: r }),
+    deleted: new Counter({ name: 'eventbus_messages_deleted_total', help: 'Messages deleted after their handler succeeded', labelNames: ['queue'], registers: r }),
+    released: new Counter({
+      name: 'eventbus_messages_released_total',
+      help: 'Messages made visible again without running or finishing (reason: shutdown, capacity)',
+      labelNames: ['queue', 'reason'],
+      registers: r,
+    }),
+    results: new Counter({
+      name: 'eventbus_handler_results_total',
+      help: 'Handler outcomes (success, failure, error, timeout, crashed)',
+      labelNames: ['queue', 'event_type', 'result'],
+      registers: r,
+    }),
+    duration: new Histogram({ name: 'eventbus_handler_duration_seconds', help: 'Handler run time', labelNames: ['queue'], buckets: DURATION_BUCKETS, registers: r }),
+    age: new Histogram({ name: 'eventbus_message_age_seconds', help: 'Time from SQS SentTimestamp to handler start', labelNames: ['queue'], buckets: AGE_BUCKETS, registers: r }),
+    inFlight: new Gauge({ name: 'eventbus_messages_in_flight', help: 'Messages received and not yet settled', labelNames: ['queue'], registers: r }),
+    extensions: new Counter({ name: 'eventbus_visibility_extensions_total', help: 'Visibility timeout extensions of running messages', labelNames: ['queue'], registers: r }),
+    sqsErrors: new Counter({ name: 'eventbus_sqs_errors_total', help: 'Failed SQS/SNS calls and batch entries', labelNames: ['queue', 'operation'], registers: r }),
+    queueMessages: new Gauge({
+      name: 'eventbus_queue_messages',
+      help: 'Approximate messages per queue and state (visible, in_flight, delayed), read from SQS',
+      labelNames: ['queue', 'state'],
+      registers: r,
+      aggregator: 'max',
+    }),
+    published: new Counter({ name: 'eventbus_events_published_total', help: 'Events accepted by SNS', labelNames: ['event_type'], registers: r }),
+    failureEventsSuppressed: new Counter({
+      name: 'eventbus_failure_events_suppressed_total',
+      help: 'TASK_WORKER_FAILED events not published because of failureEvents.maxPerSecond',
+      labelNames: ['queue'],
+      registers: r,
+    }),
+    childRestarts: new Counter({ name: 'eventbus_child_restarts_total', help: 'Cluster children restarted after dying', registers: r }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

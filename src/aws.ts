@@ -1,0 +1,43 @@
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { SNSClient } from '@aws-sdk/client-sns';
+
+/** What the SDK clients need; plain data so it can cross into worker threads. */
+export interface AwsSettings {
+  endpoint: string | null;
+  region: string | null;
+  /** Explicit credentials (the embedded emulator); unset = the SDK's default chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
+  /** Sockets per client: long polls hold one each for up to 20 s. */
+  maxSockets?: number;
+}
+
+export interface AwsClients {
+  sqs: SQSClient;
+  sns: SNSClient;
+}
+
+/** Credentials the emulator accepts; `eventbus dev` and `--dev` use these, never the ambient chain. */
+export const DEV_CREDENTIALS = { accessKeyId: 'eventbus-dev', secretAccessKey: 'eventbus-dev' } as const;
+export const DEV_REGION = 'us-east-1';
+
+/** Builds both clients; the endpoint is passed explicitly because the SQS client otherwise sends to the queue URL's host. */
+export function createAwsClients(s: AwsSettings): AwsClients {
+  const common = {
+    ...(s.endpoint ? { endpoint: s.endpoint } : {}),
+    ...(s.region ? { region: s.region } : s.endpoint ? { region: DEV_REGION } : {}),
+    ...(s.credentials ? { credentials: s.credentials } : {}),
+    // The SDK's own retries stay on for the single calls; our loops add backoff on top.
+    maxAttempts: 3,
+    requestHandler: {
+      // A long poll answers after up to 20 s; allow for it plus network time.
+      requestTimeout: 30_000,
+      connectionTimeout: 5_000,
+      httpAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 256 },
+      httpsAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 256 },
+    },
+  };
+  return { sqs: new SQSClient(common), sns: new SNSClient(common) };
+}
+
+/** SQS queue names must be 1-80 of [A-Za-z0-9_-]. */
+export const QUEUE_NAME_RE = /^[A-Za-z0-9_-]{1,80}$/;

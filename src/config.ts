@@ -1,0 +1,260 @@
+import convict from 'convict';
+import { hostname } from 'node:os';
+import { EventBusError } from './errors.js';
+import { usableCores } from './cpus.js';
+
+/** Per-queue overrides of a handler's declaration (`queues.<name>.*`). */
+export interface QueueOverride {
+  concurrency?: number;
+  visibilityTimeout?: number;
+  timeoutMs?: number;
+  maxReceiveCount?: number;
+}
+
+export interface WebhookSource {
+  secret: string;
+  header: string;
+}
+
+/** The validated, frozen configuration. Durations carry their unit in the name. */
+export interface Config {
+  endpoint: string | null;
+  region: string | null;
+  topic: string;
+  source: string;
+  queuePrefix: string;
+  handlersDir: string;
+  provision: boolean;
+  concurrency: number;
+  threads: number;
+  tasksPerThread: number;
+  processes: number;
+  http: { host: string; port: number; apiToken: string | null };
+  shutdownTimeoutMs: number;
+  retry: { baseDelaySec: number; maxDelaySec: number };
+  readiness: { sqsFailureSec: number };
+  logLevel: string;
+  failureEvents: { enabled: boolean; maxPerSecond: number };
+  webhooks: { stripe: { secrets: string[] }; sources: Record<string, WebhookSource> };
+  archive: { enabled: boolean; url: string | null };
+  queues: Record<string, QueueOverride>;
+}
+
+const OVERRIDE_KEYS: Record<keyof QueueOverride, { min: number; max: number }> = {
+  concurrency: { min: 1, max: 100_000 },
+  visibilityTimeout: { min: 0, max: 43_200 }, // SQS VisibilityTimeout range
+  timeoutMs: { min: 1, max: 43_200_000 },
+  maxReceiveCount: { min: 1, max: 1000 }, // SQS RedrivePolicy range
+};
+
+function positiveInt(name: string, min = 1) {
+  return {
+    name,
+    validate(v: unknown) {
+      if (!Number.isInteger(v) || (v as number) < min) throw new Error(`must be an integer >= ${min}`);
+    },
+    coerce: (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v),
+  };
+}
+
+convict.addFormat(positiveInt('positive-int'));
+convict.addFormat(positiveInt('non-negative-int', 0));
+convict.addFormat({
+  name: 'optional-positive-int',
+  validate(v: unknown) {
+    if (v !== null && (!Number.isInteger(v) || (v as number) < 1)) throw new Error('must be an integer >= 1');
+  },
+  coerce: (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v),
+});
+convict.addFormat({
+  name: 'optional-string',
+  validate(v: unknown) {
+    if (v !== null && typeof v !== 'string') throw new Error('must be a string');
+  },
+});
+convict.addFormat({
+  name: 'csv',
+  validate(v: unknown) {
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new Error('must be a list of strings');
+  },
+  coerce: (v: unknown) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v,
+});
+convict.addFormat({
+  name: 'queue-overrides',
+  validate(v: unknown) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('must be an object of queue names');
+    for (const [queue, o] of Object.entries(v)) {
+      if (typeof o !== 'object' || o === null) throw new Error(`queues.${queue} must be an object`);
+      for (const [k, val] of Object.entries(o)) {
+        const bounds = OVERRIDE_KEYS[k as keyof QueueOverride];
+        if (!bounds) {
+          throw new Error(`queues.${queue}.${k} is not a known key (allowed: ${Object.keys(OVERRIDE_KEYS).join(', ')})`);
+        }
+        if (!Number.isInteger(val) || (val as number) < bounds.min || (val as number) > bounds.max) {
+          throw new Error(`queues.${queue}.${k} must be an integer from ${bounds.min} to ${bounds.max}`);
+        }
+      }
+    }
+  },
+});
+convict.addFormat({
+  name: 'webhook-sources',
+  validate(v: unknown) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('must be an object of sources');
+    for (const [src, o] of Object.entries(v)) {
+      const s = o as Partial<WebhookSource>;
+      if (typeof s?.secret !== 'string' || s.secret === '') throw new Error(`webhooks.sources.${src}.secret must be a non-empty string`);
+      if (typeof s.header !== 'string' || s.header === '') throw new Error(`webhooks.sources.${src}.header must be a non-empty string`);
+    }
+  },
+});
+
+const schema = {
+  endpoint: {
+    doc: 'SQS/SNS endpoint URL, passed explicitly to both SDK clients (emulators, LocalStack)',
+    format: 'optional-string',
+    default: null as string | null,
+    env: 'AWS_ENDPOINT_URL',
+  },
+  region: {
+    doc: 'AWS region; unset = the SDK default chain (AWS_REGION, profile)',
+    format: 'optional-string',
+    default: null as string | null,
+  },
+  topic: { doc: 'SNS topic name or ARN', format: String, default: 'events', env: 'EVENTBUS_TOPIC' },
+  source: { doc: 'CloudEvents source of published events', format: String, default: hostname(), env: 'EVENTBUS_SOURCE' },
+  queuePrefix: { doc: 'prefix of every SQS queue name (e.g. prod-)', format: String, default: '', env: 'EVENTBUS_QUEUE_PREFIX' },
+  handlersDir: { doc: 'folder of compiled handler modules', format: String, default: 'dist/handlers', env: 'EVENTBUS_HANDLERS_DIR' },
+  provision: { doc: 'create/update the topology at start', format: Boolean, default: false, env: 'EVENTBUS_PROVISION' },
+  concurrency: { doc: 'global cap on messages in flight on this host', format: 'positive-int', default: 10, env: 'EVENTBUS_CONCURRENCY' },
+  threads: { doc: 'worker threads (default: usable cores)', format: 'optional-positive-int', default: null as number | null, env: 'EVENTBUS_THREADS' },
+  tasksPerThread: {
+    doc: 'concurrent tasks per thread (default: ceil(concurrency / threads))',
+    format: 'optional-positive-int',
+    default: null as number | null,
+    env: 'EVENTBUS_TASKS_PER_THREAD',
+  },
+  processes: { doc: 'supervised child processes (node:cluster)', format: 'positive-int', default: 1, env: 'EVENTBUS_PROCESSES' },
+  http: {
+    host: { doc: 'HTTP listen address', format: String, default: '0.0.0.0', env: 'EVENTBUS_HTTP_HOST' },
+    port: { doc: 'HTTP port (0 = any free port)', format: 'port', default: 9464, env: 'EVENTBUS_HTTP_PORT' },
+    apiToken: { doc: 'bearer token for /events', format: 'optional-string', default: null as string | null, env: 'EVENTBUS_API_TOKEN', sensitive: true },
+  },
+  shutdownTimeoutMs: { doc: 'drain deadline after SIGTERM', format: 'positive-int', default: 25_000, env: 'EVENTBUS_SHUTDOWN_TIMEOUT_MS' },
+  retry: {
+    baseDelaySec: { doc: 'backoff base, doubled per receive', format: 'non-negative-int', default: 2 },
+    maxDelaySec: { doc: 'backoff cap (SQS allows 43200)', format: 'non-negative-int', default: 900 },
+  },
+  readiness: {
+    sqsFailureSec: { doc: 'seconds of SQS failures before /readyz turns 503', format: 'positive-int', default: 60 },
+  },
+  logLevel: {
+    doc: 'pino log level',
+    format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    default: 'info',
+    env: 'LOG_LEVEL',
+  },
+  failureEvents: {
+    enabled: { doc: 'publish TASK_WORKER_FAILED on every non-success', format: Boolean, default: true, env: 'EVENTBUS_FAILURE_EVENTS' },
+    maxPerSecond: { doc: 'failure events per second per queue; the rest are counted', format: 'positive-int', default: 10 },
+  },
+  webhooks: {
+    stripe: {
+      secrets: { doc: 'Stripe signing secrets (comma-separated)', format: 'csv', default: [] as string[], env: 'EVENTBUS_STRIPE_WEBHOOK_SECRETS', sensitive: true },
+    },
+    sources: { doc: 'HMAC webhook sources', format: 'webhook-sources', default: {} as Record<string, WebhookSource>, sensitive: true },
+  },
+  archive: {
+    enabled: { doc: 'archive every event', format: Boolean, default: false, env: 'EVENTBUS_ARCHIVE' },
+    url: { doc: 'archive store: unset = embedded under ./data; postgres://...', format: 'optional-string', default: null as string | null, env: 'EVENTBUS_ARCHIVE_URL', sensitive: true },
+  },
+  queues: { doc: 'per-queue overrides', format: 'queue-overrides', default: {} as Record<string, QueueOverride> },
+};
+
+export interface LoadConfigOptions {
+  /** A JSON config file; defaults to $EVENTBUS_CONFIG. */
+  file?: string | undefined;
+  /** Values applied over file and env (used by `eventbus dev` and tests). */
+  overrides?: Record<string, unknown>;
+  /** Defaults applied under file and env (used by `eventbus dev`). */
+  defaults?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Loads file + env, validates strictly (unknown keys fail), fills computed defaults, freezes. */
+export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
+  const env = options.env ?? process.env;
+  const c = convict(schema, { env: env as Record<string, string> });
+  try {
+    if (options.defaults) {
+      for (const [k, v] of Object.entries(options.defaults)) {
+        if (!setByEnv(k, env)) c.set(k as never, v as never);
+      }
+    }
+    const file = options.file ?? env.EVENTBUS_CONFIG;
+    if (file) c.loadFile(file);
+    if (options.overrides) c.load(options.overrides as never);
+    c.validate({ allowed: 'strict' });
+  } catch (err) {
+    throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
+  }
+  const raw = c.getProperties() as unknown as Config & { threads: number | null; tasksPerThread: number | null };
+  const threads = raw.threads ?? usableCores();
+  const tasksPerThread = raw.tasksPerThread ?? Math.ceil(raw.concurrency / threads);
+  const cfg: Config = { ...raw, threads, tasksPerThread };
+  crossCheck(cfg);
+  return deepFreeze(cfg);
+}
+
+function setByEnv(key: string, env: NodeJS.ProcessEnv): boolean {
+  let node: Record<string, unknown> = schema as unknown as Record<string, unknown>;
+  for (const p of key.split('.')) node = (node?.[p] ?? {}) as Record<string, unknown>;
+  const envName = node.env as string | undefined;
+  return envName !== undefined && env[envName] !== undefined;
+}
+
+function crossCheck(cfg: Config): void {
+  const problems: string[] = [];
+  if (cfg.retry.maxDelaySec < cfg.retry.baseDelaySec) {
+    problems.push(`retry.maxDelaySec (${cfg.retry.maxDelaySec}) must be >= retry.baseDelaySec (${cfg.retry.baseDelaySec})`);
+  }
+  if (cfg.retry.maxDelaySec > 43_200) problems.push('retry.maxDelaySec must be <= 43200 (the SQS visibility limit)');
+  if (cfg.concurrency < cfg.processes) {
+    problems.push(`concurrency (${cfg.concurrency}) must be >= processes (${cfg.processes}): the cap is split across processes`);
+  }
+  if (/\.fifo$/i.test(cfg.topic)) problems.push('topic: FIFO topics are not supported yet');
+  if (problems.length) throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${problems.join('; ')}`);
+}
+
+function oneLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .join('; ');
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** The effective config with secrets replaced, for `eventbus config` and the start log. */
+export function redactConfig(cfg: Config): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify(cfg)) as Record<string, any>;
+  if (copy.http?.apiToken) copy.http.apiToken = '[redacted]';
+  if (copy.webhooks?.stripe?.secrets?.length) copy.webhooks.stripe.secrets = copy.webhooks.stripe.secrets.map(() => '[redacted]');
+  for (const s of Object.values(copy.webhooks?.sources ?? {}) as Array<{ secret?: string }>) if (s.secret) s.secret = '[redacted]';
+  if (copy.archive?.url) copy.archive.url = String(copy.archive.url).replace(/\/\/([^@/]*)@/, '//[redacted]@');
+  return copy;
+}

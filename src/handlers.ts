@@ -1,0 +1,135 @@
+import { readdir, stat } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Config } from './config.js';
+import { EventBusError } from './errors.js';
+import { QUEUE_NAME_RE } from './aws.js';
+import type { HandlerDefinition } from './types.js';
+
+/** Defaults of a handler definition (SPEC "Handlers"). */
+export const HANDLER_DEFAULTS = {
+  visibilityTimeoutSec: 30,
+  timeoutMs: 60_000,
+  maxReceiveCount: 5,
+} as const;
+
+/** SNS filter policies allow at most 150 value combinations. */
+export const MAX_FILTER_VALUES = 150;
+const DLQ_SUFFIX = '-dlq';
+
+/** A handler as the supervisor uses it: declaration merged with config overrides, units in names. */
+export interface ResolvedHandler {
+  file: string;
+  /** Logical queue name: logs, metrics, ctx.queue. */
+  queue: string;
+  /** SQS queue name: `<queuePrefix><queue>`. */
+  queueName: string;
+  dlqName: string;
+  /** null = every event. */
+  events: string[] | null;
+  concurrency: number;
+  visibilityTimeoutSec: number;
+  timeoutMs: number;
+  maxReceiveCount: number;
+}
+
+/** Lists handler files: top-level .js/.mjs, not starting with `_`, not .d.ts or .map. */
+export async function listHandlerFiles(dir: string): Promise<string[]> {
+  const abs = resolve(dir);
+  let names: string[];
+  try {
+    names = await readdir(abs);
+  } catch (err) {
+    throw new EventBusError('ERR_HANDLERS_DIR', `handlers folder ${abs} cannot be read (did you run npm run build?)`, { cause: err });
+  }
+  const files: string[] = [];
+  for (const name of names.sort()) {
+    if (name.startsWith('_') || name.startsWith('.')) continue;
+    if (name.endsWith('.d.ts') || name.endsWith('.map')) continue;
+    const ext = extname(name);
+    if (ext !== '.js' && ext !== '.mjs') continue;
+    const full = join(abs, name);
+    if ((await stat(full)).isFile()) files.push(full);
+  }
+  return files;
+}
+
+/** Imports a handler module and returns its definition, or throws naming the file. */
+export async function importHandler(file: string): Promise<HandlerDefinition> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} failed to load: ${(err as Error)?.message ?? err}`, { cause: err });
+  }
+  const def = mod.default as HandlerDefinition | undefined;
+  if (!def || typeof def !== 'object' || typeof def.handle !== 'function') {
+    throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} must default-export a definition with a handle(event, ctx) function`);
+  }
+  return def;
+}
+
+/** Loads every handler of the folder, applies `queues.<name>` overrides, validates, and checks queue names are unique. */
+export async function loadHandlers(cfg: Pick<Config, 'handlersDir' | 'queuePrefix' | 'concurrency' | 'queues'>): Promise<ResolvedHandler[]> {
+  const files = await listHandlerFiles(cfg.handlersDir);
+  const out: ResolvedHandler[] = [];
+  const byQueue = new Map<string, string>();
+  for (const file of files) {
+    const def = await importHandler(file);
+    const h = resolveHandler(file, def, cfg);
+    const other = byQueue.get(h.queue);
+    if (other) {
+      throw new EventBusError('ERR_HANDLER_DUPLICATE_QUEUE', `handlers ${other} and ${file} both use queue "${h.queue}"`);
+    }
+    byQueue.set(h.queue, file);
+    out.push(h);
+  }
+  const unknown = Object.keys(cfg.queues).filter((q) => !byQueue.has(q));
+  if (unknown.length) {
+    throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: queues.${unknown[0]} names no handler (handlers: ${[...byQueue.keys()].join(', ') || 'none'})`);
+  }
+  return out;
+}
+
+/** Validates one definition and merges defaults and overrides. Pure apart from the file name in errors. */
+export function resolveHandler(
+  file: string,
+  def: HandlerDefinition,
+  cfg: Pick<Config, 'queuePrefix' | 'concurrency' | 'queues'>,
+): ResolvedHandler {
+  const bad = (why: string) => new EventBusError('ERR_HANDLER_INVALID', `handler ${file}: ${why}`);
+  const queue = def.queue ?? basename(file).replace(/\.(m?js)$/, '');
+  if (typeof queue !== 'string' || queue === '') throw bad('queue must be a non-empty string');
+  if (/\.fifo$/i.test(queue)) {
+    throw new EventBusError('ERR_FIFO_UNSUPPORTED', `handler ${file}: FIFO queues ("${queue}") are not supported yet`);
+  }
+  const queueName = `${cfg.queuePrefix}${queue}`;
+  const dlqName = `${queueName}${DLQ_SUFFIX}`;
+  if (!QUEUE_NAME_RE.test(dlqName)) {
+    throw bad(`queue name "${dlqName}" is not a valid SQS name (1-80 of A-Z a-z 0-9 _ -, including prefix and "-dlq")`);
+  }
+  let events: string[] | null = null;
+  if (def.events !== undefined) {
+    if (!Array.isArray(def.events) || def.events.length === 0 || def.events.some((e) => typeof e !== 'string' || e === '')) {
+      throw bad('events must be a non-empty array of event type strings (omit it for every event)');
+    }
+    if (def.events.length > MAX_FILTER_VALUES) throw bad(`events lists ${def.events.length} types; SNS filter policies allow ${MAX_FILTER_VALUES}`);
+    events = [...new Set(def.events)].sort();
+  }
+  const o = cfg.queues[queue] ?? {};
+  const int = (name: string, v: unknown, min: number, max: number): number => {
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw bad(`${name} must be an integer from ${min} to ${max}`);
+    return v as number;
+  };
+  return {
+    file,
+    queue,
+    queueName,
+    dlqName,
+    events,
+    concurrency: int('concurrency', o.concurrency ?? def.concurrency ?? cfg.concurrency, 1, 100_000),
+    visibilityTimeoutSec: int('visibilityTimeout', o.visibilityTimeout ?? def.visibilityTimeout ?? HANDLER_DEFAULTS.visibilityTimeoutSec, 1, 43_200),
+    timeoutMs: int('timeoutMs', o.timeoutMs ?? def.timeoutMs ?? HANDLER_DEFAULTS.timeoutMs, 1, 43_200_000),
+    maxReceiveCount: int('maxReceiveCount', o.maxReceiveCount ?? def.maxReceiveCount ?? HANDLER_DEFAULTS.maxReceiveCount, 1, 1000),
+  };
+}

@@ -1,0 +1,78 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { EventBusError } from '../errors.js';
+import type { CloudEvent, EventOptions } from '../types.js';
+
+/** SNS Publish limit: message plus attributes, 256 KiB. */
+export const SNS_MAX_BYTES = 262_144;
+/** SNS PublishBatch limit on entries per call. */
+export const SNS_MAX_BATCH = 10;
+export const EVENT_TYPE_ATTRIBUTE = 'event-type';
+
+const EXTENSION_NAME_RE = /^[a-z0-9]{1,20}$/;
+const RESERVED = new Set(['specversion', 'id', 'source', 'type', 'time', 'datacontenttype', 'subject', 'data', 'dataschema']);
+
+/** Builds a CloudEvents 1.0 envelope. Throws ERR_EVENT_INVALID for an empty type or a bad extension name. */
+export function buildEvent(type: string, data: unknown, source: string, opts: EventOptions = {}): CloudEvent {
+  if (typeof type !== 'string' || type.trim() === '') throw new EventBusError('ERR_EVENT_INVALID', 'event type must be a non-empty string');
+  const time = opts.time instanceof Date ? opts.time.toISOString() : (opts.time ?? new Date().toISOString());
+  const event: CloudEvent = {
+    specversion: '1.0',
+    id: opts.id ?? randomUUID(),
+    source: opts.source ?? source,
+    type,
+    time,
+    datacontenttype: 'application/json',
+    ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
+    data: data === undefined ? null : data,
+  };
+  for (const [k, v] of Object.entries(opts.extensions ?? {})) {
+    if (!EXTENSION_NAME_RE.test(k) || RESERVED.has(k)) {
+      throw new EventBusError('ERR_EVENT_INVALID', `CloudEvents extension name "${k}" must be 1-20 lower-case letters or digits and not a core attribute`);
+    }
+    event[k] = v;
+  }
+  return event;
+}
+
+/** SNS message attributes of an event: `event-type` plus the caller's extra ones. */
+export function eventAttributes(event: CloudEvent, extra: Record<string, string> = {}) {
+  const attrs: Record<string, { DataType: 'String'; StringValue: string }> = {};
+  for (const [k, v] of Object.entries(extra)) attrs[k] = { DataType: 'String', StringValue: v };
+  if (event.type) attrs[EVENT_TYPE_ATTRIBUTE] = { DataType: 'String', StringValue: event.type };
+  return attrs;
+}
+
+/** Bytes SNS counts toward its limit: the message body plus each attribute's name, type and value. */
+export function publishedSize(body: string, attrs: ReturnType<typeof eventAttributes>): number {
+  let n = Buffer.byteLength(body, 'utf8');
+  for (const [k, v] of Object.entries(attrs)) n += Buffer.byteLength(k) + Buffer.byteLength(v.DataType) + Buffer.byteLength(v.StringValue);
+  return n;
+}
+
+/** Serialises an event and checks the SNS size limit before any call. */
+export function encodeEvent(event: CloudEvent, extraAttributes?: Record<string, string>) {
+  let body: string;
+  try {
+    body = JSON.stringify(event);
+  } catch (err) {
+    throw new EventBusError('ERR_EVENT_INVALID', `event ${event.type} data is not JSON-serialisable: ${(err as Error).message}`, { cause: err });
+  }
+  const attributes = eventAttributes(event, extraAttributes);
+  const size = publishedSize(body, attributes);
+  if (size > SNS_MAX_BYTES) {
+    throw new EventBusError('ERR_EVENT_TOO_LARGE', `event ${event.type} (${event.id}) is ${size} bytes; SNS allows ${SNS_MAX_BYTES} (put large payloads in S3 and publish a reference)`);
+  }
+  return { body, attributes, size };
+}
+
+/**
+ * A deterministic UUID (version 5 layout, SHA-1) for an event published from a handler: the same
+ * triggering event, queue and call position give the same id on every retry, so consumers can dedupe.
+ */
+export function derivedEventId(parentId: string, queue: string, position: number): string {
+  const h = createHash('sha1').update(`eventbus\0${parentId}\0${queue}\0${position}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const hex = h.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
