@@ -85,9 +85,9 @@ convict.addFormat({
           .filter(Boolean)
       : v,
 });
-convict.addFormat({
-  name: 'queue-overrides',
-  validate(v: unknown) {
+// convict merges nested objects only under format Object, so these two keys are validated here.
+const objectFormats: Record<string, (v: unknown) => void> = {
+  queues(v: unknown) {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('must be an object of queue names');
     for (const [queue, o] of Object.entries(v)) {
       if (typeof o !== 'object' || o === null) throw new Error(`queues.${queue} must be an object`);
@@ -102,10 +102,7 @@ convict.addFormat({
       }
     }
   },
-});
-convict.addFormat({
-  name: 'webhook-sources',
-  validate(v: unknown) {
+  'webhooks.sources'(v: unknown) {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('must be an object of sources');
     for (const [src, o] of Object.entries(v)) {
       const s = o as Partial<WebhookSource>;
@@ -113,7 +110,7 @@ convict.addFormat({
       if (typeof s.header !== 'string' || s.header === '') throw new Error(`webhooks.sources.${src}.header must be a non-empty string`);
     }
   },
-});
+};
 
 const schema = {
   endpoint: {
@@ -168,13 +165,13 @@ const schema = {
     stripe: {
       secrets: { doc: 'Stripe signing secrets (comma-separated)', format: 'csv', default: [] as string[], env: 'EVENTBUS_STRIPE_WEBHOOK_SECRETS', sensitive: true },
     },
-    sources: { doc: 'HMAC webhook sources', format: 'webhook-sources', default: {} as Record<string, WebhookSource>, sensitive: true },
+    sources: { doc: 'HMAC webhook sources', format: Object, default: {} as Record<string, WebhookSource>, sensitive: true },
   },
   archive: {
     enabled: { doc: 'archive every event', format: Boolean, default: false, env: 'EVENTBUS_ARCHIVE' },
     url: { doc: 'archive store: unset = embedded under ./data; postgres://...', format: 'optional-string', default: null as string | null, env: 'EVENTBUS_ARCHIVE_URL', sensitive: true },
   },
-  queues: { doc: 'per-queue overrides', format: 'queue-overrides', default: {} as Record<string, QueueOverride> },
+  queues: { doc: 'per-queue overrides', format: Object, default: {} as Record<string, QueueOverride> },
 };
 
 export interface LoadConfigOptions {
@@ -201,6 +198,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
     if (file) c.loadFile(file);
     if (options.overrides) c.load(options.overrides as never);
     c.validate({ allowed: 'strict' });
+    for (const [key, check] of Object.entries(objectFormats)) {
+      try {
+        check(c.get(key as never));
+      } catch (err) {
+        throw new Error(`${key}: ${(err as Error).message}`);
+      }
+    }
   } catch (err) {
     throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
   }

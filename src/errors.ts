@@ -82,3 +82,33 @@ export function describeError(err: unknown): string {
     return String(err);
   }
 }
+
+const RETRYABLE_NAMES = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'ServiceUnavailable',
+  'InternalError',
+  'InternalFailure',
+  'KmsThrottled',
+  'TimeoutError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+]);
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET']);
+
+/** One place that says whether an SQS/SNS failure may pass if the call is made again later. */
+export function isRetryableAwsError(err: unknown): boolean {
+  const e = (err ?? {}) as AwsLikeError & { code?: string; cause?: unknown };
+  if (e.$retryable) return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && (status >= 500 || status === 429)) return true;
+  const name = awsErrorName(err);
+  if (RETRYABLE_NAMES.has(name) || RETRYABLE_NAMES.has(e.name ?? '')) return true;
+  if (e.code && NETWORK_CODES.has(e.code)) return true;
+  if (e.cause && e.cause !== err) return isRetryableAwsError(e.cause);
+  // No HTTP answer at all (socket hang up and the like) is a network failure.
+  return status === undefined && !isAbort(err) && e.name !== 'EventBusError';
+}

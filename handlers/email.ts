@@ -1,0 +1,27 @@
+import { defineHandler } from 'eventbus';
+
+interface UserEventData {
+  email?: string;
+  inviterEmail?: string;
+  comment?: string;
+}
+
+/** Sends the welcome and comment emails (the seed article's email task runner). */
+export default defineHandler<UserEventData>({
+  queue: 'email',
+  events: ['USER_CREATED', 'USER_COMMENT'],
+  concurrency: 10,
+  visibilityTimeout: 30,
+  async handle(event, ctx) {
+    const to = event.data?.email;
+    if (!to) {
+      ctx.log.warn('no email address in the event; nothing to send');
+      return true;
+    }
+    const subject = event.type === 'USER_CREATED' ? 'Welcome to the site!' : 'Somebody commented';
+    // Sending email is not this example's subject: a real handler would call its mail provider
+    // here, passing ctx.signal so a timeout cancels the request.
+    ctx.log.info({ to, subject }, 'email sent');
+    return true;
+  },
+});

@@ -1,0 +1,73 @@
+import { loadConfig } from '../config.js';
+import { startEmulator, type Emulator } from '../emulator.js';
+import { createLogger } from '../log.js';
+import { Supervisor } from '../supervisor/supervisor.js';
+import { failStart, handleSignals } from '../supervisor/run.js';
+import { DEV_PORT } from './common.js';
+
+export interface DevOptions {
+  port?: string;
+  httpPort?: string;
+  config?: string;
+}
+
+/**
+ * `eventbus dev` (what `npm start` runs): fauxqs on 127.0.0.1, topology provisioned from the
+ * handlers, the supervisor and its HTTP port. Uses the emulator's own credentials, never ambient
+ * AWS ones, and never talks to AWS.
+ */
+export async function runDev(o: DevOptions): Promise<void> {
+  const port = o.port ? Number(o.port) : DEV_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) failStart(new Error(`--port must be a port number, got ${o.port}`));
+  let emulator: Emulator;
+  try {
+    emulator = await startEmulator({ port });
+  } catch (err) {
+    const inUse = (err as { code?: string }).code === 'EADDRINUSE';
+    failStart(
+      new Error(
+        inUse
+          ? `port ${port} is in use: is another \`npm start\` running? Stop it, or pick another port: npm start -- --port 4567`
+          : `the embedded SNS/SQS emulator did not start: ${(err as Error).message}`,
+      ),
+    );
+  }
+  let config;
+  try {
+    config = loadConfig({
+      file: o.config,
+      defaults: { provision: true, 'http.host': '127.0.0.1', logLevel: 'info' },
+      overrides: { endpoint: emulator.endpoint, region: 'us-east-1', ...(o.httpPort ? { 'http.port': Number(o.httpPort) } : {}) },
+    });
+  } catch (err) {
+    await emulator.stop();
+    failStart(err);
+  }
+  const log = createLogger({ level: config.logLevel, pretty: process.env.EVENTBUS_LOG_FORMAT !== 'json' });
+  const sup = new Supervisor({ config, log, pretty: process.env.EVENTBUS_LOG_FORMAT !== 'json', aws: emulator.aws });
+  handleSignals(sup, log, config.shutdownTimeoutMs, () => emulator.stop());
+  try {
+    await sup.start();
+  } catch (err) {
+    await emulator.stop();
+    failStart(err, log);
+  }
+  const portFlag = port === DEV_PORT ? '' : ` --dev-port ${port}`;
+  const http = `http://${config.http.host}:${sup.httpPort}`;
+  process.stdout.write(
+    [
+      '',
+      `  eventbus dev: SNS/SQS emulator on ${emulator.endpoint}, topic "${config.topic}", ${sup.queues.length} queue(s): ${sup.queues
+        .map((q) => `${q.queue} <- ${q.handler.events?.join(', ') ?? 'every event'}`)
+        .join('; ')}`,
+      `  metrics ${http}/metrics   health ${http}/healthz   ready ${http}/readyz`,
+      '',
+      '  Publish an event from another terminal:',
+      `    npm run eventbus -- publish --dev${portFlag} USER_CREATED '{"email":"ada@example.com"}'`,
+      `    npm run eventbus -- publish --dev${portFlag} USER_COMMENT '{"email":"ada@example.com","comment":"hi"}'`,
+      '',
+      '  Ctrl-C stops (drains running handlers first).',
+      '',
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,114 @@
+import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { redactConfig } from '../config.js';
+import { EventBusError } from '../errors.js';
+import { loadHandlers } from '../handlers.js';
+import { createPublisher } from '../publisher/index.js';
+import { formatActions, provision } from '../publisher/provision.js';
+import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
+import { runDev } from './dev.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'JSON config file (default: $EVENTBUS_CONFIG)')
+    .option('--dev', 'use the running `npm start` emulator (127.0.0.1:4566) instead of AWS')
+    .addOption(new Option('--dev-port <port>', 'port of the `npm start` emulator').default(undefined));
+}
+
+/** Runs the eventbus CLI; exit status 0 ok, 1 failure, 2 usage. */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command()
+    .name('eventbus')
+    .description('An event bus on AWS SNS + SQS, and the worker supervisor that runs its handlers')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('dev')
+    .description('run everything on an embedded SNS/SQS emulator (what `npm start` runs)')
+    .option('--port <port>', 'emulator port on 127.0.0.1', '4566')
+    .option('--http-port <port>', 'HTTP port for /metrics, /healthz, /readyz (default: config http.port, 9464)')
+    .option('--config <file>', 'JSON config file')
+    .action(async (o: { port?: string; httpPort?: string; config?: string }) => {
+      await runDev(o);
+    });
+
+  common(
+    program
+      .command('provision')
+      .description('create or update the topic, queues, DLQs, queue policies and subscriptions from the handlers')
+      .option('--dry-run', 'print the plan; change nothing')
+      .option('--prune', 'remove subscriptions of queues no handler owns (never queues)'),
+  ).action(async (o: CommonOptions & { dryRun?: boolean; prune?: boolean }) => {
+    const ctx = commandContext(o);
+    const handlers = await loadHandlers(ctx.config);
+    try {
+      const r = await provision(ctx.clients(), { topic: ctx.config.topic, handlers, dryRun: o.dryRun === true, prune: o.prune === true });
+      process.stdout.write(`${o.dryRun ? 'plan (dry run, nothing changed):\n' : ''}${formatActions(r.actions)}\n`);
+    } catch (err) {
+      throw withHint(err, o.dev);
+    }
+  });
+
+  common(
+    program
+      .command('publish')
+      .description('publish one event to the topic')
+      .argument('<type>', 'event type, e.g. USER_CREATED')
+      .argument('[json]', 'event data as JSON (default: {})')
+      .option('--source <source>', 'CloudEvents source (default: config source)')
+      .option('--id <id>', 'event id (default: a new UUID)')
+      .option('--subject <subject>', 'CloudEvents subject'),
+  ).action(async (type: string, json: string | undefined, o: CommonOptions & { source?: string; id?: string; subject?: string }) => {
+    let data: unknown = {};
+    if (json !== undefined) {
+      try {
+        data = JSON.parse(json);
+      } catch (err) {
+        throw new UsageError(`JSON data is not valid JSON: ${(err as Error).message}`);
+      }
+    }
+    const ctx = commandContext(o);
+    const publisher = createPublisher({ sns: ctx.clients().sns, topic: ctx.config.topic, source: o.source ?? ctx.config.source });
+    try {
+      const event = await publisher.createEvent(type, data, { ...(o.id ? { id: o.id } : {}), ...(o.subject ? { subject: o.subject } : {}) });
+      process.stdout.write(`published ${event.type} ${event.id}\n`);
+    } catch (err) {
+      throw withHint(err, o.dev);
+    }
+  });
+
+  common(program.command('config').description('print the effective config (secrets redacted)')).action((o: CommonOptions) => {
+    const ctx = commandContext(o);
+    process.stdout.write(`${JSON.stringify(redactConfig(ctx.config), null, 2)}\n`);
+  });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exit code 0; usage errors were already printed.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`eventbus: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const e = err as EventBusError;
+    process.stderr.write(`eventbus: ${e.message ?? String(err)}${e.code ? ` [${e.code}]` : ''}\n`);
+    process.exitCode = 1;
+  }
+}
+
+function withHint(err: unknown, dev: boolean | undefined): unknown {
+  const hint = devHint(err, dev);
+  if (!hint) return err;
+  const e = err as Error;
+  e.message += hint;
+  return e;
+}

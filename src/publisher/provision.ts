@@ -1,0 +1,563 @@
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  SetQueueAttributesCommand,
+  type QueueAttributeName,
+} from '@aws-sdk/client-sqs';
+import {
+  CreateTopicCommand,
+  GetSubscriptionAttributesCommand,
+  GetTopicAttributesCommand,
+  ListSubscriptionsByTopicCommand,
+  SetSubscriptionAttributesCommand,
+  SubscribeCommand,
+  UnsubscribeCommand,
+  type Subscription,
+} from '@aws-sdk/client-sns';
+import type { AwsClients } from '../aws.js';
+import { EventBusError, isNotFound, toAwsError } from '../errors.js';
+import type { ResolvedHandler } from '../handlers.js';
+import type { Logger } from '../log.js';
+import { isTopicArn, resolveTopicArn, topicName } from './topic.js';
+
+/** What provisioning made (or, in a dry run, would make) for one handler. */
+export interface QueueTopology {
+  /** Logical queue name. */
+  queue: string;
+  queueName: string;
+  url: string;
+  arn: string;
+  dlqName: string;
+  dlqUrl: string;
+  dlqArn: string;
+  /** null in a dry run when the subscription does not exist yet. */
+  subscriptionArn: string | null;
+}
+
+/** One step of the plan: what was (or would be) done to one resource. */
+export interface ProvisionAction {
+  kind: 'create' | 'update' | 'delete' | 'ok';
+  /** e.g. 'topic events', 'queue email', 'queue email-dlq', 'queue policy email', 'subscription email'. */
+  resource: string;
+  detail: string;
+}
+
+export interface ProvisionResult {
+  topicArn: string;
+  queues: QueueTopology[];
+  actions: ProvisionAction[];
+}
+
+export interface ProvisionOptions {
+  /** Topic name or ARN. */
+  topic: string;
+  handlers: ResolvedHandler[];
+  /** Only read calls; report what would happen. */
+  dryRun?: boolean;
+  /** Unsubscribe SQS subscriptions of the topic whose queue no handler owns (never deletes queues). */
+  prune?: boolean;
+  log?: Logger;
+}
+
+/** The message attribute publishers set and subscriptions filter on. */
+export const EVENT_TYPE_ATTRIBUTE = 'event-type';
+/** DLQ retention: 14 days, the SQS maximum. */
+export const DLQ_RETENTION_SEC = 1_209_600;
+/** SNS filter-policy limits (AWS SNS quotas). */
+export const FILTER_POLICY_MAX_KEYS = 5;
+export const FILTER_POLICY_MAX_COMBINATIONS = 150;
+export const FILTER_POLICY_MAX_BYTES = 256 * 1024;
+/** Placeholder for URLs and ARNs of resources a dry run would create. */
+export const NEW_RESOURCE = '(new)';
+
+/** The Sid of the queue-policy statement that lets the topic send; stable so reruns replace, not add. */
+export function policySid(topic: string): string {
+  return `eventbus-sns-${topicName(topic)}`;
+}
+
+/** The subscription filter policy for a handler's events: null = every event (no filter). */
+export function filterPolicyFor(events: string[] | null): Record<string, string[]> | null {
+  if (events === null) return null;
+  return { [EVENT_TYPE_ATTRIBUTE]: [...new Set(events)].sort() };
+}
+
+/**
+ * Checks a filter policy against the SNS limits (at most 5 keys, at most 150 value combinations:
+ * the product of the number of values of every key, and at most 256 KiB) and throws
+ * ERR_FILTER_POLICY_LIMIT naming the queue. A key without values would match nothing: also rejected.
+ */
+export function checkFilterPolicy(policy: Record<string, unknown[]> | null, queue: string): void {
+  if (policy === null) return;
+  const keys = Object.keys(policy);
+  if (keys.length > FILTER_POLICY_MAX_KEYS) {
+    throw new EventBusError(
+      'ERR_FILTER_POLICY_LIMIT',
+      `queue ${queue}: filter policy has ${keys.length} keys; SNS allows at most ${FILTER_POLICY_MAX_KEYS}`,
+    );
+  }
+  let combinations = 1;
+  for (const key of keys) {
+    const values = policy[key];
+    const n = Array.isArray(values) ? values.length : 1;
+    if (n === 0) {
+      throw new EventBusError('ERR_FILTER_POLICY_LIMIT', `queue ${queue}: filter policy key "${key}" lists no values, so the queue would receive nothing`);
+    }
+    combinations *= n;
+  }
+  if (combinations > FILTER_POLICY_MAX_COMBINATIONS) {
+    throw new EventBusError(
+      'ERR_FILTER_POLICY_LIMIT',
+      `queue ${queue}: filter policy has ${combinations} value combinations; SNS allows at most ${FILTER_POLICY_MAX_COMBINATIONS} (subscribe fewer event types)`,
+    );
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(policy), 'utf8');
+  if (bytes > FILTER_POLICY_MAX_BYTES) {
+    throw new EventBusError('ERR_FILTER_POLICY_LIMIT', `queue ${queue}: filter policy is ${bytes} bytes; SNS allows at most ${FILTER_POLICY_MAX_BYTES}`);
+  }
+}
+
+const SYMBOL: Record<ProvisionAction['kind'], string> = { create: '+', update: '~', delete: '-', ok: '=' };
+
+/** A human plan/summary: one line per action, then a line of counts. */
+export function formatActions(actions: ProvisionAction[]): string {
+  const lines = actions.map((a) => `${SYMBOL[a.kind]} ${a.kind} ${a.resource}${a.detail ? ` (${a.detail})` : ''}`);
+  const count = (k: ProvisionAction['kind']) => actions.filter((a) => a.kind === k).length;
+  lines.push(`${count('create')} to create, ${count('update')} to update, ${count('delete')} to delete, ${count('ok')} ok`);
+  return lines.join('\n');
+}
+
+/**
+ * Creates or updates the topology of SPEC "Provisioning": the topic; per handler the DLQ, the queue
+ * (visibility timeout, redrive), the queue-policy statement that lets the topic send (merged into
+ * any existing policy), and the subscription (SNS envelope, FilterPolicy on `event-type`).
+ * Every limit is checked before the first call. Idempotent: a rerun reports only 'ok' and mutates nothing.
+ */
+export async function provision(clients: AwsClients, opts: ProvisionOptions): Promise<ProvisionResult> {
+  const dryRun = opts.dryRun === true;
+  const name = topicName(opts.topic);
+
+  // Everything that can be checked without AWS, for every handler, before the first call.
+  if (/\.fifo$/i.test(name)) {
+    throw new EventBusError('ERR_FIFO_UNSUPPORTED', `topic "${name}": FIFO topics are not supported yet`);
+  }
+  const policies = new Map<ResolvedHandler, Record<string, string[]> | null>();
+  for (const h of opts.handlers) {
+    for (const q of [h.queueName, h.dlqName]) {
+      if (/\.fifo$/i.test(q)) {
+        throw new EventBusError('ERR_FIFO_UNSUPPORTED', `queue "${q}" (handler queue ${h.queue}): FIFO queues are not supported yet`);
+      }
+    }
+    const policy = filterPolicyFor(h.events);
+    checkFilterPolicy(policy, h.queue);
+    policies.set(h, policy);
+  }
+
+  const p = new Provisioner(clients, dryRun, opts.log);
+  const actions: ProvisionAction[] = [];
+
+  // Topic.
+  const topic = await p.ensureTopic(opts.topic);
+  actions.push(topic.action);
+  const topicArn = topic.arn;
+
+  // Subscriptions already on the topic (none when a dry run would create it).
+  const existingSubs = topic.exists ? await p.listSubscriptions(topicArn) : [];
+  const sqsSubs = existingSubs.filter((s) => s.Protocol === 'sqs' && s.Endpoint && s.SubscriptionArn?.startsWith('arn:'));
+
+  // Per handler; a few at a time, results kept in handler order.
+  const perHandler = await mapLimit(opts.handlers, 4, async (h) => {
+    const acts: ProvisionAction[] = [];
+    const dlq = await p.ensureQueue(h.dlqName, [
+      { name: 'MessageRetentionPeriod', want: String(DLQ_RETENTION_SEC), describe: () => `MessageRetentionPeriod=${DLQ_RETENTION_SEC} (14 days)` },
+    ]);
+    acts.push(dlq.action);
+    const redrive = { deadLetterTargetArn: dlq.arn, maxReceiveCount: h.maxReceiveCount };
+    const queue = await p.ensureQueue(h.queueName, [
+      { name: 'VisibilityTimeout', want: String(h.visibilityTimeoutSec), describe: () => `VisibilityTimeout=${h.visibilityTimeoutSec}` },
+      {
+        name: 'RedrivePolicy',
+        want: JSON.stringify(redrive),
+        equal: (have) => sameRedrive(have, redrive),
+        describe: () => `redrive to ${h.dlqName} after ${h.maxReceiveCount}`,
+        show: (v) => describeRedrive(v),
+      },
+    ]);
+    acts.push(queue.action);
+    acts.push(await p.ensureQueuePolicy(h.queueName, queue.url, queue.arn, queue.policy, topicArn, opts.topic));
+    const sub = sqsSubs.find((s) => s.Endpoint === queue.arn);
+    const subscribed = await p.ensureSubscription(h.queueName, topicArn, queue.arn, sub?.SubscriptionArn ?? null, policies.get(h) ?? null);
+    acts.push(subscribed.action);
+    const t: QueueTopology = {
+      queue: h.queue,
+      queueName: h.queueName,
+      url: queue.url,
+      arn: queue.arn,
+      dlqName: h.dlqName,
+      dlqUrl: dlq.url,
+      dlqArn: dlq.arn,
+      subscriptionArn: subscribed.arn,
+    };
+    return { t, acts };
+  });
+  for (const r of perHandler) actions.push(...r.acts);
+
+  // Subscriptions of queues no handler owns.
+  const owned = new Set(perHandler.map((r) => r.t.arn));
+  for (const s of sqsSubs) {
+    if (owned.has(s.Endpoint!)) continue;
+    actions.push(await p.foreignSubscription(s, opts.prune === true));
+  }
+
+  return { topicArn, queues: perHandler.map((r) => r.t), actions };
+}
+
+interface WantedAttribute {
+  name: QueueAttributeName;
+  want: string;
+  equal?: (have: string | undefined) => boolean;
+  /** The wanted value for humans, e.g. `VisibilityTimeout=30`. */
+  describe: () => string;
+  /** An existing value for humans. */
+  show?: (have: string | undefined) => string;
+}
+
+interface EnsuredQueue {
+  url: string;
+  arn: string;
+  /** The queue's Policy attribute (undefined for none or a new queue). */
+  policy: string | undefined;
+  action: ProvisionAction;
+}
+
+class Provisioner {
+  readonly #c: AwsClients;
+  readonly #dryRun: boolean;
+  readonly #log: Logger | undefined;
+
+  constructor(clients: AwsClients, dryRun: boolean, log: Logger | undefined) {
+    this.#c = clients;
+    this.#dryRun = dryRun;
+    this.#log = log;
+  }
+
+  /** Runs one SDK call, wrapping its failure with the operation and target. */
+  async #call<T>(op: string, target: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toAwsError(op, target, err);
+    }
+  }
+
+  /** Records a mutation: logs it (the call was made) and returns the action. */
+  #done(action: ProvisionAction): ProvisionAction {
+    if (action.kind !== 'ok' && !this.#dryRun) this.#log?.info({ resource: action.resource, kind: action.kind, detail: action.detail }, 'provisioned');
+    return action;
+  }
+
+  async ensureTopic(topic: string): Promise<{ arn: string; exists: boolean; action: ProvisionAction }> {
+    const name = topicName(topic);
+    const resource = `topic ${name}`;
+    let arn: string | null = null;
+    if (isTopicArn(topic)) {
+      // An ARN: one read call instead of paging through every topic of the account.
+      try {
+        await this.#c.sns.send(new GetTopicAttributesCommand({ TopicArn: topic }));
+        arn = topic;
+      } catch (err) {
+        if (!isNotFound(err)) throw toAwsError('GetTopicAttributes', topic, err);
+      }
+    } else {
+      try {
+        arn = await resolveTopicArn(this.#c.sns, name);
+      } catch (err) {
+        if (!(err instanceof EventBusError && err.code === 'ERR_TOPIC_NOT_FOUND')) throw err;
+      }
+    }
+    if (arn) return { arn, exists: true, action: { kind: 'ok', resource, detail: arn } };
+    if (this.#dryRun) return { arn: NEW_RESOURCE, exists: false, action: { kind: 'create', resource, detail: 'SNS topic' } };
+    // CreateTopic is idempotent: a topic another host created meanwhile is returned as is.
+    const out = await this.#call('CreateTopic', name, () => this.#c.sns.send(new CreateTopicCommand({ Name: name })));
+    const created = out.TopicArn;
+    if (!created) throw toAwsError('CreateTopic', name, new Error('no TopicArn in the response'));
+    if (isTopicArn(topic) && created !== topic) {
+      throw new EventBusError(
+        'ERR_TOPIC_NOT_FOUND',
+        `SNS topic ${topic} does not exist, and these credentials/region create ${created} instead: configure the topic by name, or fix the region/account`,
+      );
+    }
+    return { arn: created, exists: true, action: this.#done({ kind: 'create', resource, detail: `SNS topic ${created}` }) };
+  }
+
+  async listSubscriptions(topicArn: string): Promise<Subscription[]> {
+    const subs: Subscription[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.#call('ListSubscriptionsByTopic', topicArn, () =>
+        this.#c.sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: topicArn, NextToken: next })),
+      );
+      subs.push(...(page.Subscriptions ?? []));
+      next = page.NextToken;
+    } while (next);
+    return subs;
+  }
+
+  /** Looks a queue up; creates it, or sets only the attributes that differ. */
+  async ensureQueue(queueName: string, wanted: WantedAttribute[]): Promise<EnsuredQueue> {
+    const resource = `queue ${queueName}`;
+    const describeAll = wanted.map((w) => w.describe()).join(', ');
+    let url: string | undefined;
+    try {
+      url = (await this.#c.sqs.send(new GetQueueUrlCommand({ QueueName: queueName }))).QueueUrl;
+    } catch (err) {
+      if (!isNotFound(err)) throw toAwsError('GetQueueUrl', queueName, err);
+    }
+    if (!url) {
+      const action: ProvisionAction = { kind: 'create', resource, detail: describeAll };
+      if (this.#dryRun) return { url: NEW_RESOURCE, arn: NEW_RESOURCE, policy: undefined, action };
+      const attrs = Object.fromEntries(wanted.map((w) => [w.name, w.want]));
+      const created = await this.#call('CreateQueue', queueName, () =>
+        this.#c.sqs.send(new CreateQueueCommand({ QueueName: queueName, Attributes: attrs })),
+      );
+      const newUrl = created.QueueUrl;
+      if (!newUrl) throw toAwsError('CreateQueue', queueName, new Error('no QueueUrl in the response'));
+      const got = await this.#attributes(queueName, newUrl, ['QueueArn', 'Policy']);
+      return { url: newUrl, arn: required(got, 'QueueArn', queueName), policy: got.Policy, action: this.#done(action) };
+    }
+    const foundUrl = url;
+    const got = await this.#attributes(queueName, foundUrl, ['QueueArn', 'Policy', ...wanted.map((w) => w.name)]);
+    const arn = required(got, 'QueueArn', queueName);
+    const diff = wanted.filter((w) => !(w.equal ? w.equal(got[w.name]) : got[w.name] === w.want));
+    if (diff.length === 0) return { url: foundUrl, arn, policy: got.Policy, action: { kind: 'ok', resource, detail: describeAll } };
+    const detail = diff.map((w) => `${w.name} ${w.show ? w.show(got[w.name]) : (got[w.name] ?? 'unset')} -> ${w.describe()}`).join(', ');
+    const action: ProvisionAction = { kind: 'update', resource, detail };
+    if (!this.#dryRun) {
+      const attrs = Object.fromEntries(diff.map((w) => [w.name, w.want]));
+      await this.#call('SetQueueAttributes', queueName, () => this.#c.sqs.send(new SetQueueAttributesCommand({ QueueUrl: foundUrl, Attributes: attrs })));
+    }
+    return { url: foundUrl, arn, policy: got.Policy, action: this.#done(action) };
+  }
+
+  async #attributes(queueName: string, url: string, names: QueueAttributeName[]): Promise<Partial<Record<string, string>>> {
+    const out = await this.#call('GetQueueAttributes', queueName, () =>
+      this.#c.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: [...new Set(names)] })),
+    );
+    return out.Attributes ?? {};
+  }
+
+  /** Merges our statement (stable Sid) into the queue policy: other statements are kept. */
+  async ensureQueuePolicy(queueName: string, url: string, queueArn: string, current: string | undefined, topicArn: string, topic: string): Promise<ProvisionAction> {
+    const resource = `queue policy ${queueName}`;
+    const sid = policySid(topic);
+    const ours: PolicyStatement = {
+      Sid: sid,
+      Effect: 'Allow',
+      Principal: { Service: 'sns.amazonaws.com' },
+      Action: 'sqs:SendMessage',
+      Resource: queueArn,
+      Condition: { ArnEquals: { 'aws:SourceArn': topicArn } },
+    };
+    let doc: PolicyDocument | null = null;
+    if (current !== undefined && current.trim() !== '') {
+      try {
+        doc = JSON.parse(current) as PolicyDocument;
+      } catch (err) {
+        throw new EventBusError('ERR_AWS', `queue ${queueName}: its Policy attribute is not valid JSON, so the statement for the topic cannot be merged into it; fix or remove the policy`, { cause: err });
+      }
+      if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
+        throw new EventBusError('ERR_AWS', `queue ${queueName}: its Policy attribute is not a JSON policy document; fix or remove the policy`);
+      }
+    }
+    const statements: PolicyStatement[] = doc?.Statement === undefined ? [] : Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement];
+    const others = statements.filter((s) => s?.Sid !== sid);
+    const existing = statements.find((s) => s?.Sid === sid);
+    const detail = `allow topic ${topicName(topic)} to send (Sid ${sid})`;
+    if (existing && canonicalEqual(existing, ours)) return { kind: 'ok', resource, detail };
+    const kept = others.length ? `, kept ${others.length} other statement${others.length === 1 ? '' : 's'}` : '';
+    const action: ProvisionAction = doc
+      ? { kind: 'update', resource, detail: `${existing ? 'replace' : 'add'} statement: ${detail}${kept}` }
+      : { kind: 'create', resource, detail };
+    if (!this.#dryRun) {
+      const merged: PolicyDocument = { ...(doc ?? {}), Version: doc?.Version ?? '2012-10-17', Statement: [...others, ours] };
+      await this.#call('SetQueueAttributes', `${queueName} (Policy)`, () =>
+        this.#c.sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: { Policy: JSON.stringify(merged) } })),
+      );
+    }
+    return this.#done(action);
+  }
+
+  /**
+   * Subscribes the queue with the SNS envelope and the filter policy, or brings an existing
+   * subscription in line: FilterPolicyScope, FilterPolicy (compared parsed), RawMessageDelivery false.
+   */
+  async ensureSubscription(
+    queueName: string,
+    topicArn: string,
+    queueArn: string,
+    existingArn: string | null,
+    policy: Record<string, string[]> | null,
+  ): Promise<{ arn: string | null; action: ProvisionAction }> {
+    const resource = `subscription ${queueName}`;
+    const describe = `${describePolicy(policy)}, SNS envelope`;
+    if (!existingArn) {
+      const action: ProvisionAction = { kind: 'create', resource, detail: describe };
+      if (this.#dryRun) return { arn: null, action };
+      const attributes: Record<string, string> = { RawMessageDelivery: 'false' };
+      if (policy) {
+        attributes.FilterPolicy = JSON.stringify(policy);
+        attributes.FilterPolicyScope = 'MessageAttributes';
+      }
+      const out = await this.#call('Subscribe', queueName, () =>
+        this.#c.sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: queueArn, Attributes: attributes, ReturnSubscriptionArn: true })),
+      );
+      return { arn: out.SubscriptionArn ?? null, action: this.#done(action) };
+    }
+    const got = await this.#call('GetSubscriptionAttributes', existingArn, () =>
+      this.#c.sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: existingArn })),
+    );
+    const attrs = got.Attributes ?? {};
+    const havePolicy = parseFilterPolicy(attrs.FilterPolicy);
+    const changes: Array<{ name: string; value: string; detail: string }> = [];
+    // Scope first, so the new policy is never applied to the wrong scope.
+    if (policy && (attrs.FilterPolicyScope ?? 'MessageAttributes') !== 'MessageAttributes') {
+      changes.push({ name: 'FilterPolicyScope', value: 'MessageAttributes', detail: `FilterPolicyScope ${attrs.FilterPolicyScope} -> MessageAttributes` });
+    }
+    if (!canonicalEqual(havePolicy, policy)) {
+      // Removing a filter policy: AWS documents SetSubscriptionAttributes FilterPolicy "{}" for it
+      // (the SetSubscriptionAttributes CLI example "removes the FilterPolicy attribute"); AWS also
+      // accepts "" (moto matched that against AWS, getmoto/moto#7251). fauxqs stores either value as
+      // given and treats both as no filter ("" is falsy, {} matches every message), and then returns
+      // FilterPolicy "{}" from GetSubscriptionAttributes, where AWS omits the attribute: so "",
+      // "{}" and a missing attribute all count as "no filter policy" here.
+      changes.push({
+        name: 'FilterPolicy',
+        value: policy ? JSON.stringify(policy) : '{}',
+        detail: `${describePolicy(havePolicy)} -> ${describePolicy(policy)}`,
+      });
+    }
+    if ((attrs.RawMessageDelivery ?? 'false') !== 'false') {
+      changes.push({ name: 'RawMessageDelivery', value: 'false', detail: `RawMessageDelivery ${attrs.RawMessageDelivery} -> false (SNS envelope)` });
+    }
+    if (changes.length === 0) return { arn: existingArn, action: { kind: 'ok', resource, detail: describe } };
+    if (!this.#dryRun) {
+      for (const c of changes) {
+        await this.#call('SetSubscriptionAttributes', `${existingArn} (${c.name})`, () =>
+          this.#c.sns.send(new SetSubscriptionAttributesCommand({ SubscriptionArn: existingArn, AttributeName: c.name, AttributeValue: c.value })),
+        );
+      }
+    }
+    return { arn: existingArn, action: this.#done({ kind: 'update', resource, detail: changes.map((c) => c.detail).join(', ') }) };
+  }
+
+  /** A subscription of the topic to a queue no handler owns: unsubscribed with prune, else reported. */
+  async foreignSubscription(s: Subscription, prune: boolean): Promise<ProvisionAction> {
+    const arn = s.SubscriptionArn!;
+    const resource = `subscription ${queueNameOfArn(s.Endpoint!)}`;
+    if (!prune) return { kind: 'ok', resource, detail: 'not owned by any handler (use --prune to remove)' };
+    if (!this.#dryRun) {
+      await this.#call('Unsubscribe', arn, () => this.#c.sns.send(new UnsubscribeCommand({ SubscriptionArn: arn })));
+    }
+    return this.#done({ kind: 'delete', resource, detail: `not owned by any handler: unsubscribe ${arn} (the queue is kept)` });
+  }
+}
+
+interface PolicyStatement {
+  Sid?: string;
+  [k: string]: unknown;
+}
+interface PolicyDocument {
+  Version?: string;
+  Id?: string;
+  Statement?: PolicyStatement | PolicyStatement[];
+  [k: string]: unknown;
+}
+
+function required(attrs: Partial<Record<string, string>>, name: string, queueName: string): string {
+  const v = attrs[name];
+  if (!v) throw toAwsError('GetQueueAttributes', queueName, new Error(`no ${name} in the response`));
+  return v;
+}
+
+function parseJson(s: string | undefined): unknown {
+  if (s === undefined) return undefined;
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+function sameRedrive(have: string | undefined, want: { deadLetterTargetArn: string; maxReceiveCount: number }): boolean {
+  const r = parseJson(have) as { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown } | undefined;
+  // AWS returns maxReceiveCount as a number; some emulators echo the string that was set.
+  return !!r && typeof r === 'object' && r.deadLetterTargetArn === want.deadLetterTargetArn && Number(r.maxReceiveCount) === want.maxReceiveCount;
+}
+
+function describeRedrive(have: string | undefined): string {
+  const r = parseJson(have) as { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown } | undefined;
+  if (!r || typeof r !== 'object') return have ? `"${have}"` : 'unset';
+  const target = typeof r.deadLetterTargetArn === 'string' ? queueNameOfArn(r.deadLetterTargetArn) : String(r.deadLetterTargetArn);
+  return `redrive to ${target} after ${String(r.maxReceiveCount)}`;
+}
+
+/** A stored filter policy: absent, "" and {} all mean no filter (see ensureSubscription). */
+function parseFilterPolicy(s: string | undefined): unknown {
+  if (s === undefined || s.trim() === '') return null;
+  const v = parseJson(s);
+  if (v === undefined) return s; // not JSON: differs from anything we want, so it is replaced
+  if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0) return null;
+  return v;
+}
+
+function describePolicy(p: unknown): string {
+  if (p === null) return 'every event (no filter)';
+  const values = (p as Record<string, unknown>)[EVENT_TYPE_ATTRIBUTE];
+  const keys = typeof p === 'object' ? Object.keys(p as object) : [];
+  if (Array.isArray(values) && keys.length === 1 && values.every((v) => typeof v === 'string')) {
+    return `${EVENT_TYPE_ATTRIBUTE} in [${values.join(', ')}]`;
+  }
+  return `FilterPolicy ${typeof p === 'string' ? p : JSON.stringify(p)}`;
+}
+
+/** The resource name at the end of an ARN (for messages only: ARNs are never built from names). */
+function queueNameOfArn(arn: string): string {
+  return arn.split(':').pop() || arn;
+}
+
+/**
+ * Structural equality for JSON policies: object keys in any order, and a one-element array equal to
+ * its element (IAM allows "Action": "x" and ["x"]; services may store either).
+ */
+export function canonicalEqual(a: unknown, b: unknown): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) {
+    const items = v.map(canonical);
+    return items.length === 1 ? items[0] : items;
+  }
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.keys(v as object)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
+  }
+  return v;
+}
+
+/** Maps with at most `limit` calls of `fn` running at once; results in input order. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,120 @@
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  type BatchResultErrorEntry,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { isRetryableAwsError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Batcher, type EntryFailure } from './batcher.js';
+import { callRetryDelayMs } from './backoff.js';
+import type { SqsHealth } from './health.js';
+
+/** SQS limit: entries per DeleteMessageBatch / ChangeMessageVisibilityBatch. */
+export const SQS_MAX_BATCH = 10;
+
+/** What the acker needs of a queue. */
+export interface QueueRef {
+  queue: string;
+  url: string;
+}
+
+interface CmvEntry {
+  receiptHandle: string;
+  visibilityTimeoutSec: number;
+}
+
+export interface AckerOptions {
+  sqs: SQSClient;
+  log: Logger;
+  health: SqsHealth;
+  onError(queue: string, operation: string, count: number): void;
+  /** How long a delete waits for others to share its call. */
+  lingerMs?: number;
+}
+
+/**
+ * Deletes and visibility changes, batched per queue across completions. Failed entries are
+ * retried; entries that keep failing reject their caller's promise (the message then comes back
+ * by itself, which is safe under at-least-once).
+ */
+export class Acker {
+  readonly #o: AckerOptions;
+  readonly #deletes = new Map<string, Batcher<string>>();
+  readonly #changes = new Map<string, Batcher<CmvEntry>>();
+
+  constructor(options: AckerOptions) {
+    this.#o = options;
+  }
+
+  delete(q: QueueRef, receiptHandle: string): Promise<void> {
+    let b = this.#deletes.get(q.url);
+    if (!b) {
+      b = this.#batcher<string>(q, 'DeleteMessageBatch', async (handles) => {
+        const out = await this.#o.sqs.send(
+          new DeleteMessageBatchCommand({ QueueUrl: q.url, Entries: handles.map((h, i) => ({ Id: String(i), ReceiptHandle: h })) }),
+        );
+        return perEntry(handles.length, out.Failed);
+      });
+      this.#deletes.set(q.url, b);
+    }
+    return b.add(receiptHandle);
+  }
+
+  /** Sets a message's visibility: 0 releases it now; the backoff delay after a failure; an extension. */
+  changeVisibility(q: QueueRef, receiptHandle: string, visibilityTimeoutSec: number): Promise<void> {
+    let b = this.#changes.get(q.url);
+    if (!b) {
+      b = this.#batcher<CmvEntry>(q, 'ChangeMessageVisibilityBatch', async (entries) => {
+        const out = await this.#o.sqs.send(
+          new ChangeMessageVisibilityBatchCommand({
+            QueueUrl: q.url,
+            Entries: entries.map((e, i) => ({ Id: String(i), ReceiptHandle: e.receiptHandle, VisibilityTimeout: e.visibilityTimeoutSec })),
+          }),
+        );
+        return perEntry(entries.length, out.Failed);
+      });
+      this.#changes.set(q.url, b);
+    }
+    return b.add({ receiptHandle, visibilityTimeoutSec: Math.max(0, Math.round(visibilityTimeoutSec)) });
+  }
+
+  /** Sends whatever is pending and waits for every call in progress. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.#deletes.values(), ...this.#changes.values()].map((b) => b.flush()));
+  }
+
+  #batcher<T>(q: QueueRef, operation: string, send: (items: T[]) => Promise<Array<EntryFailure | null>>): Batcher<T> {
+    const { health, log, onError } = this.#o;
+    return new Batcher<T>({
+      maxBatch: SQS_MAX_BATCH,
+      lingerMs: this.#o.lingerMs ?? 5,
+      maxAttempts: 4,
+      retryDelayMs: (n) => callRetryDelayMs(n, 2_000),
+      isRetryable: isRetryableAwsError,
+      async send(items) {
+        const results = await send(items);
+        health.ok();
+        return results;
+      },
+      onError(err, items) {
+        onError(q.queue, operation, items.length);
+        if ((err as Error)?.message !== 'batch entries failed') health.failed(err);
+        log.warn({ queue: q.queue, operation, entries: items.length, err }, 'sqs call failed');
+      },
+    });
+  }
+}
+
+function perEntry(n: number, failed: BatchResultErrorEntry[] | undefined): Array<EntryFailure | null> {
+  const out: Array<EntryFailure | null> = new Array(n).fill(null);
+  for (const f of failed ?? []) {
+    const i = Number(f.Id);
+    if (!Number.isInteger(i) || i < 0 || i >= n) continue;
+    const error = new Error(`${f.Code ?? 'Error'}: ${f.Message ?? 'batch entry failed'}`);
+    error.name = f.Code ?? 'BatchEntryError';
+    // SenderFault = the request was wrong (an invalid receipt handle); sending it again cannot help.
+    out[i] = { error, retryable: f.SenderFault !== true };
+  }
+  return out;
+}

@@ -1,0 +1,115 @@
+interface Waiter {
+  queue: string;
+  max: number;
+  granted: number;
+  seq: number;
+  resolve: (n: number) => void;
+}
+
+/**
+ * Slot accounting: a message may be received only into a slot that is free under its queue's cap
+ * and the host's cap (the global cap, already bounded by the thread pool's capacity).
+ *
+ * When the global cap is what limits, free slots go one at a time to the waiting queue that holds
+ * the fewest (max-min fairness), so a flooded queue cannot starve a quiet one.
+ */
+export class Capacity {
+  readonly #globalCap: number;
+  readonly #queueCaps: Map<string, number>;
+  readonly #held = new Map<string, number>();
+  #total = 0;
+  #waiters: Waiter[] = [];
+  #seq = 0;
+  #closed = false;
+
+  constructor(globalCap: number, queueCaps: Record<string, number>) {
+    this.#globalCap = globalCap;
+    this.#queueCaps = new Map(Object.entries(queueCaps));
+    for (const q of this.#queueCaps.keys()) this.#held.set(q, 0);
+  }
+
+  get globalCap(): number {
+    return this.#globalCap;
+  }
+
+  /** Slots held in total. */
+  get total(): number {
+    return this.#total;
+  }
+
+  held(queue: string): number {
+    return this.#held.get(queue) ?? 0;
+  }
+
+  capOf(queue: string): number {
+    return Math.min(this.#queueCaps.get(queue) ?? 0, this.#globalCap);
+  }
+
+  /** Free slots of a queue right now (ignoring waiters). */
+  free(queue: string): number {
+    return Math.max(0, Math.min(this.capOf(queue) - this.held(queue), this.#globalCap - this.#total));
+  }
+
+  /**
+   * Waits until at least one slot is free for `queue` and takes up to `max`. Resolves 0 once closed.
+   * The caller must release every slot it was given, exactly once.
+   */
+  acquire(queue: string, max: number): Promise<number> {
+    if (!this.#queueCaps.has(queue)) throw new Error(`unknown queue ${queue}`);
+    if (this.#closed || max < 1) return Promise.resolve(0);
+    return new Promise((resolve) => {
+      this.#waiters.push({ queue, max, granted: 0, seq: this.#seq++, resolve });
+      this.#pump();
+    });
+  }
+
+  release(queue: string, n = 1): void {
+    if (n <= 0) return;
+    const held = this.held(queue);
+    if (n > held) throw new Error(`capacity: release of ${n} slots on ${queue} that holds ${held}`);
+    this.#held.set(queue, held - n);
+    this.#total -= n;
+    this.#pump();
+  }
+
+  /** Wakes every waiter with 0; later acquires resolve 0 at once. */
+  close(): void {
+    this.#closed = true;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) {
+      if (w.granted > 0) this.release(w.queue, w.granted);
+      w.resolve(0);
+    }
+  }
+
+  #pump(): void {
+    if (this.#waiters.length === 0) return;
+    let progressed = true;
+    while (progressed && this.#total < this.#globalCap) {
+      progressed = false;
+      let best: Waiter | undefined;
+      for (const w of this.#waiters) {
+        if (w.granted >= w.max) continue;
+        if (this.held(w.queue) >= this.capOf(w.queue)) continue;
+        if (!best) {
+          best = w;
+          continue;
+        }
+        const a = this.held(w.queue);
+        const b = this.held(best.queue);
+        if (a < b || (a === b && w.seq < best.seq)) best = w;
+      }
+      if (best) {
+        best.granted++;
+        this.#held.set(best.queue, this.held(best.queue) + 1);
+        this.#total++;
+        progressed = true;
+      }
+    }
+    const done = this.#waiters.filter((w) => w.granted > 0);
+    if (done.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => w.granted === 0);
+    for (const w of done) w.resolve(w.granted);
+  }
+}

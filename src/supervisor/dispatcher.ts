@@ -1,0 +1,129 @@
+import type { Metrics } from '#metrics/registry.js';
+import type { Logger } from '../log.js';
+import type { Acker } from './acker.js';
+import { retryDelaySec } from './backoff.js';
+import type { Capacity } from './capacity.js';
+import { decodeMessage } from './envelope.js';
+import type { FailureEvents } from './failure-events.js';
+import type { InFlight } from './in-flight.js';
+import type { HandlerPool } from './pool.js';
+import type { QueueRuntime, ReceivedMessage } from './queue.js';
+
+export interface DispatcherOptions {
+  pool: HandlerPool;
+  acker: Acker;
+  inFlight: InFlight;
+  capacity: Capacity;
+  metrics: Metrics;
+  failureEvents: FailureEvents;
+  log: Logger;
+  retry: { baseDelaySec: number; maxDelaySec: number };
+}
+
+/**
+ * message -> decode -> pool.run -> settle. The caller has taken one capacity slot per message; the
+ * dispatcher gives it back exactly once, when the handler settled.
+ */
+export class Dispatcher {
+  readonly #o: DispatcherOptions;
+  readonly #running = new Set<Promise<void>>();
+
+  constructor(options: DispatcherOptions) {
+    this.#o = options;
+  }
+
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /** Resolves when no handler runs, or after `timeoutMs`; returns whether everything settled. */
+  async idle(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#running.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled([...this.#running]), new Promise((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
+    return true;
+  }
+
+  /** Starts a message's handler; `visibleUntilMs` counts from when its receive was sent. */
+  dispatch(q: QueueRuntime, m: ReceivedMessage, visibleUntilMs: number): void {
+    const p = this.#handle(q, m, visibleUntilMs).finally(() => this.#running.delete(p));
+    this.#running.add(p);
+  }
+
+  async #handle(q: QueueRuntime, m: ReceivedMessage, visibleUntilMs: number): Promise<void> {
+    const { inFlight, capacity, metrics, pool, log } = this.#o;
+    const id = inFlight.add({
+      queue: q,
+      messageId: m.messageId,
+      receiptHandle: m.receiptHandle,
+      visibilityTimeoutSec: q.handler.visibilityTimeoutSec,
+      visibleUntilMs,
+    });
+    metrics.inFlight.inc({ queue: q.queue });
+    let outcome;
+    let eventType: string | null = null;
+    let eventId = m.messageId;
+    try {
+      const { event } = decodeMessage({
+        messageId: m.messageId,
+        body: m.body,
+        attributes: m.attributes,
+        sentTimestampMs: m.sentTimestampMs,
+        queueArn: q.arn,
+      });
+      eventType = event.type;
+      eventId = event.id;
+      if (m.sentTimestampMs) metrics.age.observe({ queue: q.queue }, Math.max(0, (Date.now() - m.sentTimestampMs) / 1000));
+      outcome = await pool.run({ queue: q.queue, messageId: m.messageId, receiveCount: m.receiveCount, timeoutMs: q.handler.timeoutMs, event });
+    } catch (err) {
+      outcome = { result: 'crashed' as const, error: `dispatch failed: ${(err as Error)?.message ?? err}`, durationMs: 0 };
+    } finally {
+      capacity.release(q.queue, 1);
+    }
+    metrics.duration.observe({ queue: q.queue }, outcome.durationMs / 1000);
+    metrics.results.inc({ queue: q.queue, event_type: eventType ?? '', result: outcome.result });
+    const fields = { queue: q.queue, messageId: m.messageId, eventType, receiveCount: m.receiveCount };
+    try {
+      if (outcome.result === 'success') {
+        log.debug({ ...fields, durationMs: Math.round(outcome.durationMs) }, 'handled');
+        try {
+          await this.#o.acker.delete(q, m.receiptHandle);
+          metrics.deleted.inc({ queue: q.queue });
+        } catch (err) {
+          log.warn({ ...fields, err }, 'delete failed; the message will be delivered again');
+        }
+        return;
+      }
+      if (!inFlight.get(id)) return; // released by shutdown already
+      inFlight.remove(id);
+      const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
+      const atMax = m.receiveCount >= q.handler.maxReceiveCount;
+      log.warn(
+        { ...fields, result: outcome.result, error: outcome.error, retryInSec: delaySec, lastAttempt: atMax },
+        atMax ? 'handler failed; the next receive moves the message to the DLQ' : 'handler failed; will retry',
+      );
+      this.#o.failureEvents.report({
+        queue: q.queue,
+        eventType,
+        eventId,
+        messageId: m.messageId,
+        receiveCount: m.receiveCount,
+        result: outcome.result,
+        error: outcome.error ?? null,
+      });
+      try {
+        await this.#o.acker.changeVisibility(q, m.receiptHandle, delaySec);
+      } catch (err) {
+        log.warn({ ...fields, err }, 'backoff not set; the message comes back after its visibility timeout');
+      }
+    } finally {
+      inFlight.remove(id);
+      metrics.inFlight.dec({ queue: q.queue });
+    }
+  }
+}

@@ -1,0 +1,126 @@
+import type { Logger } from '../log.js';
+import type { Acker, QueueRef } from './acker.js';
+
+/** A message received and not yet settled: what extension and release need. */
+export interface InFlightEntry {
+  queue: QueueRef;
+  messageId: string;
+  receiptHandle: string;
+  visibilityTimeoutSec: number;
+  /** When SQS will make the message visible again, counted from the moment the receive or extension was sent. */
+  visibleUntilMs: number;
+  /** An extension is being sent. */
+  extending: boolean;
+  /** Do not try again before this time after a failed extension. */
+  retryAtMs: number;
+}
+
+export interface InFlightOptions {
+  acker: Acker;
+  log: Logger;
+  onExtended(queue: string, count: number): void;
+  now?: () => number;
+}
+
+/**
+ * The registry of received-not-settled messages, with one self-rescheduling timer that extends
+ * every entry when half its visibility timeout has passed, in ChangeMessageVisibilityBatch calls
+ * (batched by the acker). An entry is extended until it is removed: after a delete succeeded, or
+ * when the message is handed back.
+ */
+export class InFlight {
+  readonly #o: InFlightOptions;
+  readonly #now: () => number;
+  readonly #entries = new Map<number, InFlightEntry>();
+  #nextId = 1;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+  #stopped = false;
+
+  constructor(options: InFlightOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  countOf(queue: string): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.queue.queue === queue) n++;
+    return n;
+  }
+
+  add(e: Omit<InFlightEntry, 'extending' | 'retryAtMs'>): number {
+    const id = this.#nextId++;
+    this.#entries.set(id, { ...e, extending: false, retryAtMs: 0 });
+    this.#schedule();
+    return id;
+  }
+
+  get(id: number): InFlightEntry | undefined {
+    return this.#entries.get(id);
+  }
+
+  remove(id: number): InFlightEntry | undefined {
+    const e = this.#entries.get(id);
+    this.#entries.delete(id);
+    return e;
+  }
+
+  /** Entries still registered (shutdown releases them). */
+  entries(): Array<[number, InFlightEntry]> {
+    return [...this.#entries.entries()];
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  static dueAt(e: InFlightEntry): number {
+    return Math.max(e.visibleUntilMs - (e.visibilityTimeoutSec * 1000) / 2, e.retryAtMs);
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    let next = Infinity;
+    for (const e of this.#entries.values()) if (!e.extending) next = Math.min(next, InFlight.dueAt(e));
+    if (next === Infinity) return;
+    if (this.#timer && next >= this.#timerAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = next;
+    this.#timer = setTimeout(() => this.#tick(), Math.max(0, next - this.#now()));
+    this.#timer.unref();
+  }
+
+  #tick(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = this.#now();
+    for (const [id, e] of this.#entries) {
+      if (e.extending || InFlight.dueAt(e) > now) continue;
+      e.extending = true;
+      const sentAt = this.#now();
+      this.#o.acker.changeVisibility(e.queue, e.receiptHandle, e.visibilityTimeoutSec).then(
+        () => {
+          e.extending = false;
+          e.visibleUntilMs = sentAt + e.visibilityTimeoutSec * 1000;
+          if (this.#entries.has(id)) this.#o.onExtended(e.queue.queue, 1);
+          this.#schedule();
+        },
+        (err: unknown) => {
+          e.extending = false;
+          e.retryAtMs = this.#now() + 1000;
+          if (this.#entries.has(id)) {
+            this.#o.log.warn({ queue: e.queue.queue, messageId: e.messageId, err }, 'visibility extension failed');
+          }
+          this.#schedule();
+        },
+      );
+    }
+    this.#schedule();
+  }
+}

@@ -1,0 +1,202 @@
+import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Metrics } from '#metrics/registry.js';
+import { isAbort } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Acker } from './acker.js';
+import { callRetryDelayMs } from './backoff.js';
+import type { Capacity } from './capacity.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { SqsHealth } from './health.js';
+import type { QueueRuntime, ReceivedMessage } from './queue.js';
+
+/** SQS limit: messages per ReceiveMessage. */
+export const SQS_MAX_RECEIVE = 10;
+/** SQS limit: the longest long poll. */
+export const SQS_MAX_WAIT_SEC = 20;
+
+export interface PollerOptions {
+  queue: QueueRuntime;
+  sqs: SQSClient;
+  capacity: Capacity;
+  dispatcher: Dispatcher;
+  acker: Acker;
+  metrics: Metrics;
+  health: SqsHealth;
+  log: Logger;
+  waitTimeSec?: number;
+}
+
+export type PollerState = 'polling' | 'failing' | 'stopping' | 'stopped';
+
+/**
+ * One queue's receive loop. It receives only into slots it holds (never more than the caps allow).
+ * Idle, one lane long-polls with a single slot, so a quiet queue holds at most one slot. Once a
+ * receive returns messages the queue is busy: every lane (one per 10 slots of the queue's cap)
+ * receives up to 10 at once without waiting, so one round trip does not cap the queue at 10 messages.
+ */
+export class Poller {
+  readonly #o: PollerOptions;
+  readonly #lanes: number;
+  readonly #stop = new AbortController();
+  #busy = false;
+  #wakeIdleLanes: Array<() => void> = [];
+  #running: Promise<void>[] = [];
+  #state: PollerState = 'polling';
+  #consecutiveErrors = 0;
+  readonly #longPolls = new Set<AbortController>();
+
+  constructor(options: PollerOptions) {
+    this.#o = options;
+    this.#lanes = Math.max(1, Math.ceil(options.capacity.capOf(options.queue.queue) / SQS_MAX_RECEIVE));
+  }
+
+  get state(): PollerState {
+    return this.#state;
+  }
+
+  get lanes(): number {
+    return this.#lanes;
+  }
+
+  start(): void {
+    for (let i = 0; i < this.#lanes; i++) this.#running.push(this.#lane(i));
+  }
+
+  /**
+   * No new receives. An idle long poll is aborted (SQS returns no message to an aborted call in
+   * all but a rare race, and such a message comes back after its visibility timeout); a busy
+   * receive finishes and what it returns is released at once.
+   */
+  async stop(): Promise<void> {
+    if (this.#state !== 'stopped') this.#state = 'stopping';
+    this.#stop.abort();
+    for (const ac of this.#longPolls) ac.abort();
+    for (const wake of this.#wakeIdleLanes.splice(0)) wake();
+    await Promise.allSettled(this.#running);
+    this.#state = 'stopped';
+  }
+
+  #setBusy(busy: boolean): void {
+    if (busy === this.#busy) return;
+    this.#busy = busy;
+    if (busy) for (const wake of this.#wakeIdleLanes.splice(0)) wake();
+  }
+
+  async #lane(index: number): Promise<void> {
+    const { capacity, queue: q, log } = this.#o;
+    const stopped = this.#stop.signal;
+    while (!stopped.aborted) {
+      if (index > 0 && !this.#busy) {
+        await new Promise<void>((resolve) => this.#wakeIdleLanes.push(resolve));
+        continue;
+      }
+      const busy = this.#busy;
+      const slots = await capacity.acquire(q.queue, busy ? SQS_MAX_RECEIVE : 1);
+      if (slots === 0) break; // capacity closed
+      if (stopped.aborted) {
+        capacity.release(q.queue, slots);
+        break;
+      }
+      let messages: Message[];
+      const sentAt = Date.now();
+      try {
+        messages = await this.#receive(slots, busy ? 0 : (this.#o.waitTimeSec ?? SQS_MAX_WAIT_SEC));
+        this.#consecutiveErrors = 0;
+        this.#o.health.ok();
+        if (this.#state === 'failing') {
+          this.#state = 'polling';
+          log.info({ queue: q.queue }, 'receiving again');
+        }
+      } catch (err) {
+        capacity.release(q.queue, slots);
+        if (stopped.aborted && isAbort(err)) break;
+        await this.#onReceiveError(err);
+        continue;
+      }
+      capacity.release(q.queue, slots - messages.length);
+      this.#setBusy(messages.length > 0);
+      if (messages.length === 0) continue;
+      this.#o.metrics.received.inc({ queue: q.queue }, messages.length);
+      const visibleUntilMs = sentAt + q.handler.visibilityTimeoutSec * 1000;
+      for (const m of messages) {
+        const msg = toReceived(m);
+        if (stopped.aborted) {
+          capacity.release(q.queue, 1);
+          this.#releaseAtShutdown(msg);
+        } else {
+          this.#o.dispatcher.dispatch(q, msg, visibleUntilMs);
+        }
+      }
+    }
+  }
+
+  async #receive(max: number, waitTimeSec: number): Promise<Message[]> {
+    const q = this.#o.queue;
+    const ac = new AbortController();
+    // Only an idle long poll may be aborted at shutdown; a short receive is let finish.
+    if (waitTimeSec > 0) this.#longPolls.add(ac);
+    try {
+      const out = await this.#o.sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: q.url,
+          MaxNumberOfMessages: max,
+          WaitTimeSeconds: waitTimeSec,
+          VisibilityTimeout: q.handler.visibilityTimeoutSec,
+          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+          MessageAttributeNames: ['All'],
+        }),
+        { abortSignal: ac.signal },
+      );
+      return out.Messages ?? [];
+    } finally {
+      this.#longPolls.delete(ac);
+    }
+  }
+
+  #releaseAtShutdown(m: ReceivedMessage): void {
+    const q = this.#o.queue;
+    this.#o.metrics.released.inc({ queue: q.queue, reason: 'shutdown' });
+    this.#o.acker.changeVisibility(q, m.receiptHandle, 0).catch((err: unknown) => {
+      this.#o.log.warn({ queue: q.queue, messageId: m.messageId, err }, 'release failed; the message comes back after its visibility timeout');
+    });
+  }
+
+  async #onReceiveError(err: unknown): Promise<void> {
+    const { queue: q, log, metrics, health } = this.#o;
+    metrics.sqsErrors.inc({ queue: q.queue, operation: 'ReceiveMessage' });
+    health.failed(err);
+    const delayMs = callRetryDelayMs(this.#consecutiveErrors++);
+    if (this.#state === 'polling') this.#state = 'failing';
+    log.warn({ queue: q.queue, err, retryInMs: delayMs, attempt: this.#consecutiveErrors }, 'receive failed');
+    await abortableSleep(delayMs, this.#stop.signal);
+  }
+}
+
+function toReceived(m: Message): ReceivedMessage {
+  const attributes: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.MessageAttributes ?? {})) {
+    if (v.StringValue !== undefined) attributes[k] = v.StringValue;
+  }
+  const sent = Number(m.Attributes?.SentTimestamp);
+  return {
+    messageId: m.MessageId ?? '',
+    receiptHandle: m.ReceiptHandle ?? '',
+    body: m.Body ?? '',
+    attributes,
+    receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
+    sentTimestampMs: Number.isFinite(sent) && sent > 0 ? sent : undefined,
+  };
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

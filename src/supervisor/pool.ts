@@ -1,0 +1,141 @@
+import { BroadcastChannel } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import { Piscina } from 'piscina';
+import type { Logger } from '../log.js';
+import type { HandlerResult } from '../types.js';
+import type { ControlMessage, TaskInput, TaskOutput, WorkerConfig, WorkerData } from '../worker/task.js';
+
+/** After `timeoutMs` + grace, how much longer the main thread waits before it ends a thread that never yields. */
+export const WATCHDOG_MARGIN_MS = 1_000;
+
+export interface PoolOptions {
+  threads: number;
+  tasksPerThread: number;
+  worker: Omit<WorkerConfig, 'slotThreads' | 'controlChannel'>;
+  threadData?: unknown;
+  log: Logger;
+  resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number };
+}
+
+export interface RunOutcome {
+  result: HandlerResult;
+  error?: string | undefined;
+  durationMs: number;
+}
+
+/**
+ * The piscina pool that runs handlers. Tasks carry no piscina abort signal: a task with one runs
+ * alone on its thread, which would cost the many tasks per thread that I/O-bound handlers need.
+ * Deadlines live inside the thread (ctx.signal); only a handler that never yields has its thread
+ * ended, by the watchdog here, which knows the thread from a shared slot table.
+ */
+export class HandlerPool {
+  readonly capacity: number;
+  readonly #pool: Piscina<TaskInput, TaskOutput>;
+  readonly #slotThreads: Int32Array;
+  readonly #freeSlots: number[];
+  readonly #control: BroadcastChannel;
+  readonly #log: Logger;
+  readonly #graceMs: number;
+  #destroyed: Promise<void> | undefined;
+
+  constructor(o: PoolOptions) {
+    this.capacity = o.threads * o.tasksPerThread;
+    const slotBuffer = new SharedArrayBuffer(4 * this.capacity);
+    this.#slotThreads = new Int32Array(slotBuffer);
+    this.#freeSlots = Array.from({ length: this.capacity }, (_, i) => this.capacity - 1 - i);
+    this.#log = o.log;
+    this.#graceMs = o.worker.graceMs;
+    const controlChannel = `eventbus:${randomUUID()}`;
+    this.#control = new BroadcastChannel(controlChannel);
+    this.#control.unref();
+    const workerData: WorkerData = { eventbus: { ...o.worker, slotThreads: slotBuffer, controlChannel }, threadData: o.threadData };
+    this.#pool = new Piscina<TaskInput, TaskOutput>({
+      filename: new URL('../worker/index.js', import.meta.url).href,
+      minThreads: o.threads,
+      maxThreads: o.threads,
+      concurrentTasksPerWorker: o.tasksPerThread,
+      // Idle threads must not block in Atomics.wait: handlers keep sockets and un-awaited work alive.
+      atomics: 'disabled',
+      idleTimeout: 60_000,
+      workerData,
+      ...(o.resourceLimits ? { resourceLimits: o.resourceLimits } : {}),
+    });
+    this.#pool.on('error', (err: unknown) => this.#log.error({ err }, 'worker thread error'));
+  }
+
+  get threads(): number {
+    return this.#pool.threads.length;
+  }
+
+  /** Runs one task; resolves with its outcome (a dead thread is `crashed`, a thread ended by the watchdog `timeout`). */
+  async run(input: Omit<TaskInput, 'slot'>): Promise<RunOutcome> {
+    const slot = this.#freeSlots.pop();
+    if (slot === undefined) throw new Error('handler pool: no free slot (caps exceed pool capacity)');
+    Atomics.store(this.#slotThreads, slot, 0);
+    const started = performance.now();
+    let killedByWatchdog = false;
+    const watchdogMs = input.timeoutMs + this.#graceMs + WATCHDOG_MARGIN_MS;
+    let watchdog: NodeJS.Timeout | undefined;
+    const arm = (ms: number) => {
+      watchdog = setTimeout(() => {
+        const tid = Atomics.load(this.#slotThreads, slot);
+        // 0 = not started yet (queued behind a thread being replaced): look again later.
+        if (tid === 0) return arm(this.#graceMs + WATCHDOG_MARGIN_MS);
+        const worker = this.#pool.threads.find((w) => w.threadId === tid);
+        if (!worker) return;
+        killedByWatchdog = true;
+        this.#log.warn({ queue: input.queue, messageId: input.messageId, thread: tid }, 'handler did not yield after its timeout; replacing its thread');
+        void worker.terminate();
+      }, ms);
+      watchdog.unref();
+    };
+    arm(watchdogMs);
+    try {
+      const out = await this.#pool.run({ ...input, slot });
+      return out;
+    } catch (err) {
+      const durationMs = performance.now() - started;
+      if (killedByWatchdog) return { result: 'timeout', error: `handler did not yield ${input.timeoutMs} ms after start; thread replaced`, durationMs };
+      return { result: 'crashed', error: `worker thread died: ${(err as Error)?.message ?? err}`, durationMs };
+    } finally {
+      clearTimeout(watchdog);
+      Atomics.store(this.#slotThreads, slot, 0);
+      this.#freeSlots.push(slot);
+    }
+  }
+
+  /** Aborts every running handler's signal (shutdown deadline). */
+  abortAll(reason: string): void {
+    this.#control.postMessage({ cmd: 'abort-all', reason } satisfies ControlMessage);
+  }
+
+  /** Runs every thread's teardown hooks; resolves when each thread answered or at the deadline. */
+  async teardown(timeoutMs: number): Promise<{ threads: number; acked: number; errors: string[] }> {
+    const expected = this.#pool.threads.length;
+    const errors: string[] = [];
+    let acked = 0;
+    if (expected === 0) return { threads: 0, acked: 0, errors };
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.#control.onmessage = (ev) => {
+        const msg = (ev as { data: ControlMessage }).data;
+        if ('ack' in msg && msg.ack === 'teardown') {
+          acked++;
+          errors.push(...msg.errors);
+          if (acked >= expected) {
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+      };
+      this.#control.postMessage({ cmd: 'teardown' } satisfies ControlMessage);
+    });
+    return { threads: expected, acked, errors };
+  }
+
+  destroy(): Promise<void> {
+    this.#destroyed ??= this.#pool.destroy().finally(() => this.#control.close());
+    return this.#destroyed;
+  }
+}

@@ -1,0 +1,369 @@
+import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { createMetrics, type Metrics } from '#metrics/registry.js';
+import { createAwsClients, type AwsClients, type AwsSettings } from '../aws.js';
+import type { Config } from '../config.js';
+import { EventBusError, isNotFound, isRetryableAwsError, toAwsError } from '../errors.js';
+import { loadHandlers, type ResolvedHandler } from '../handlers.js';
+import { createLogger, type Logger } from '../log.js';
+import { createPublisher, type Publisher } from '../publisher/index.js';
+import { provision } from '../publisher/provision.js';
+import { Acker } from './acker.js';
+import { callRetryDelayMs } from './backoff.js';
+import { Capacity } from './capacity.js';
+import { Dispatcher } from './dispatcher.js';
+import { FailureEvents } from './failure-events.js';
+import { SqsHealth } from './health.js';
+import { startHttp, type Readiness } from './http.js';
+import { InFlight } from './in-flight.js';
+import { Poller } from './poller.js';
+import { HandlerPool } from './pool.js';
+import type { QueueRuntime } from './queue.js';
+
+/** How long a handler may take to settle after its signal aborted before it counts as `timeout`. */
+export const HANDLER_GRACE_MS = 2_000;
+
+export interface SupervisorOptions {
+  config: Readonly<Config>;
+  log?: Logger;
+  /** Pretty log lines in worker threads too. */
+  pretty?: boolean;
+  /** Overrides the SDK settings built from config (the embedded emulator's credentials). */
+  aws?: AwsSettings;
+  /** Handlers already loaded; default: loaded from config.handlersDir. */
+  handlers?: ResolvedHandler[];
+  /** Opaque data for every handler thread (`threadData()`); structured-clone-safe. */
+  threadData?: unknown;
+  /** Long-poll wait (seconds); 20 unless a test needs a faster idle cycle. */
+  waitTimeSec?: number;
+  metrics?: Metrics;
+}
+
+type State = 'created' | 'starting' | 'running' | 'draining' | 'stopped';
+
+/** Lifecycle: resolve queues, start the pool and pollers; stop = quiet, finish receives, drain, release, teardown. */
+export class Supervisor {
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly #o: SupervisorOptions;
+  readonly #cfg: Readonly<Config>;
+  readonly #health = new SqsHealth();
+  #state: State = 'created';
+  #stateReason: string | null = 'starting';
+  #clients: AwsClients | undefined;
+  #queues: QueueRuntime[] = [];
+  #pollers: Poller[] = [];
+  #pool: HandlerPool | undefined;
+  #capacity: Capacity | undefined;
+  #inFlight: InFlight | undefined;
+  #acker: Acker | undefined;
+  #dispatcher: Dispatcher | undefined;
+  #failureEvents: FailureEvents | undefined;
+  #publisher: Publisher | null = null;
+  #http: Awaited<ReturnType<typeof startHttp>> | undefined;
+  #stopping: Promise<void> | undefined;
+  #startAbort = new AbortController();
+
+  constructor(options: SupervisorOptions) {
+    this.#o = options;
+    this.#cfg = options.config;
+    this.log = options.log ?? createLogger({ level: options.config.logLevel, pretty: options.pretty ?? false });
+    this.metrics = options.metrics ?? createMetrics();
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  get httpPort(): number | undefined {
+    return this.#http?.port;
+  }
+
+  get queues(): readonly QueueRuntime[] {
+    return this.#queues;
+  }
+
+  /** Current capacity numbers (tests, status). */
+  get capacity(): { globalCap: number; total: number; poolCapacity: number } | undefined {
+    if (!this.#capacity || !this.#pool) return undefined;
+    return { globalCap: this.#capacity.globalCap, total: this.#capacity.total, poolCapacity: this.#pool.capacity };
+  }
+
+  readiness(): Readiness {
+    const failingMs = this.#health.failingForMs();
+    const queues: Record<string, unknown> = {};
+    this.#pollers.forEach((p, i) => {
+      const q = this.#queues[i]!.queue;
+      queues[q] = { state: p.state, inFlight: this.#inFlight?.countOf(q) ?? 0 };
+    });
+    let reason = this.#state === 'running' ? null : this.#stateReason ?? this.#state;
+    if (!reason && failingMs > this.#cfg.readiness.sqsFailureSec * 1000) {
+      reason = `SQS calls failing for ${Math.round(failingMs / 1000)} s: ${this.#health.lastError}`;
+    }
+    return { ready: reason === null, reason, state: this.#state, queues };
+  }
+
+  /** Starts everything; rejects (with every problem named) when the handlers or queues are wrong. */
+  async start(): Promise<void> {
+    if (this.#state !== 'created') throw new Error('supervisor already started');
+    this.#state = 'starting';
+    const cfg = this.#cfg;
+    try {
+      const handlers = this.#o.handlers ?? (await loadHandlers(cfg));
+      if (handlers.length === 0) {
+        throw new EventBusError('ERR_HANDLERS_DIR', `no handlers found in ${cfg.handlersDir} (top-level .js/.mjs files with a default export)`);
+      }
+      if (cfg.concurrency < handlers.length) {
+        throw new EventBusError(
+          'ERR_CONFIG_INVALID',
+          `invalid config: concurrency (${cfg.concurrency}) must be at least the number of queues (${handlers.length}), so an idle long poll per queue fits`,
+        );
+      }
+      this.#http = await startHttp({ host: cfg.http.host, port: cfg.http.port, registry: this.metrics.registry, readiness: () => this.readiness() });
+      const awsSettings = this.#o.aws ?? { endpoint: cfg.endpoint, region: cfg.region };
+      this.#clients = createAwsClients(awsSettings);
+      const { topicArn, queues } = await this.#retryAtStart('resolve queues', () => this.#resolveTopology(handlers));
+      this.#queues = queues;
+      this.#publisher = topicArn
+        ? createPublisher({
+            sns: this.#clients.sns,
+            topic: topicArn,
+            source: cfg.source,
+            onPublished: (type, n) => this.metrics.published.inc({ event_type: type }, n),
+          })
+        : null;
+
+      this.#pool = new HandlerPool({
+        threads: cfg.threads,
+        tasksPerThread: cfg.tasksPerThread,
+        log: this.log,
+        threadData: this.#o.threadData,
+        worker: {
+          handlers: handlers.map((h) => ({ queue: h.queue, file: h.file })),
+          aws: awsSettings,
+          topicArn,
+          source: cfg.source,
+          logLevel: cfg.logLevel,
+          pretty: this.#o.pretty ?? false,
+          graceMs: HANDLER_GRACE_MS,
+        },
+      });
+      const globalCap = Math.min(cfg.concurrency, this.#pool.capacity);
+      if (globalCap < cfg.concurrency) {
+        this.log.warn({ concurrency: cfg.concurrency, threads: cfg.threads, tasksPerThread: cfg.tasksPerThread }, 'thread pool capacity is below concurrency; the pool limits');
+      }
+      this.#capacity = new Capacity(globalCap, Object.fromEntries(handlers.map((h) => [h.queue, h.concurrency])));
+      this.#acker = new Acker({
+        sqs: this.#clients.sqs,
+        log: this.log,
+        health: this.#health,
+        onError: (queue, operation, n) => this.metrics.sqsErrors.inc({ queue, operation }, n),
+      });
+      this.#inFlight = new InFlight({ acker: this.#acker, log: this.log, onExtended: (queue, n) => this.metrics.extensions.inc({ queue }, n) });
+      this.#failureEvents = new FailureEvents({
+        enabled: cfg.failureEvents.enabled,
+        maxPerSecond: cfg.failureEvents.maxPerSecond,
+        publisher: () => this.#publisher,
+        log: this.log,
+        onSuppressed: (queue) => this.metrics.failureEventsSuppressed.inc({ queue }),
+      });
+      this.#dispatcher = new Dispatcher({
+        pool: this.#pool,
+        acker: this.#acker,
+        inFlight: this.#inFlight,
+        capacity: this.#capacity,
+        metrics: this.metrics,
+        failureEvents: this.#failureEvents,
+        log: this.log,
+        retry: cfg.retry,
+      });
+      for (const q of queues) {
+        const p = new Poller({
+          queue: q,
+          sqs: this.#clients.sqs,
+          capacity: this.#capacity,
+          dispatcher: this.#dispatcher,
+          acker: this.#acker,
+          metrics: this.metrics,
+          health: this.#health,
+          log: this.log,
+          ...(this.#o.waitTimeSec !== undefined ? { waitTimeSec: this.#o.waitTimeSec } : {}),
+        });
+        this.#pollers.push(p);
+      }
+      if (this.#stopping) return;
+      for (const p of this.#pollers) p.start();
+      this.#state = 'running';
+      this.#stateReason = null;
+      this.log.info(
+        {
+          queues: queues.map((q) => ({ queue: q.queue, events: q.handler.events ?? 'all', concurrency: Math.min(q.handler.concurrency, globalCap) })),
+          concurrency: globalCap,
+          threads: cfg.threads,
+          tasksPerThread: cfg.tasksPerThread,
+          http: this.#http.port,
+        },
+        'supervisor running',
+      );
+    } catch (err) {
+      await this.stop('start failed');
+      throw err;
+    }
+  }
+
+  /** Graceful stop (SPEC "Shutdown"); idempotent: every caller gets the same promise. */
+  stop(reason = 'stop'): Promise<void> {
+    this.#stopping ??= this.#doStop(reason);
+    return this.#stopping;
+  }
+
+  async #doStop(reason: string): Promise<void> {
+    const started = Date.now();
+    const deadline = started + this.#cfg.shutdownTimeoutMs;
+    // Reserve the tail of the deadline for releasing, teardown and closing.
+    const drainUntil = deadline - Math.min(3_000, this.#cfg.shutdownTimeoutMs / 4);
+    this.#state = 'draining';
+    this.#stateReason = 'draining';
+    this.#startAbort.abort();
+    if (this.#pollers.length) this.log.info({ reason, inFlight: this.#inFlight?.size ?? 0 }, 'draining');
+    const step = async (name: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ err, step: name }, 'shutdown step failed');
+      }
+    };
+    await step('stop pollers', () => Promise.all(this.#pollers.map((p) => p.stop())));
+    await step('drain handlers', async () => {
+      if (!this.#dispatcher) return;
+      let settled = await this.#dispatcher.idle(Math.max(0, drainUntil - Date.now()));
+      if (!settled && this.#pool) {
+        this.#pool.abortAll('supervisor shutting down');
+        settled = await this.#dispatcher.idle(Math.min(HANDLER_GRACE_MS, Math.max(0, deadline - Date.now() - 1_000)));
+      }
+      if (!settled) await this.#releaseInFlight();
+    });
+    await step('flush acks', () => this.#acker?.flush());
+    await step('failure events', () => this.#failureEvents?.flush());
+    await step('stop extensions', () => this.#inFlight?.stop());
+    await step('teardown', async () => {
+      if (!this.#pool) return;
+      const r = await this.#pool.teardown(Math.max(100, deadline - Date.now() - 500));
+      if (r.acked < r.threads) this.log.warn(r, 'not every thread finished its teardown in time');
+    });
+    await step('close pool', () => this.#pool?.destroy());
+    await step('close capacity', () => this.#capacity?.close());
+    await step('close http', () => this.#http?.close());
+    await step('close clients', () => {
+      this.#clients?.sqs.destroy();
+      this.#clients?.sns.destroy();
+    });
+    this.#state = 'stopped';
+    if (this.#pollers.length) this.log.info({ ms: Date.now() - started }, 'stopped');
+  }
+
+  /** Hands back every message still in flight (visibility 0), so another host takes it now. */
+  async #releaseInFlight(): Promise<void> {
+    if (!this.#inFlight || !this.#acker) return;
+    const entries = this.#inFlight.entries();
+    await Promise.allSettled(
+      entries.map(async ([id, e]) => {
+        this.#inFlight!.remove(id);
+        this.metrics.released.inc({ queue: e.queue.queue, reason: 'shutdown' });
+        await this.#acker!.changeVisibility(e.queue, e.receiptHandle, 0);
+      }),
+    );
+    if (entries.length) this.log.warn({ released: entries.length }, 'released unfinished messages at the shutdown deadline');
+  }
+
+  async #retryAtStart<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const out = await fn();
+        this.#health.ok();
+        return out;
+      } catch (err) {
+        const cause = (err as { cause?: unknown }).cause ?? err;
+        if (!isRetryableAwsError(cause) || this.#startAbort.signal.aborted) throw err;
+        this.#health.failed(cause);
+        this.#stateReason = `starting: ${what} failed, retrying`;
+        const delayMs = callRetryDelayMs(attempt, 30_000, 500);
+        this.log.warn({ err, retryInMs: delayMs }, `${what} failed; retrying`);
+        await new Promise((r) => setTimeout(r, delayMs));
+        if (this.#startAbort.signal.aborted) throw err;
+      }
+    }
+  }
+
+  async #resolveTopology(handlers: ResolvedHandler[]): Promise<{ topicArn: string | null; queues: QueueRuntime[] }> {
+    const clients = this.#clients!;
+    if (this.#cfg.provision) {
+      const r = await provision(clients, { topic: this.#cfg.topic, handlers, log: this.log });
+      const byQueue = new Map(r.queues.map((q) => [q.queue, q]));
+      return {
+        topicArn: r.topicArn,
+        queues: handlers.map((h) => {
+          const t = byQueue.get(h.queue)!;
+          return { queue: h.queue, url: t.url, arn: t.arn, dlqUrl: t.dlqUrl, handler: h };
+        }),
+      };
+    }
+    const queues = await lookupQueues(clients.sqs, handlers, this.log);
+    let topicArn: string | null = null;
+    try {
+      topicArn = await createPublisher({ sns: clients.sns, topic: this.#cfg.topic, source: this.#cfg.source }).topicArn();
+    } catch (err) {
+      if (isRetryableAwsError((err as { cause?: unknown }).cause)) throw err;
+      this.log.warn({ err, topic: this.#cfg.topic }, 'topic not resolved: failure events and ctx.publish are off');
+    }
+    return { topicArn, queues };
+  }
+}
+
+/** Looks every queue up; all missing queues are reported together. Drift from the declaration is a warning. */
+export async function lookupQueues(sqs: SQSClient, handlers: ResolvedHandler[], log: Logger): Promise<QueueRuntime[]> {
+  const missing: string[] = [];
+  const out: QueueRuntime[] = [];
+  for (const h of handlers) {
+    let url: string;
+    try {
+      url = (await sqs.send(new GetQueueUrlCommand({ QueueName: h.queueName }))).QueueUrl!;
+    } catch (err) {
+      if (isNotFound(err)) {
+        missing.push(h.queueName);
+        continue;
+      }
+      throw toAwsError('GetQueueUrl', h.queueName, err);
+    }
+    let attrs: Record<string, string>;
+    try {
+      attrs = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn', 'VisibilityTimeout', 'RedrivePolicy'] }))).Attributes ?? {};
+    } catch (err) {
+      throw toAwsError('GetQueueAttributes', h.queueName, err);
+    }
+    let dlqUrl: string | null = null;
+    try {
+      dlqUrl = (await sqs.send(new GetQueueUrlCommand({ QueueName: h.dlqName }))).QueueUrl ?? null;
+    } catch (err) {
+      if (!isNotFound(err)) throw toAwsError('GetQueueUrl', h.dlqName, err);
+    }
+    const drift: string[] = [];
+    if (Number(attrs.VisibilityTimeout) !== h.visibilityTimeoutSec) drift.push(`VisibilityTimeout is ${attrs.VisibilityTimeout}, handler declares ${h.visibilityTimeoutSec}`);
+    let redrive: { maxReceiveCount?: number | string; deadLetterTargetArn?: string } = {};
+    try {
+      redrive = attrs.RedrivePolicy ? (JSON.parse(attrs.RedrivePolicy) as typeof redrive) : {};
+    } catch {
+      drift.push('RedrivePolicy is not JSON');
+    }
+    if (!attrs.RedrivePolicy) drift.push(`no RedrivePolicy: failing messages never reach ${h.dlqName}`);
+    else if (Number(redrive.maxReceiveCount) !== h.maxReceiveCount) drift.push(`maxReceiveCount is ${redrive.maxReceiveCount}, handler declares ${h.maxReceiveCount}`);
+    if (drift.length) log.warn({ queue: h.queue, drift }, 'queue differs from its handler declaration (run eventbus provision)');
+    out.push({ queue: h.queue, url, arn: attrs.QueueArn ?? '', dlqUrl, handler: h });
+  }
+  if (missing.length) {
+    throw new EventBusError(
+      'ERR_QUEUE_NOT_FOUND',
+      `queues not found: ${missing.join(', ')} (create them with "eventbus provision", or start with provision: true)`,
+    );
+  }
+  return out;
+}

@@ -1,0 +1,49 @@
+import type { AwsSettings } from '../aws.js';
+import type { CloudEvent, HandlerResult } from '../types.js';
+
+/** Configuration every thread receives as `workerData.eventbus` (structured-clone-safe). */
+export interface WorkerConfig {
+  handlers: Array<{ queue: string; file: string }>;
+  aws: AwsSettings;
+  /** For ctx.publish; null when the topic could not be resolved (publish then throws). */
+  topicArn: string | null;
+  source: string;
+  logLevel: string;
+  pretty: boolean;
+  /** After a handler's signal aborted, how long it may take to settle before the result is `timeout`. */
+  graceMs: number;
+  /** Int32Array over this buffer: slot -> threadId of the thread running the task in that slot. */
+  slotThreads: SharedArrayBuffer;
+  /** BroadcastChannel name for teardown and shutdown aborts. */
+  controlChannel: string;
+}
+
+/** The thread's whole `workerData`. */
+export interface WorkerData {
+  eventbus: WorkerConfig;
+  /** Opaque data the embedding application passed to every thread (`threadData()`). */
+  threadData?: unknown;
+}
+
+/** One message for a handler; small, plain data. */
+export interface TaskInput {
+  slot: number;
+  queue: string;
+  messageId: string;
+  receiveCount: number;
+  timeoutMs: number;
+  event: CloudEvent;
+}
+
+/** What comes back across the thread boundary: data, never an exception. */
+export interface TaskOutput {
+  result: Exclude<HandlerResult, 'crashed'>;
+  error?: string;
+  durationMs: number;
+}
+
+/** Messages on the control channel. */
+export type ControlMessage =
+  | { cmd: 'teardown' }
+  | { cmd: 'abort-all'; reason: string }
+  | { ack: 'teardown'; threadId: number; errors: string[] };

@@ -1,0 +1,57 @@
+// Concurrency caps hold inside the handlers; nothing is received without a free slot; a quiet queue is not starved.
+import t from 'tap';
+import { startBus, waitFor } from '../helpers/bus.js';
+
+t.test('per-queue and global caps are never exceeded, and are reached', async (t) => {
+  const bus = await startBus(
+    [
+      { queue: 'a', events: ['A'], concurrency: 3 },
+      { queue: 'b', events: ['B'], concurrency: 4 },
+    ],
+    { config: { concurrency: 5, threads: 2, tasksPerThread: 5 } },
+  );
+  t.teardown(() => bus.stop());
+  const batch = (type: string) => Array.from({ length: 30 }, () => ({ type, data: { sleepMs: 80 } }));
+  await Promise.all([bus.publisher.publishBatch(batch('A')), bus.publisher.publishBatch(batch('B'))]);
+  await waitFor('all handled', () => bus.ended('a').length === 30 && bus.ended('b').length === 30, 30_000);
+  t.ok(bus.peak('a') <= 3, `queue a peak ${bus.peak('a')} <= 3`);
+  t.ok(bus.peak('b') <= 4, `queue b peak ${bus.peak('b')} <= 4`);
+  t.ok(bus.peak() <= 5, `global peak ${bus.peak()} <= 5`);
+  t.equal(bus.peak(), 5, 'the global cap is reached under load');
+  t.equal(bus.peak('a'), 3, 'queue a reaches its cap');
+});
+
+t.test('no message is received while no slot is free', async (t) => {
+  const bus = await startBus([{ queue: 'q', events: ['HOLD'], concurrency: 2 }], { config: { concurrency: 2 } });
+  t.teardown(() => bus.stop());
+  await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'HOLD', data: { sleepMs: 2500 } })));
+  await waitFor('two handlers running', () => bus.running('q') === 2, 10_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const d = await bus.depth('q');
+  t.same(d, { visible: 8, inFlight: 2 }, 'only the two running messages are received');
+  t.equal(bus.started('q').length, 2);
+  await waitFor('all done', () => bus.ended('q').length === 10, 30_000);
+  t.equal(bus.peak('q'), 2);
+});
+
+t.test('a flooded queue does not starve a quiet one', async (t) => {
+  const bus = await startBus(
+    [
+      { queue: 'flood', events: ['FLOOD'], concurrency: 4 },
+      { queue: 'quiet', events: ['QUIET'], concurrency: 4 },
+    ],
+    { config: { concurrency: 4, threads: 2, tasksPerThread: 2 } },
+  );
+  t.teardown(() => bus.stop());
+  for (let i = 0; i < 10; i++) await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'FLOOD', data: { sleepMs: 300 } })));
+  await waitFor('flood saturating the cap', () => bus.running('flood') >= 3, 10_000);
+  const sentAt = Date.now();
+  await bus.publisher.publishBatch(Array.from({ length: 6 }, () => ({ type: 'QUIET', data: { sleepMs: 300 } })));
+  await waitFor('quiet handled', () => bus.ended('quiet').length === 6, 20_000);
+  t.comment(`quiet done ${Date.now() - sentAt} ms after it was sent`);
+  const floodLeft = 100 - bus.ended('flood').length;
+  t.ok(floodLeft > 40, `quiet finished while the flood still had ${floodLeft} of 100 to go`);
+  t.ok(bus.peak('quiet') >= 2, `quiet got a fair share of slots (peak ${bus.peak('quiet')})`);
+  t.ok(bus.peak() <= 4, 'global cap held');
+  await waitFor('flood done', () => bus.ended('flood').length === 100, 30_000);
+});

@@ -1,0 +1,60 @@
+import t from 'tap';
+import { Capacity } from '../../dist/supervisor/capacity.js';
+
+t.test('grants up to the request, never above the queue cap or the global cap', async (t) => {
+  const c = new Capacity(5, { a: 3, b: 10 });
+  t.equal(await c.acquire('a', 10), 3, 'a is limited by its own cap');
+  t.equal(await c.acquire('b', 10), 2, 'b gets what is left of the global cap');
+  t.equal(c.total, 5);
+  t.equal(c.free('a'), 0);
+  t.equal(c.free('b'), 0);
+  let got = 0;
+  const waiting = c.acquire('b', 10).then((n) => (got = n));
+  await new Promise((r) => setImmediate(r));
+  t.equal(got, 0, 'no slot is granted while none is free');
+  c.release('a', 2);
+  await waiting;
+  t.equal(got, 2, 'released slots go to the waiter');
+  t.equal(c.total, 5);
+});
+
+t.test('releasing more than held throws (release exactly once)', async (t) => {
+  const c = new Capacity(4, { a: 4 });
+  await c.acquire('a', 1);
+  c.release('a', 1);
+  t.throws(() => c.release('a', 1), /release of 1 slots on a that holds 0/);
+});
+
+t.test('when the global cap limits, free slots go to the queue that holds fewest', async (t) => {
+  const c = new Capacity(4, { busy: 4, quiet: 4 });
+  t.equal(await c.acquire('busy', 4), 4);
+  const grants: string[] = [];
+  // The busy queue asks first, the quiet queue second: fairness, not arrival order, decides.
+  const busyWaits = c.acquire('busy', 1).then((n) => grants.push(`busy:${n}`));
+  const quietWaits = c.acquire('quiet', 1).then((n) => grants.push(`quiet:${n}`));
+  c.release('busy', 1);
+  await new Promise((r) => setImmediate(r));
+  t.same(grants, ['quiet:1'], 'the quiet queue gets the first free slot');
+  c.release('busy', 1);
+  await Promise.all([busyWaits, quietWaits]);
+  t.same(grants, ['quiet:1', 'busy:1']);
+});
+
+t.test('one release spreads over several waiters by max-min fairness', async (t) => {
+  const c = new Capacity(6, { a: 6, b: 6, c: 6 });
+  t.equal(await c.acquire('a', 6), 6);
+  const pb = c.acquire('b', 10);
+  const pc = c.acquire('c', 10);
+  c.release('a', 4);
+  t.same(await Promise.all([pb, pc]), [2, 2], 'b and c get two each');
+  t.equal(c.held('a'), 2);
+});
+
+t.test('close wakes waiters with 0 and later acquires get 0', async (t) => {
+  const c = new Capacity(1, { a: 1 });
+  t.equal(await c.acquire('a', 1), 1);
+  const p = c.acquire('a', 1);
+  c.close();
+  t.equal(await p, 0);
+  t.equal(await c.acquire('a', 1), 0);
+});
