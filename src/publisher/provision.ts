@@ -169,18 +169,18 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
   const perHandler = await mapLimit(opts.handlers, 4, async (h) => {
     const acts: ProvisionAction[] = [];
     const dlq = await p.ensureQueue(h.dlqName, [
-      { name: 'MessageRetentionPeriod', want: String(DLQ_RETENTION_SEC), describe: () => `MessageRetentionPeriod=${DLQ_RETENTION_SEC} (14 days)` },
+      { name: 'MessageRetentionPeriod', want: String(DLQ_RETENTION_SEC), label: `MessageRetentionPeriod=${DLQ_RETENTION_SEC} (14 days)` },
     ]);
     acts.push(dlq.action);
     const redrive = { deadLetterTargetArn: dlq.arn, maxReceiveCount: h.maxReceiveCount };
     const queue = await p.ensureQueue(h.queueName, [
-      { name: 'VisibilityTimeout', want: String(h.visibilityTimeoutSec), describe: () => `VisibilityTimeout=${h.visibilityTimeoutSec}` },
+      { name: 'VisibilityTimeout', want: String(h.visibilityTimeoutSec), label: `VisibilityTimeout=${h.visibilityTimeoutSec}` },
       {
         name: 'RedrivePolicy',
         want: JSON.stringify(redrive),
         equal: (have) => sameRedrive(have, redrive),
-        describe: () => `redrive to ${h.dlqName} after ${h.maxReceiveCount}`,
-        show: (v) => describeRedrive(v),
+        label: `redrive to ${h.dlqName} after ${h.maxReceiveCount}`,
+        show: (v) => describeRedrive(v, dlq.arn, h.dlqName),
       },
     ]);
     acts.push(queue.action);
@@ -216,10 +216,10 @@ interface WantedAttribute {
   name: QueueAttributeName;
   want: string;
   equal?: (have: string | undefined) => boolean;
-  /** The wanted value for humans, e.g. `VisibilityTimeout=30`. */
-  describe: () => string;
-  /** An existing value for humans. */
-  show?: (have: string | undefined) => string;
+  /** The wanted setting for humans, e.g. `VisibilityTimeout=30`. */
+  label: string;
+  /** A value (existing or wanted) for humans in an update; default: as is. */
+  show?: (value: string | undefined) => string;
 }
 
 interface EnsuredQueue {
@@ -306,7 +306,7 @@ class Provisioner {
   /** Looks a queue up; creates it, or sets only the attributes that differ. */
   async ensureQueue(queueName: string, wanted: WantedAttribute[]): Promise<EnsuredQueue> {
     const resource = `queue ${queueName}`;
-    const describeAll = wanted.map((w) => w.describe()).join(', ');
+    const describeAll = wanted.map((w) => w.label).join(', ');
     let url: string | undefined;
     try {
       url = (await this.#c.sqs.send(new GetQueueUrlCommand({ QueueName: queueName }))).QueueUrl;
@@ -330,7 +330,8 @@ class Provisioner {
     const arn = required(got, 'QueueArn', queueName);
     const diff = wanted.filter((w) => !(w.equal ? w.equal(got[w.name]) : got[w.name] === w.want));
     if (diff.length === 0) return { url: foundUrl, arn, policy: got.Policy, action: { kind: 'ok', resource, detail: describeAll } };
-    const detail = diff.map((w) => `${w.name} ${w.show ? w.show(got[w.name]) : (got[w.name] ?? 'unset')} -> ${w.describe()}`).join(', ');
+    const show = (w: WantedAttribute, v: string | undefined) => (w.show ? w.show(v) : (v ?? 'unset'));
+    const detail = diff.map((w) => `${w.name} ${show(w, got[w.name])} -> ${show(w, w.want)}`).join(', ');
     const action: ProvisionAction = { kind: 'update', resource, detail };
     if (!this.#dryRun) {
       const attrs = Object.fromEntries(diff.map((w) => [w.name, w.want]));
@@ -494,11 +495,13 @@ function sameRedrive(have: string | undefined, want: { deadLetterTargetArn: stri
   return !!r && typeof r === 'object' && r.deadLetterTargetArn === want.deadLetterTargetArn && Number(r.maxReceiveCount) === want.maxReceiveCount;
 }
 
-function describeRedrive(have: string | undefined): string {
-  const r = parseJson(have) as { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown } | undefined;
-  if (!r || typeof r !== 'object') return have ? `"${have}"` : 'unset';
-  const target = typeof r.deadLetterTargetArn === 'string' ? queueNameOfArn(r.deadLetterTargetArn) : String(r.deadLetterTargetArn);
-  return `redrive to ${target} after ${String(r.maxReceiveCount)}`;
+/** `to <dlq name> after <n>` for a RedrivePolicy value; the DLQ a dry run would create is shown by name. */
+function describeRedrive(value: string | undefined, dlqArn: string, dlqName: string): string {
+  const r = parseJson(value) as { deadLetterTargetArn?: unknown; maxReceiveCount?: unknown } | undefined;
+  if (!r || typeof r !== 'object') return value ? `"${value}"` : 'unset';
+  const arn = r.deadLetterTargetArn;
+  const target = arn === dlqArn ? dlqName : typeof arn === 'string' ? queueNameOfArn(arn) : String(arn);
+  return `to ${target} after ${String(r.maxReceiveCount)}`;
 }
 
 /** A stored filter policy: absent, "" and {} all mean no filter (see ensureSubscription). */
@@ -552,10 +555,16 @@ function canonical(v: unknown): unknown {
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    while (!failed && next < items.length) {
       const i = next++;
-      out[i] = await fn(items[i]!);
+      try {
+        out[i] = await fn(items[i]!);
+      } catch (err) {
+        failed = true; // the others finish their current item and stop
+        throw err;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));

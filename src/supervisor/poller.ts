@@ -117,6 +117,7 @@ export class Poller {
       this.#setBusy(messages.length > 0);
       if (messages.length === 0) continue;
       this.#o.metrics.received.inc({ queue: q.queue }, messages.length);
+      log.debug({ queue: q.queue, count: messages.length, lane: index, slots, waitedMs: Date.now() - sentAt }, 'received');
       const visibleUntilMs = sentAt + q.handler.visibilityTimeoutSec * 1000;
       for (const m of messages) {
         const msg = toReceived(m);

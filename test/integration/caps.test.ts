@@ -24,7 +24,7 @@ t.test('per-queue and global caps are never exceeded, and are reached', async (t
 t.test('no message is received while no slot is free', async (t) => {
   const bus = await startBus([{ queue: 'q', events: ['HOLD'], concurrency: 2 }], { config: { concurrency: 2 } });
   t.teardown(() => bus.stop());
-  await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'HOLD', data: { sleepMs: 2500 } })));
+  await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'HOLD', data: { sleepMs: 1500 } })));
   await waitFor('two handlers running', () => bus.running('q') === 2, 10_000);
   await new Promise((r) => setTimeout(r, 500));
   const d = await bus.depth('q');
