@@ -54,11 +54,23 @@ export class Capacity {
    * Waits until at least one slot is free for `queue` and takes up to `max`. Resolves 0 once closed.
    * The caller must release every slot it was given, exactly once.
    */
-  acquire(queue: string, max: number): Promise<number> {
+  acquire(queue: string, max: number, signal?: AbortSignal): Promise<number> {
     if (!this.#queueCaps.has(queue)) throw new Error(`unknown queue ${queue}`);
-    if (this.#closed || max < 1) return Promise.resolve(0);
+    if (this.#closed || max < 1 || signal?.aborted) return Promise.resolve(0);
     return new Promise((resolve) => {
-      this.#waiters.push({ queue, max, granted: 0, seq: this.#seq++, resolve });
+      const w: Waiter = { queue, max, granted: 0, seq: this.#seq++, resolve };
+      this.#waiters.push(w);
+      // An aborted wait (the poller stopping) gives up its place; slots already granted stay granted.
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const i = this.#waiters.indexOf(w);
+          if (i < 0) return;
+          this.#waiters.splice(i, 1);
+          resolve(0);
+        },
+        { once: true },
+      );
       this.#pump();
     });
   }

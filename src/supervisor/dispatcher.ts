@@ -32,6 +32,9 @@ export class Dispatcher {
     this.#o = options;
   }
 
+  /** Set at the shutdown deadline: what fails from now on was cut short, so it is released, not retried later. */
+  releaseFailures = false;
+
   get running(): number {
     return this.#running.size;
   }
@@ -101,6 +104,12 @@ export class Dispatcher {
       }
       if (!inFlight.get(id)) return; // released by shutdown already
       inFlight.remove(id);
+      if (this.releaseFailures) {
+        log.info({ ...fields, result: outcome.result }, 'released at shutdown');
+        metrics.released.inc({ queue: q.queue, reason: 'shutdown' });
+        await this.#o.acker.changeVisibility(q, m.receiptHandle, 0).catch((err: unknown) => log.warn({ ...fields, err }, 'release failed'));
+        return;
+      }
       const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
       const atMax = m.receiveCount >= q.handler.maxReceiveCount;
       log.warn(

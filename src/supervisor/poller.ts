@@ -91,8 +91,8 @@ export class Poller {
         continue;
       }
       const busy = this.#busy;
-      const slots = await capacity.acquire(q.queue, busy ? SQS_MAX_RECEIVE : 1);
-      if (slots === 0) break; // capacity closed
+      const slots = await capacity.acquire(q.queue, busy ? SQS_MAX_RECEIVE : 1, stopped);
+      if (slots === 0) break; // stopping, or capacity closed
       if (stopped.aborted) {
         capacity.release(q.queue, slots);
         break;

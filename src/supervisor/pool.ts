@@ -105,6 +105,16 @@ export class HandlerPool {
     }
   }
 
+  /**
+   * Waits until every thread has loaded the handlers and run their setup, so no message is received
+   * into a thread that is still starting (its visibility timeout would run meanwhile).
+   */
+  async warmup(): Promise<void> {
+    const threads = this.#pool.threads.length || 1;
+    // One task per thread: piscina's least-busy balancer gives each idle thread one.
+    await Promise.all(Array.from({ length: threads }, () => this.#pool.run({ warmup: true, slot: -1, queue: '', messageId: '', receiveCount: 0, timeoutMs: 0, event: null as never })));
+  }
+
   /** Aborts every running handler's signal (shutdown deadline). */
   abortAll(reason: string): void {
     this.#control.postMessage({ cmd: 'abort-all', reason } satisfies ControlMessage);

@@ -147,6 +147,8 @@ export class Supervisor {
           graceMs: HANDLER_GRACE_MS,
         },
       });
+      this.#stateReason = 'starting: loading handlers in the worker threads';
+      await this.#pool.warmup();
       const globalCap = Math.min(cfg.concurrency, this.#pool.capacity);
       if (globalCap < cfg.concurrency) {
         this.log.warn({ concurrency: cfg.concurrency, threads: cfg.threads, tasksPerThread: cfg.tasksPerThread }, 'thread pool capacity is below concurrency; the pool limits');
@@ -219,8 +221,8 @@ export class Supervisor {
   async #doStop(reason: string): Promise<void> {
     const started = Date.now();
     const deadline = started + this.#cfg.shutdownTimeoutMs;
-    // Reserve the tail of the deadline for releasing, teardown and closing.
-    const drainUntil = deadline - Math.min(3_000, this.#cfg.shutdownTimeoutMs / 4);
+    // Reserve the tail of the deadline for aborting, releasing, teardown and closing.
+    const drainUntil = deadline - Math.min(5_000, this.#cfg.shutdownTimeoutMs / 3);
     this.#state = 'draining';
     this.#stateReason = 'draining';
     this.#startAbort.abort();
@@ -237,8 +239,9 @@ export class Supervisor {
       if (!this.#dispatcher) return;
       let settled = await this.#dispatcher.idle(Math.max(0, drainUntil - Date.now()));
       if (!settled && this.#pool) {
+        this.#dispatcher.releaseFailures = true;
         this.#pool.abortAll('supervisor shutting down');
-        settled = await this.#dispatcher.idle(Math.min(HANDLER_GRACE_MS, Math.max(0, deadline - Date.now() - 1_000)));
+        settled = await this.#dispatcher.idle(Math.min(HANDLER_GRACE_MS, Math.max(0, (deadline - Date.now()) / 2)));
       }
       if (!settled) await this.#releaseInFlight();
     });

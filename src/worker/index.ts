@@ -75,6 +75,21 @@ function ensureSetup(h: LoadedHandler, queue: string): Promise<void> | null {
   return h.setup;
 }
 
+/** Runs every setup hook once the thread is up, so the first message does not wait for it. */
+async function warmup(): Promise<TaskOutput> {
+  const started = performance.now();
+  const errors: string[] = [];
+  for (const [queue, h] of handlers) {
+    try {
+      await ensureSetup(h, queue);
+    } catch (err) {
+      errors.push(`${queue}: ${describeError(err)}`);
+      h.log.error({ err }, 'handler setup failed; it is tried again with the next message');
+    }
+  }
+  return { result: errors.length ? 'error' : 'success', ...(errors.length ? { error: errors.join('; ') } : {}), durationMs: performance.now() - started };
+}
+
 function getPublisher(): Publisher {
   if (!cfg.topicArn) throw new Error('ctx.publish: the topic is not resolved on this host');
   publisher ??= createPublisher({ sns: createAwsClients(cfg.aws).sns, topic: cfg.topicArn, source: cfg.source });
@@ -83,6 +98,7 @@ function getPublisher(): Publisher {
 
 /** Runs one message's handler. Never throws: the outcome crosses the thread boundary as data. */
 export default async function run(task: TaskInput): Promise<TaskOutput> {
+  if (task.warmup) return warmup();
   Atomics.store(slotThreads, task.slot, threadId);
   const started = performance.now();
   const done = (result: TaskOutput['result'], error?: string): TaskOutput => ({

@@ -27,6 +27,8 @@ export interface WorkerData {
 
 /** One message for a handler; small, plain data. */
 export interface TaskInput {
+  /** Warm-up: the thread has loaded the handlers; run their setup hooks and return. */
+  warmup?: boolean;
   slot: number;
   queue: string;
   messageId: string;

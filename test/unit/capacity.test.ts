@@ -58,3 +58,16 @@ t.test('close wakes waiters with 0 and later acquires get 0', async (t) => {
   t.equal(await p, 0);
   t.equal(await c.acquire('a', 1), 0);
 });
+
+t.test('an aborted wait resolves 0 and frees its place', async (t) => {
+  const c = new Capacity(1, { a: 1, b: 1 });
+  t.equal(await c.acquire('a', 1), 1);
+  const ac = new AbortController();
+  const p = c.acquire('b', 1, ac.signal);
+  ac.abort();
+  t.equal(await p, 0, 'the stopped poller wakes');
+  const q = c.acquire('b', 1);
+  c.release('a', 1);
+  t.equal(await q, 1, 'the next waiter gets the slot');
+  t.equal(await c.acquire('a', 1, ac.signal), 0, 'an already aborted signal gets nothing');
+});
