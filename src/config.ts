@@ -195,7 +195,13 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       }
     }
     const file = options.file ?? env.EVENTBUS_CONFIG;
-    if (file) c.loadFile(file);
+    if (file) {
+      try {
+        c.loadFile(file);
+      } catch (err) {
+        throw new Error(`config file ${file}: ${(err as Error).message}`);
+      }
+    }
     if (options.overrides) c.load(options.overrides as never);
     c.validate({ allowed: 'strict' });
     for (const [key, check] of Object.entries(objectFormats)) {

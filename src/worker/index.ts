@@ -76,8 +76,7 @@ function ensureSetup(h: LoadedHandler, queue: string): Promise<void> | null {
 }
 
 /** Runs every setup hook once the thread is up, so the first message does not wait for it. */
-async function warmup(): Promise<TaskOutput> {
-  const started = performance.now();
+async function setupAll(): Promise<string[]> {
   const errors: string[] = [];
   for (const [queue, h] of handlers) {
     try {
@@ -87,8 +86,17 @@ async function warmup(): Promise<TaskOutput> {
       h.log.error({ err }, 'handler setup failed; it is tried again with the next message');
     }
   }
+  return errors;
+}
+
+async function warmup(): Promise<TaskOutput> {
+  const started = performance.now();
+  const errors = await setupAll();
   return { result: errors.length ? 'error' : 'success', ...(errors.length ? { error: errors.join('; ') } : {}), durationMs: performance.now() - started };
 }
+
+// Setup runs as the thread starts (a replacement thread too), so its first message does not wait for it.
+await setupAll();
 
 function getPublisher(): Publisher {
   if (!cfg.topicArn) throw new Error('ctx.publish: the topic is not resolved on this host');

@@ -7,9 +7,11 @@ t.test('setup once per thread, teardown at stop', async (t) => {
   const bus = await startBus([{ queue: 'q', events: ['E'] }], { config: { threads: 2, tasksPerThread: 5, concurrency: 10 } });
   await bus.publisher.publishBatch(Array.from({ length: 20 }, () => ({ type: 'E', data: { sleepMs: 20 } })));
   await waitFor('all handled', () => bus.ended('q').length === 20, 15_000);
-  const setups = bus.seen.filter((s) => s.kind === 'setup');
-  const threads = new Set(bus.ended('q').map((s) => s.thread));
-  t.equal(setups.length, threads.size, `setup ran once on each of the ${threads.size} threads that handled messages`);
+  const setups = bus.seen.filter((s) => s.kind === 'setup').map((s) => s.thread);
+  t.equal(new Set(setups).size, 2, 'setup ran on both threads');
+  t.equal(setups.length, 2, 'and once on each');
+  const setupThreads = new Set(setups);
+  t.ok(bus.ended('q').every((s) => setupThreads.has(s.thread)), 'every message ran on a thread that had run setup');
   await bus.stop();
   await waitFor('teardown', () => bus.seen.filter((s) => s.kind === 'teardown').length === 2, 5_000);
   t.pass('teardown ran on both threads');

@@ -1,0 +1,51 @@
+// `eventbus dev` (npm start): an embedded emulator, provisioned topology and the example handlers firing.
+import t from 'tap';
+import { freePort } from '../helpers/ports.js';
+import { spawnNode } from '../helpers/process.js';
+
+t.test('dev runs the example handlers; the CLI publishes to it with --dev', async (t) => {
+  const port = await freePort();
+  const dev = spawnNode('bin/eventbus.js', ['dev', '--port', String(port), '--http-port', '0'], { EVENTBUS_LOG_FORMAT: 'json' });
+  t.teardown(() => dev.kill());
+  await dev.waitForOutput(/Publish an event from another terminal/, 30_000);
+  t.match(dev.output(), new RegExp(`publish --dev --dev-port ${port} USER_CREATED`), 'the banner says how to publish');
+  const http = /metrics (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(dev.output())![1]!;
+
+  const ready = await fetch(`${http}/readyz`);
+  t.equal(ready.status, 200, '/readyz is 200 once polling');
+  t.match(await ready.json(), { ready: true, queues: { email: { state: 'polling' }, billing: { state: 'polling' } } });
+
+  const pub = spawnNode('bin/eventbus.js', ['publish', '--dev', '--dev-port', String(port), 'USER_CREATED', '{"email":"ada@example.com"}']);
+  const pubExit = await pub.exited;
+  t.equal(pubExit.code, 0, pub.output());
+  const id = /published USER_CREATED ([0-9a-f-]{36})/.exec(pub.output())?.[1];
+  t.ok(id, 'publish prints the event id');
+
+  await dev.waitForOutput(/"queue":"email".*"msg":"email sent"/, 15_000);
+  await dev.waitForOutput(/"queue":"billing".*"msg":"billing customer created"/, 15_000);
+  t.pass('both USER_CREATED handlers fired');
+
+  const plan = spawnNode('bin/eventbus.js', ['provision', '--dry-run', '--dev', '--dev-port', String(port)]);
+  t.equal((await plan.exited).code, 0);
+  t.match(plan.output(), /0 to create, 0 to update, 0 to delete/, 'the topology is already in place');
+
+  const metrics = await (await fetch(`${http}/metrics`)).text();
+  t.match(metrics, /eventbus_handler_results_total\{queue="email",event_type="USER_CREATED",result="success"\} 1/);
+
+  dev.child.kill('SIGINT');
+  const exit = await dev.exited;
+  t.equal(exit.code, 0, 'Ctrl-C exits 0');
+});
+
+t.test('CLI usage errors exit 2; an unreachable --dev emulator says what to do', async (t) => {
+  const bad = spawnNode('bin/eventbus.js', ['publish', '--dev', 'X', '{not json']);
+  t.equal((await bad.exited).code, 2);
+  t.match(bad.output(), /JSON data is not valid JSON/);
+  const unknown = spawnNode('bin/eventbus.js', ['frobnicate']);
+  t.equal((await unknown.exited).code, 2);
+  t.match(unknown.output(), /unknown command 'frobnicate'/);
+  const port = await freePort();
+  const down = spawnNode('bin/eventbus.js', ['publish', '--dev', '--dev-port', String(port), 'X']);
+  t.equal((await down.exited).code, 1);
+  t.match(down.output(), /is `npm start` running\?/);
+});

@@ -1,0 +1,77 @@
+// Start-up checks: bad config, bad handlers and missing queues fail at start with one clear line and exit 1.
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { emulator, uniqueName } from '../helpers/emulator.js';
+import { spawnNode, writeConfig, writeHandlers } from '../helpers/process.js';
+
+const SUPERVISOR = 'dist/supervisor/index.js';
+
+async function runToExit(args: string[], env: Record<string, string> = {}) {
+  const p = spawnNode(SUPERVISOR, args, env);
+  const exit = await p.exited;
+  return { code: exit.code, out: p.output() };
+}
+
+t.test('missing queues are all reported together', async (t) => {
+  const emu = await emulator();
+  t.teardown(() => emu.stop());
+  const handlersDir = writeHandlers([
+    { queue: 'alpha', events: ['A'] },
+    { queue: 'beta', events: ['B'] },
+  ]);
+  const prefix = `${uniqueName('m')}-`;
+  const config = writeConfig({ endpoint: emu.endpoint, queuePrefix: prefix, handlersDir, http: { host: '127.0.0.1', port: 0 } });
+  const { code, out } = await runToExit(['--config', config]);
+  t.equal(code, 1);
+  t.match(out, new RegExp(`queues not found: ${prefix}alpha, ${prefix}beta \\(create them with "eventbus provision"`));
+  t.match(out, /ERR_QUEUE_NOT_FOUND/);
+});
+
+t.test('bad config values and unknown keys name the key', async (t) => {
+  const bad = await runToExit([], { EVENTBUS_CONCURRENCY: 'lots' });
+  t.equal(bad.code, 1);
+  t.match(bad.out, /^eventbus: invalid config: concurrency: must be an integer >= 1 \[ERR_CONFIG_INVALID\]$/m);
+  const unknown = await runToExit(['--config', writeConfig({ concurency: 4 })]);
+  t.equal(unknown.code, 1);
+  t.match(unknown.out, /configuration param 'concurency' not declared in the schema/);
+  const broken = await runToExit(['--config', '/dev/null']);
+  t.equal(broken.code, 1);
+  t.match(broken.out, /invalid config: config file \/dev\/null: Unexpected end of JSON input/);
+});
+
+t.test('an invalid handler module fails the start naming the file', async (t) => {
+  const dir = writeHandlers([{ queue: 'ok', events: ['A'] }]);
+  writeFileSync(join(dir, 'broken.mjs'), 'export default { queue: "broken" };\n');
+  const r = await runToExit(['--config', writeConfig({ handlersDir: dir, http: { host: '127.0.0.1', port: 0 } })]);
+  t.equal(r.code, 1);
+  t.match(r.out, /handler .*broken\.mjs must default-export a definition with a handle\(event, ctx\) function \[ERR_HANDLER_INVALID\]/);
+  // Files starting with _ are not handlers.
+  writeFileSync(join(dir, 'broken.mjs'), 'export default { handle() { return true } };\n');
+  writeFileSync(join(dir, '_helper.mjs'), 'export const x = 1;\n');
+  const dup = writeHandlers([{ queue: 'one', events: ['A'] }]);
+  writeFileSync(join(dup, 'two.mjs'), 'export default { queue: "one", handle() { return true } };\n');
+  const r2 = await runToExit(['--config', writeConfig({ handlersDir: dup, http: { host: '127.0.0.1', port: 0 } })]);
+  t.equal(r2.code, 1);
+  t.match(r2.out, /handlers .*one\.mjs and .*two\.mjs both use queue "one" \[ERR_HANDLER_DUPLICATE_QUEUE\]/);
+});
+
+t.test('the global cap must fit one long poll per queue', async (t) => {
+  const dir = writeHandlers([
+    { queue: 'a', events: ['A'] },
+    { queue: 'b', events: ['B'] },
+    { queue: 'c', events: ['C'] },
+  ]);
+  const r = await runToExit(['--config', writeConfig({ handlersDir: dir, concurrency: 2, http: { host: '127.0.0.1', port: 0 } })]);
+  t.equal(r.code, 1);
+  t.match(r.out, /concurrency \(2\) must be at least the number of queues \(3\)/);
+});
+
+t.test('--help and usage errors', async (t) => {
+  const help = await runToExit(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.out, /usage: node dist\/supervisor \[--config FILE\]/);
+  const usage = await runToExit(['--bogus']);
+  t.equal(usage.code, 2);
+  t.match(usage.out, /Unknown option '--bogus'/);
+});
