@@ -40,7 +40,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
     errorKey: 'err',
   };
   if (opts.pretty) {
-    return pino(options, PinoPretty({ sync: true, colorize: process.stdout.isTTY ?? false, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }));
+    return pino(options, PinoPretty({ sync: true, singleLine: true, colorize: process.stdout.isTTY ?? false, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }));
   }
   return pino(options);
 }

@@ -119,6 +119,7 @@ export class Supervisor {
         );
       }
       this.#http = await startHttp({ host: cfg.http.host, port: cfg.http.port, registry: this.metrics.registry, readiness: () => this.readiness() });
+      this.log.info({ host: cfg.http.host, port: this.#http.port }, 'http listening');
       const awsSettings = this.#o.aws ?? { endpoint: cfg.endpoint, region: cfg.region };
       this.#clients = createAwsClients(awsSettings);
       const { topicArn, queues } = await this.#retryAtStart('resolve queues', () => this.#resolveTopology(handlers));
@@ -207,6 +208,8 @@ export class Supervisor {
         'supervisor running',
       );
     } catch (err) {
+      // A stop asked for during the start is not a start failure.
+      if (this.#stopping) return;
       await this.stop('start failed');
       throw err;
     }
@@ -291,7 +294,10 @@ export class Supervisor {
         this.#stateReason = `starting: ${what} failed, retrying`;
         const delayMs = callRetryDelayMs(attempt, 30_000, 500);
         this.log.warn({ err, retryInMs: delayMs }, `${what} failed; retrying`);
-        await new Promise((r) => setTimeout(r, delayMs));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delayMs);
+          this.#startAbort.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+        });
         if (this.#startAbort.signal.aborted) throw err;
       }
     }

@@ -4,6 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { emulator, uniqueName } from '../helpers/emulator.js';
 import { spawnNode, writeConfig, writeHandlers } from '../helpers/process.js';
+import { freePort } from '../helpers/ports.js';
+import { startEmulator } from '../../dist/emulator.js';
 
 const SUPERVISOR = 'dist/supervisor/index.js';
 
@@ -74,4 +76,31 @@ t.test('--help and usage errors', async (t) => {
   const usage = await runToExit(['--bogus']);
   t.equal(usage.code, 2);
   t.match(usage.out, /Unknown option '--bogus'/);
+});
+
+t.test('SQS unreachable at start: retried with backoff, /readyz 503 meanwhile, then ready', async (t) => {
+  const port = await freePort();
+  const dir = writeHandlers([{ queue: 'late', events: ['L'] }]);
+  const config = writeConfig({
+    endpoint: `http://127.0.0.1:${port}`,
+    topic: uniqueName('topic'),
+    provision: true,
+    handlersDir: dir,
+    http: { host: '127.0.0.1', port: 0 },
+  });
+  const p = spawnNode(SUPERVISOR, ['--config', config]);
+  t.teardown(() => p.kill());
+  const line = await p.waitForOutput(/"port":\d+,"msg":"http listening"/);
+  const http = `http://127.0.0.1:${/"port":(\d+)/.exec(line)![1]}`;
+  await p.waitForOutput(/failed; retrying/, 15_000);
+  const notReady = await fetch(`${http}/readyz`);
+  t.equal(notReady.status, 503, '/readyz is 503 while SQS is unreachable');
+  t.match(await notReady.json(), { ready: false, reason: /starting/ });
+  t.equal((await fetch(`${http}/healthz`)).status, 200, '/healthz stays 200: the process is alive');
+  const emu = await startEmulator({ port });
+  t.teardown(() => emu.stop());
+  await p.waitForOutput(/supervisor running/, 30_000);
+  t.equal((await fetch(`${http}/readyz`)).status, 200, 'ready once SQS answers');
+  p.child.kill('SIGTERM');
+  t.equal((await p.exited).code, 0);
 });

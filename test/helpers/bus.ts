@@ -58,7 +58,7 @@ export interface Bus {
 /** Starts an emulator (unless given) and a supervisor with fixture handlers, provisioned on a unique prefix. */
 export async function startBus(
   handlers: HandlerSpec[],
-  options: { config?: Record<string, unknown>; emu?: TestEmulator; waitTimeSec?: number; supervisor?: Partial<SupervisorOptions> } = {},
+  options: { config?: Record<string, unknown>; emu?: TestEmulator; waitTimeSec?: number; supervisor?: Partial<SupervisorOptions>; supervisorEndpoint?: string } = {},
 ): Promise<Bus> {
   const emu = options.emu ?? (await emulator());
   const prefix = `${uniqueName('q')}-`;
@@ -99,7 +99,7 @@ export async function startBus(
   const sup = new Supervisor({
     config,
     log: createLogger({ level: config.logLevel }),
-    aws: emu.aws,
+    aws: options.supervisorEndpoint ? { ...emu.aws, endpoint: options.supervisorEndpoint } : emu.aws,
     handlers: resolved,
     threadData: { channel: channelName, counters, queueIndex },
     waitTimeSec: options.waitTimeSec ?? 1,

@@ -1,6 +1,8 @@
 // Concurrency caps hold inside the handlers; nothing is received without a free slot; a quiet queue is not starved.
 import t from 'tap';
 import { startBus, waitFor } from '../helpers/bus.js';
+import { emulator } from '../helpers/emulator.js';
+import { countingProxy } from '../helpers/proxy.js';
 
 t.test('per-queue and global caps are never exceeded, and are reached', async (t) => {
   const bus = await startBus(
@@ -54,4 +56,25 @@ t.test('a flooded queue does not starve a quiet one', async (t) => {
   t.ok(bus.peak('quiet') >= 2, `quiet got a fair share of slots (peak ${bus.peak('quiet')})`);
   t.ok(bus.peak() <= 4, 'global cap held');
   await waitFor('flood done', () => bus.ended('flood').length === 100, 30_000);
+});
+
+t.test('a queue with more than 10 free slots runs several receives at once', async (t) => {
+  const emu = await emulator();
+  const proxy = await countingProxy(emu.endpoint);
+  const bus = await startBus([{ queue: 'wide', events: ['W'], concurrency: 30 }], {
+    emu,
+    supervisorEndpoint: proxy.endpoint,
+    config: { concurrency: 30, threads: 2, tasksPerThread: 15 },
+  });
+  t.teardown(async () => {
+    await bus.stop();
+    await proxy.close();
+    await emu.stop();
+  });
+  for (let i = 0; i < 6; i++) await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'W', data: { sleepMs: 1000 } })));
+  await waitFor('all handled', () => bus.ended('wide').length === 60, 30_000);
+  t.ok(proxy.maxConcurrent('ReceiveMessage') >= 2, `receives overlapped (${proxy.maxConcurrent('ReceiveMessage')} at once)`);
+  t.ok(proxy.maxConcurrent('ReceiveMessage') <= 3, 'at most one receive per 10 slots of the cap');
+  t.ok(bus.peak('wide') > 10, `more than one receive's worth ran at once (peak ${bus.peak('wide')})`);
+  t.ok(bus.peak('wide') <= 30, 'within the cap');
 });

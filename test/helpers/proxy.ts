@@ -1,0 +1,64 @@
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A pass-through HTTP proxy in front of the emulator that counts calls per SQS/SNS operation. */
+export interface CountingProxy {
+  endpoint: string;
+  /** Most calls of an operation in progress at once. */
+  maxConcurrent(operation: string): number;
+  calls(operation: string): number;
+  close(): Promise<void>;
+}
+
+function operationOf(req: IncomingMessage, body: Buffer): string {
+  const target = req.headers['x-amz-target'];
+  if (typeof target === 'string') return target.split('.').pop() ?? target;
+  const m = /(?:^|&)Action=([A-Za-z]+)/.exec(body.toString());
+  return m?.[1] ?? 'unknown';
+}
+
+export async function countingProxy(targetEndpoint: string): Promise<CountingProxy> {
+  const target = new URL(targetEndpoint);
+  const inFlight = new Map<string, number>();
+  const peak = new Map<string, number>();
+  const total = new Map<string, number>();
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const op = operationOf(req, body);
+      const n = (inFlight.get(op) ?? 0) + 1;
+      inFlight.set(op, n);
+      peak.set(op, Math.max(peak.get(op) ?? 0, n));
+      total.set(op, (total.get(op) ?? 0) + 1);
+      const done = () => inFlight.set(op, (inFlight.get(op) ?? 1) - 1);
+      const upstream = request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+          up.on('end', done);
+        },
+      );
+      upstream.on('error', () => {
+        done();
+        res.destroy();
+      });
+      res.on('close', () => upstream.destroy());
+      upstream.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    maxConcurrent: (op) => peak.get(op) ?? 0,
+    calls: (op) => total.get(op) ?? 0,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
