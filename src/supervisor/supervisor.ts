@@ -124,6 +124,7 @@ export class Supervisor {
       this.#clients = createAwsClients(awsSettings);
       const { topicArn, queues } = await this.#retryAtStart('resolve queues', () => this.#resolveTopology(handlers));
       this.#queues = queues;
+      if (this.#stopping) return;
       this.#publisher = topicArn
         ? createPublisher({
             sns: this.#clients.sns,
@@ -150,6 +151,11 @@ export class Supervisor {
       });
       this.#stateReason = 'starting: loading handlers in the worker threads';
       await this.#pool.warmup();
+      if (this.#stopping) {
+        // stop() ran while the threads were starting; it may have missed the pool.
+        await this.#pool.destroy();
+        return;
+      }
       const globalCap = Math.min(cfg.concurrency, this.#pool.capacity);
       if (globalCap < cfg.concurrency) {
         this.log.warn({ concurrency: cfg.concurrency, threads: cfg.threads, tasksPerThread: cfg.tasksPerThread }, 'thread pool capacity is below concurrency; the pool limits');
