@@ -38,6 +38,8 @@ export interface Config {
   webhooks: { stripe: { secrets: string[] }; sources: Record<string, WebhookSource> };
   archive: { enabled: boolean; url: string | null };
   queues: Record<string, QueueOverride>;
+  /** Set in a cluster child: its index and the number of children; caps are this child's share. */
+  child: { index: number; count: number } | null;
 }
 
 const OVERRIDE_KEYS: Record<keyof QueueOverride, { min: number; max: number }> = {
@@ -182,6 +184,14 @@ export interface LoadConfigOptions {
   /** Defaults applied under file and env (used by `eventbus dev`). */
   defaults?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
+  /** In a cluster child: split the host's caps and default threads across the children. */
+  child?: { index: number; count: number };
+}
+
+/** This child's share of a per-host cap split exactly across `count` children. */
+export function shareOf(cap: number, child: { index: number; count: number } | null | undefined): number {
+  if (!child) return cap;
+  return Math.floor(cap / child.count) + (child.index < cap % child.count ? 1 : 0);
 }
 
 /** Loads file + env, validates strictly (unknown keys fail), fills computed defaults, freezes. */
@@ -215,9 +225,12 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
     throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
   }
   const raw = c.getProperties() as unknown as Config & { threads: number | null; tasksPerThread: number | null };
-  const threads = raw.threads ?? usableCores();
-  const tasksPerThread = raw.tasksPerThread ?? Math.ceil(raw.concurrency / threads);
-  const cfg: Config = { ...raw, threads, tasksPerThread };
+  const child = options.child ?? null;
+  const concurrency = shareOf(raw.concurrency, child);
+  // `threads` is per process; by default a host's cores are shared by its children.
+  const threads = raw.threads ?? Math.max(1, Math.floor(usableCores() / (child?.count ?? 1)));
+  const tasksPerThread = raw.tasksPerThread ?? Math.ceil(concurrency / threads);
+  const cfg: Config = { ...raw, concurrency, threads, tasksPerThread, child };
   crossCheck(cfg);
   return deepFreeze(cfg);
 }
@@ -235,7 +248,7 @@ function crossCheck(cfg: Config): void {
     problems.push(`retry.maxDelaySec (${cfg.retry.maxDelaySec}) must be >= retry.baseDelaySec (${cfg.retry.baseDelaySec})`);
   }
   if (cfg.retry.maxDelaySec > 43_200) problems.push('retry.maxDelaySec must be <= 43200 (the SQS visibility limit)');
-  if (cfg.concurrency < cfg.processes) {
+  if (!cfg.child && cfg.concurrency < cfg.processes) {
     problems.push(`concurrency (${cfg.concurrency}) must be >= processes (${cfg.processes}): the cap is split across processes`);
   }
   if (/\.fifo$/i.test(cfg.topic)) problems.push('topic: FIFO topics are not supported yet');

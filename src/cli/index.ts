@@ -7,6 +7,8 @@ import { createPublisher } from '../publisher/index.js';
 import { formatActions, provision } from '../publisher/provision.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { runDev } from './dev.js';
+import { registerDlq } from './dlq.js';
+import { registerStatus } from './status.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -85,6 +87,9 @@ export async function main(argv: string[]): Promise<void> {
     const ctx = commandContext(o);
     process.stdout.write(`${JSON.stringify(redactConfig(ctx.config), null, 2)}\n`);
   });
+
+  registerStatus(program, common);
+  registerDlq(program, common);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

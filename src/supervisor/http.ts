@@ -13,7 +13,9 @@ export interface HttpOptions {
   host: string;
   port: number;
   registry: Registry;
-  readiness(): Readiness;
+  /** The metrics text; default: the registry's own (the cluster primary aggregates its children). */
+  metrics?: () => Promise<string>;
+  readiness(): Readiness | Promise<Readiness>;
 }
 
 /** The supervisor's one HTTP port: /metrics, /healthz (alive), /readyz (polling every queue). */
@@ -21,11 +23,11 @@ export async function startHttp(o: HttpOptions): Promise<{ app: FastifyInstance;
   const app = Fastify({ logger: false });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', o.registry.contentType);
-    return o.registry.metrics();
+    return o.metrics ? o.metrics() : o.registry.metrics();
   });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    const r = o.readiness();
+    const r = await o.readiness();
     reply.code(r.ready ? 200 : 503);
     return r;
   });

@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // Entry of `node dist/supervisor [--config FILE]`: production on a worker host. No logic here.
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { createLogger, wantsPretty } from '../log.js';
+import { ClusterPrimary, notifyStarted, serveChild } from './cluster.js';
 import { Supervisor } from './supervisor.js';
 import { failStart, handleSignals } from './run.js';
 
 const USAGE = `usage: node dist/supervisor [--config FILE]
 
 Runs the eventbus supervisor: polls every handler's queue and runs the handlers.
+With processes > 1 it is a node:cluster primary supervising that many children.
   --config FILE   JSON config file (default: $EVENTBUS_CONFIG); env vars override keys that have one
   -h, --help      this help
 `;
@@ -26,15 +29,24 @@ if (args.values.help) {
 }
 
 try {
-  const config = loadConfig({ file: args.values.config });
-  if (config.processes > 1) {
-    throw new Error('processes > 1 (cluster mode) is not available in this version; run one supervisor per core, or raise threads');
-  }
+  const childIndex = cluster.isWorker ? Number(process.env.EVENTBUS_CHILD_INDEX) : NaN;
+  const child = cluster.isWorker ? { index: childIndex, count: Number(process.env.EVENTBUS_CHILD_COUNT) } : undefined;
+  const config = loadConfig({ file: args.values.config, ...(child ? { child } : {}) });
   const pretty = wantsPretty();
-  const log = createLogger({ level: config.logLevel, pretty });
-  const sup = new Supervisor({ config, log, pretty });
-  handleSignals(sup, log, config.shutdownTimeoutMs);
-  await sup.start().catch((err: unknown) => failStart(err, log));
+  const log = createLogger({ level: config.logLevel, pretty, base: { pid: process.pid, ...(child ? { child: child.index } : {}) } });
+  if (cluster.isPrimary && config.processes > 1) {
+    const primary = new ClusterPrimary(config, log);
+    handleSignals(primary, log, config.shutdownTimeoutMs + 5_000);
+    await primary.start().catch((err: unknown) => failStart(err, log));
+  } else {
+    const sup = new Supervisor({ config, log, pretty });
+    handleSignals(sup, log, config.shutdownTimeoutMs);
+    if (child) {
+      serveChild(sup, () => void sup.stop('primary asked').then(() => process.exit(0)));
+    }
+    await sup.start().catch((err: unknown) => failStart(err, log));
+    if (child) notifyStarted();
+  }
 } catch (err) {
   failStart(err);
 }

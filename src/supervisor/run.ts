@@ -1,11 +1,10 @@
 import type { Logger } from '../log.js';
-import type { Supervisor } from './supervisor.js';
 
 /**
  * Wires SIGTERM/SIGINT to a graceful stop and exits 0 when it is done. A second signal exits at
  * once; a stop that overruns the deadline by 5 s exits 1.
  */
-export function handleSignals(sup: Supervisor, log: Logger, shutdownTimeoutMs: number, onStopped?: () => Promise<void>): void {
+export function handleSignals(sup: { stop(reason?: string): Promise<void> }, log: Logger, shutdownTimeoutMs: number, onStopped?: () => Promise<void>): void {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;

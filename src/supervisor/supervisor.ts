@@ -18,6 +18,8 @@ import { InFlight } from './in-flight.js';
 import { Poller } from './poller.js';
 import { HandlerPool } from './pool.js';
 import type { QueueRuntime } from './queue.js';
+import { QueueStats } from './queue-stats.js';
+import { shareOf } from '../config.js';
 
 /** How long a handler may take to settle after its signal aborted before it counts as `timeout`. */
 export const HANDLER_GRACE_MS = 2_000;
@@ -36,6 +38,8 @@ export interface SupervisorOptions {
   /** Long-poll wait (seconds); 20 unless a test needs a faster idle cycle. */
   waitTimeSec?: number;
   metrics?: Metrics;
+  /** How often queue depths are read for eventbus_queue_messages (default 5 s). */
+  queueStatsIntervalMs?: number;
 }
 
 type State = 'created' | 'starting' | 'running' | 'draining' | 'stopped';
@@ -58,6 +62,7 @@ export class Supervisor {
   #acker: Acker | undefined;
   #dispatcher: Dispatcher | undefined;
   #failureEvents: FailureEvents | undefined;
+  #queueStats: QueueStats | undefined;
   #publisher: Publisher | null = null;
   #http: Awaited<ReturnType<typeof startHttp>> | undefined;
   #stopping: Promise<void> | undefined;
@@ -108,7 +113,9 @@ export class Supervisor {
     this.#state = 'starting';
     const cfg = this.#cfg;
     try {
-      const handlers = this.#o.handlers ?? (await loadHandlers(cfg));
+      const child = cfg.child;
+      // In a cluster child, every per-queue cap is this child's exact share of the host's cap.
+      const handlers = (this.#o.handlers ?? (await loadHandlers(cfg))).map((h) => (child ? { ...h, concurrency: shareOf(h.concurrency, child) } : h));
       if (handlers.length === 0) {
         throw new EventBusError('ERR_HANDLERS_DIR', `no handlers found in ${cfg.handlersDir} (top-level .js/.mjs files with a default export)`);
       }
@@ -118,8 +125,11 @@ export class Supervisor {
           `invalid config: concurrency (${cfg.concurrency}) must be at least the number of queues (${handlers.length}), so an idle long poll per queue fits`,
         );
       }
-      this.#http = await startHttp({ host: cfg.http.host, port: cfg.http.port, registry: this.metrics.registry, readiness: () => this.readiness() });
-      this.log.info({ host: cfg.http.host, port: this.#http.port }, 'http listening');
+      if (!child) {
+        // A cluster child has no port: the primary serves HTTP for all of them.
+        this.#http = await startHttp({ host: cfg.http.host, port: cfg.http.port, registry: this.metrics.registry, readiness: () => this.readiness() });
+        this.log.info({ host: cfg.http.host, port: this.#http.port }, 'http listening');
+      }
       const awsSettings = this.#o.aws ?? { endpoint: cfg.endpoint, region: cfg.region };
       this.#clients = createAwsClients(awsSettings);
       const { topicArn, queues } = await this.#retryAtStart('resolve queues', () => this.#resolveTopology(handlers));
@@ -201,6 +211,17 @@ export class Supervisor {
       }
       if (this.#stopping) return;
       for (const p of this.#pollers) p.start();
+      if (!child || child.index === 0) {
+        this.#queueStats = new QueueStats({
+          sqs: this.#clients.sqs,
+          queues,
+          metrics: this.metrics,
+          log: this.log,
+          onError: (queue) => this.metrics.sqsErrors.inc({ queue, operation: 'GetQueueAttributes' }),
+          ...(this.#o.queueStatsIntervalMs ? { intervalMs: this.#o.queueStatsIntervalMs } : {}),
+        });
+        this.#queueStats.start();
+      }
       this.#state = 'running';
       this.#stateReason = null;
       this.log.info(
@@ -209,7 +230,8 @@ export class Supervisor {
           concurrency: globalCap,
           threads: cfg.threads,
           tasksPerThread: cfg.tasksPerThread,
-          http: this.#http.port,
+          http: this.#http?.port ?? null,
+          ...(child ? { child: child.index } : {}),
         },
         'supervisor running',
       );
@@ -243,6 +265,7 @@ export class Supervisor {
         this.log.error({ err, step: name }, 'shutdown step failed');
       }
     };
+    await step('stop queue stats', () => this.#queueStats?.stop());
     await step('stop pollers', () => Promise.all(this.#pollers.map((p) => p.stop())));
     await step('drain handlers', async () => {
       if (!this.#dispatcher) return;

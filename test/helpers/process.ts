@@ -94,7 +94,7 @@ export function spawnNode(script: string, args: string[], env: Record<string, st
 }
 
 /** Reads the JSON lines the fixture handler appended to EVENTBUS_TEST_LOG. */
-export function readLog(file: string): Array<{ kind: string; id?: string; messageId?: string; queue?: string; receiveCount?: number }> {
+export function readLog(file: string): Array<{ kind: string; id?: string; messageId?: string; queue?: string; receiveCount?: number; pid?: number }> {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')

@@ -1,0 +1,185 @@
+// The IAM policies in deploy/iam/ grant exactly what the code calls: every `new <Op>Command(` of
+// @aws-sdk/client-sqs and client-sns in src/ maps to an IAM action, and the policies allow that
+// set and nothing more. Batch APIs are authorised by their single-message actions (deploy/README.md).
+import t, { type Test } from 'tap';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PROVISION = join(SRC, 'publisher', 'provision.ts');
+
+/** API operations whose IAM action is another operation's (AWS: batch APIs are authorised by the single action). */
+const BATCH_ACTIONS: Record<string, string> = {
+  'sqs:DeleteMessageBatch': 'sqs:DeleteMessage',
+  'sqs:ChangeMessageVisibilityBatch': 'sqs:ChangeMessageVisibility',
+  'sqs:SendMessageBatch': 'sqs:SendMessage',
+  'sns:PublishBatch': 'sns:Publish',
+};
+/** Actions without resource-level permissions in these policies (Resource "*"). */
+const RESOURCE_STAR = new Set(['sns:ListTopics', 'sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes', 'sns:Unsubscribe']);
+
+function iamAction(service: 'sqs' | 'sns', command: string): string {
+  const op = `${service}:${command.replace(/Command$/, '')}`;
+  return BATCH_ACTIONS[op] ?? op;
+}
+
+function tsFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...tsFiles(p));
+    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
+  }
+  return out.sort();
+}
+
+interface Scanned {
+  /** IAM actions of the AWS commands the file constructs. */
+  actions: Map<string, string[]>;
+  /** Relative imports, resolved to .ts files. */
+  imports: string[];
+}
+
+/** The SQS/SNS commands a file constructs (`new XCommand(`), through its imports from the two clients. */
+function scan(file: string): Scanned {
+  const text = readFileSync(file, 'utf8');
+  const bound = new Map<string, { service: 'sqs' | 'sns'; command: string }>();
+  for (const m of text.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s*from\s*['"]@aws-sdk\/client-(sqs|sns)['"]/g)) {
+    for (const raw of m[1]!.split(',')) {
+      const spec = raw.trim();
+      if (!spec || spec.startsWith('type ')) continue;
+      const [name, alias] = spec.split(/\s+as\s+/).map((s) => s.trim());
+      if (name && name.endsWith('Command')) bound.set(alias ?? name, { service: m[2] as 'sqs' | 'sns', command: name });
+    }
+  }
+  const actions = new Map<string, string[]>();
+  for (const m of text.matchAll(/new\s+([A-Za-z0-9_$]+)\s*\(/g)) {
+    const b = bound.get(m[1]!);
+    if (!b) continue;
+    const action = iamAction(b.service, b.command);
+    actions.set(action, [...(actions.get(action) ?? []), b.command]);
+  }
+  const imports: string[] = [];
+  for (const m of text.matchAll(/from\s*['"](\.{1,2}\/[^'"]+)\.js['"]/g)) {
+    imports.push(resolve(dirname(file), `${m[1]}.ts`));
+  }
+  return { actions, imports };
+}
+
+const files = tsFiles(SRC);
+const scanned = new Map(files.map((f) => [f, scan(f)]));
+const rel = (f: string) => relative(ROOT, f).split(sep).join('/');
+const isCli = (f: string) => rel(f).startsWith('src/cli/');
+
+function actionsOf(list: string[]): Set<string> {
+  const s = new Set<string>();
+  for (const f of list) for (const a of scanned.get(f)!.actions.keys()) s.add(a);
+  return s;
+}
+
+/** A file and everything it imports, transitively. */
+function closure(entry: string): string[] {
+  const seen = new Set<string>();
+  const visit = (f: string) => {
+    if (seen.has(f) || !scanned.has(f)) return;
+    seen.add(f);
+    for (const i of scanned.get(f)!.imports) visit(i);
+  };
+  visit(entry);
+  return [...seen];
+}
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: string | string[];
+  Condition?: unknown;
+}
+
+function loadPolicy(name: string): { allowed: Set<string>; statements: Statement[] } {
+  const doc = JSON.parse(readFileSync(join(ROOT, 'deploy', 'iam', name), 'utf8')) as { Version: string; Statement: Statement[] };
+  if (doc.Version !== '2012-10-17') throw new Error(`${name}: Version must be 2012-10-17`);
+  const allowed = new Set<string>();
+  for (const s of doc.Statement) {
+    if (s.Effect !== 'Allow') continue;
+    for (const a of [s.Action].flat()) allowed.add(a);
+  }
+  return { allowed, statements: doc.Statement };
+}
+
+/** IAM-style wildcard match of an ARN pattern. */
+function arnMatches(pattern: string, arn: string): boolean {
+  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return re.test(arn);
+}
+
+function checkResources(t: Test, name: string, statements: Statement[]) {
+  for (const s of statements) {
+    const actions = [s.Action].flat();
+    const resources = [s.Resource].flat();
+    for (const a of actions) {
+      t.notMatch(a, /\*/, `${name}: ${a} is not a wildcard action`);
+      for (const r of resources) {
+        if (r === '*') {
+          t.ok(RESOURCE_STAR.has(a), `${name}: ${a} is granted on "*" only if it has no resource-level permissions`);
+        } else {
+          const service = a.split(':')[0];
+          t.match(r, new RegExp(`^arn:aws:${service}:`), `${name}: ${a} is granted on a ${service} ARN`);
+        }
+      }
+    }
+  }
+}
+
+t.test('the scanner sees the calls the supervisor is known to make', async (t) => {
+  const all = new Map<string, string[]>();
+  for (const s of scanned.values()) for (const [a, cmds] of s.actions) all.set(a, [...(all.get(a) ?? []), ...cmds]);
+  // If these disappear the scanner (or the code) changed: either way this test must be revisited.
+  t.ok(all.get('sqs:ReceiveMessage')?.includes('ReceiveMessageCommand'), 'ReceiveMessageCommand → sqs:ReceiveMessage');
+  t.ok(all.get('sqs:DeleteMessage')?.includes('DeleteMessageBatchCommand'), 'DeleteMessageBatchCommand → sqs:DeleteMessage');
+  t.ok(all.get('sqs:ChangeMessageVisibility')?.includes('ChangeMessageVisibilityBatchCommand'), 'ChangeMessageVisibilityBatchCommand → sqs:ChangeMessageVisibility');
+  t.ok(all.get('sns:Publish')?.includes('PublishBatchCommand'), 'PublishBatchCommand → sns:Publish');
+  t.ok(all.get('sns:Publish')?.includes('PublishCommand'), 'PublishCommand → sns:Publish');
+  t.ok(all.get('sqs:CreateQueue')?.includes('CreateQueueCommand'), 'CreateQueueCommand → sqs:CreateQueue');
+  for (const a of all.keys()) t.match(a, /^(sqs|sns):[A-Z][A-Za-z]+$/, `${a} is an IAM action name`);
+  t.notOk([...all.keys()].some((a) => /Batch$/.test(a)), 'no batch API is left as an IAM action (they have none of their own)');
+});
+
+t.test('worker-policy.json allows exactly what the worker code calls', async (t) => {
+  // The worker: everything outside the CLI and the provisioner (the publisher's index.ts and
+  // topic.ts run in the worker for failure events and ctx.publish).
+  const workerFiles = files.filter((f) => !isCli(f) && f !== PROVISION);
+  const needed = actionsOf(workerFiles);
+  const { allowed, statements } = loadPolicy('worker-policy.json');
+  t.same([...allowed].sort(), [...needed].sort(), 'allowed actions = actions the worker code needs');
+  for (const a of needed) t.ok(allowed.has(a), `worker may ${a}`);
+  for (const a of allowed) t.ok(needed.has(a), `worker policy grants ${a} only because the code calls it`);
+  checkResources(t, 'worker-policy.json', statements);
+  const queueStatement = statements.find((s) => [s.Action].flat().includes('sqs:ReceiveMessage'))!;
+  for (const q of ['prod-email', 'prod-email-dlq']) {
+    t.ok([queueStatement.Resource].flat().some((r) => arnMatches(r, `arn:aws:sqs:us-east-1:123456789012:${q}`)), `the queue statement covers ${q}`);
+  }
+  t.notOk([queueStatement.Resource].flat().some((r) => arnMatches(r, 'arn:aws:sqs:us-east-1:123456789012:staging-email')), 'and not another prefix');
+});
+
+t.test('provisioner-policy.json allows exactly what provisioning calls', async (t) => {
+  const provisionerFiles = closure(PROVISION);
+  t.ok(provisionerFiles.some((f) => rel(f) === 'src/publisher/topic.ts'), 'provisioning shares topic resolution (ListTopics) with the publisher');
+  const needed = actionsOf(provisionerFiles);
+  const { allowed, statements } = loadPolicy('provisioner-policy.json');
+  t.same([...allowed].sort(), [...needed].sort(), 'allowed actions = actions provisioning needs');
+  for (const a of needed) t.ok(allowed.has(a), `provisioner may ${a}`);
+  for (const a of allowed) t.ok(needed.has(a), `provisioner policy grants ${a} only because the code calls it`);
+  checkResources(t, 'provisioner-policy.json', statements);
+  t.notOk(allowed.has('sqs:DeleteQueue') || allowed.has('sns:DeleteTopic'), 'provisioning never deletes queues or topics');
+});
+
+t.test('operator CLI commands are reported, not checked', async (t) => {
+  // src/cli/ (status, dlq, ...) runs with an operator's own credentials: see deploy/README.md.
+  const cli = files.filter(isCli);
+  const actions = actionsOf(cli);
+  t.comment(`operator CLI calls directly: ${actions.size ? [...actions].sort().join(', ') : '(none)'}; plus provisioning and publishing through the shared modules`);
+  t.pass('reported');
+});
