@@ -7,6 +7,8 @@ export interface CountingProxy {
   /** Most calls of an operation in progress at once. */
   maxConcurrent(operation: string): number;
   calls(operation: string): number;
+  /** While down, every request has its connection reset. */
+  setDown(down: boolean): void;
   close(): Promise<void>;
 }
 
@@ -22,7 +24,12 @@ export async function countingProxy(targetEndpoint: string): Promise<CountingPro
   const inFlight = new Map<string, number>();
   const peak = new Map<string, number>();
   const total = new Map<string, number>();
+  let down = false;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (down) {
+      req.socket.destroy();
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -55,6 +62,10 @@ export async function countingProxy(targetEndpoint: string): Promise<CountingPro
     endpoint: `http://127.0.0.1:${port}`,
     maxConcurrent: (op) => peak.get(op) ?? 0,
     calls: (op) => total.get(op) ?? 0,
+    setDown: (d) => {
+      down = d;
+      if (d) server.closeAllConnections();
+    },
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
