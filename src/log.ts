@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import PinoPretty from 'pino-pretty';
 
 export type { Logger };
@@ -29,6 +29,8 @@ export interface LogOptions {
   /** Human-readable lines (terminal or `npm start`) instead of JSON. */
   pretty?: boolean;
   base?: Record<string, unknown>;
+  /** Where JSON lines go (default stdout). */
+  destination?: DestinationStream;
 }
 
 /** Creates a root logger; pretty output is synchronous so lines from threads and main interleave in order. */
@@ -42,7 +44,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
   if (opts.pretty) {
     return pino(options, PinoPretty({ sync: true, singleLine: true, colorize: process.stdout.isTTY ?? false, ignore: 'pid,hostname', translateTime: 'HH:MM:ss.l' }));
   }
-  return pino(options);
+  return opts.destination ? pino(options, opts.destination) : pino(options);
 }
 
 /** Whether logs should be pretty by default: attached to a terminal, or asked for by `eventbus dev`. */
