@@ -216,7 +216,7 @@ t.test('promtool test rules: each alert fires on its input and stays quiet on he
 const metrics = createMetrics({ defaultMetrics: true });
 const known = new Map<string, Set<string> | null>(); // name -> label names (null: any, for default metrics)
 for (const m of await metrics.registry.getMetricsAsJSON()) {
-  const names = m.type === 'histogram' ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name];
+  const names = String(m.type) === 'histogram' ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name];
   for (const n of names) known.set(n, null);
 }
 for (const v of Object.values(metrics)) {
