@@ -40,11 +40,13 @@ export interface Config {
   queues: Record<string, QueueOverride>;
   /** Set in a cluster child: its index and the number of children; caps are this child's share. */
   child: { index: number; count: number } | null;
+  /** The host-wide global cap (= concurrency outside a cluster child): the default per-queue cap before splitting. */
+  hostConcurrency: number;
 }
 
 const OVERRIDE_KEYS: Record<keyof QueueOverride, { min: number; max: number }> = {
   concurrency: { min: 1, max: 100_000 },
-  visibilityTimeout: { min: 0, max: 43_200 }, // SQS VisibilityTimeout range
+  visibilityTimeout: { min: 1, max: 43_200 }, // SQS allows 0, but a handler needs time to run
   timeoutMs: { min: 1, max: 43_200_000 },
   maxReceiveCount: { min: 1, max: 1000 }, // SQS RedrivePolicy range
 };
@@ -230,7 +232,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   // `threads` is per process; by default a host's cores are shared by its children.
   const threads = raw.threads ?? Math.max(1, Math.floor(usableCores() / (child?.count ?? 1)));
   const tasksPerThread = raw.tasksPerThread ?? Math.ceil(concurrency / threads);
-  const cfg: Config = { ...raw, concurrency, threads, tasksPerThread, child };
+  const cfg: Config = { ...raw, concurrency, hostConcurrency: raw.concurrency, threads, tasksPerThread, child };
   crossCheck(cfg);
   return deepFreeze(cfg);
 }

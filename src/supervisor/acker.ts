@@ -94,12 +94,12 @@ export class Acker {
       isRetryable: isRetryableAwsError,
       async send(items) {
         const results = await send(items);
-        health.ok();
+        health.ok(`${q.queue} ${operation}`);
         return results;
       },
       onError(err, items) {
         onError(q.queue, operation, items.length);
-        if ((err as Error)?.message !== 'batch entries failed') health.failed(err);
+        if ((err as Error)?.message !== 'batch entries failed') health.failed(err, `${q.queue} ${operation}`);
         log.warn({ queue: q.queue, operation, entries: items.length, err }, 'sqs call failed');
       },
     });

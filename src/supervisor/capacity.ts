@@ -4,6 +4,8 @@ interface Waiter {
   granted: number;
   seq: number;
   resolve: (n: number) => void;
+  /** Removes the abort listener: a long-lived stop signal must not collect one per receive. */
+  detach?: () => void;
 }
 
 /**
@@ -60,17 +62,18 @@ export class Capacity {
     return new Promise((resolve) => {
       const w: Waiter = { queue, max, granted: 0, seq: this.#seq++, resolve };
       this.#waiters.push(w);
-      // An aborted wait (the poller stopping) gives up its place; slots already granted stay granted.
-      signal?.addEventListener(
-        'abort',
-        () => {
+      if (signal) {
+        // An aborted wait (the poller stopping) gives up its place.
+        const onAbort = () => {
           const i = this.#waiters.indexOf(w);
           if (i < 0) return;
           this.#waiters.splice(i, 1);
+          if (w.granted > 0) this.release(w.queue, w.granted);
           resolve(0);
-        },
-        { once: true },
-      );
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        w.detach = () => signal.removeEventListener('abort', onAbort);
+      }
       this.#pump();
     });
   }
@@ -90,6 +93,7 @@ export class Capacity {
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) {
+      w.detach?.();
       if (w.granted > 0) this.release(w.queue, w.granted);
       w.resolve(0);
     }
@@ -122,6 +126,9 @@ export class Capacity {
     const done = this.#waiters.filter((w) => w.granted > 0);
     if (done.length === 0) return;
     this.#waiters = this.#waiters.filter((w) => w.granted === 0);
-    for (const w of done) w.resolve(w.granted);
+    for (const w of done) {
+      w.detach?.();
+      w.resolve(w.granted);
+    }
   }
 }

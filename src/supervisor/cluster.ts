@@ -82,7 +82,7 @@ export class ClusterPrimary {
   async start(): Promise<void> {
     const cfg = this.#cfg;
     const n = cfg.processes;
-    const handlers = await loadHandlers(cfg);
+    const handlers = await loadHandlers({ ...cfg, concurrency: cfg.hostConcurrency });
     const problems: string[] = [];
     for (const h of handlers) {
       if (h.concurrency < n) problems.push(`queue ${h.queue}: concurrency ${h.concurrency} is below processes (${n}); each child needs at least one slot`);

@@ -9,6 +9,10 @@ import type { InFlight } from './in-flight.js';
 import type { HandlerPool } from './pool.js';
 import type { QueueRuntime, ReceivedMessage } from './queue.js';
 
+/** Label values per queue without an `events` filter, so odd bodies cannot grow the series without bound. */
+const MAX_TYPE_LABELS = 100;
+const TYPE_LABEL_RE = /^[A-Za-z0-9_.:-]{1,100}$/;
+
 export interface DispatcherOptions {
   pool: HandlerPool;
   acker: Acker;
@@ -27,6 +31,7 @@ export interface DispatcherOptions {
 export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #running = new Set<Promise<void>>();
+  readonly #seenTypes = new Map<string, Set<string>>();
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -58,6 +63,20 @@ export class Dispatcher {
     this.#running.add(p);
   }
 
+  /** A bounded `event_type` label: declared types as is, others `other`, at most 100 per queue without a filter. */
+  #typeLabel(q: QueueRuntime, type: string | null): string {
+    if (type === null) return 'none';
+    if (q.handler.events) return q.handler.events.includes(type) ? type : 'other';
+    let seen = this.#seenTypes.get(q.queue);
+    if (!seen) this.#seenTypes.set(q.queue, (seen = new Set()));
+    if (seen.has(type)) return type;
+    if (seen.size < MAX_TYPE_LABELS && TYPE_LABEL_RE.test(type)) {
+      seen.add(type);
+      return type;
+    }
+    return 'other';
+  }
+
   async #handle(q: QueueRuntime, m: ReceivedMessage, visibleUntilMs: number): Promise<void> {
     const { inFlight, capacity, metrics, pool, log } = this.#o;
     const id = inFlight.add({
@@ -68,32 +87,32 @@ export class Dispatcher {
       visibleUntilMs,
     });
     metrics.inFlight.inc({ queue: q.queue });
-    let outcome;
     let eventType: string | null = null;
     let eventId = m.messageId;
     try {
-      const { event } = decodeMessage({
-        messageId: m.messageId,
-        body: m.body,
-        attributes: m.attributes,
-        sentTimestampMs: m.sentTimestampMs,
-        queueArn: q.arn,
-      });
-      eventType = event.type;
-      eventId = event.id;
-      if (m.sentTimestampMs) metrics.age.observe({ queue: q.queue }, Math.max(0, (Date.now() - m.sentTimestampMs) / 1000));
-      outcome = await pool.run({ queue: q.queue, messageId: m.messageId, receiveCount: m.receiveCount, timeoutMs: q.handler.timeoutMs, event });
-    } catch (err) {
-      outcome = { result: 'crashed' as const, error: `dispatch failed: ${(err as Error)?.message ?? err}`, durationMs: 0 };
-    } finally {
-      capacity.release(q.queue, 1);
-    }
-    metrics.duration.observe({ queue: q.queue }, outcome.durationMs / 1000);
-    metrics.results.inc({ queue: q.queue, event_type: eventType ?? '', result: outcome.result });
-    const fields = { queue: q.queue, messageId: m.messageId, eventType, receiveCount: m.receiveCount };
-    try {
+      let outcome;
+      try {
+        const { event } = decodeMessage({
+          messageId: m.messageId,
+          body: m.body,
+          attributes: m.attributes,
+          sentTimestampMs: m.sentTimestampMs,
+          queueArn: q.arn,
+        });
+        eventType = event.type;
+        eventId = event.id;
+        if (m.sentTimestampMs) metrics.age.observe({ queue: q.queue }, Math.max(0, (Date.now() - m.sentTimestampMs) / 1000));
+        outcome = await pool.run({ queue: q.queue, messageId: m.messageId, receiveCount: m.receiveCount, timeoutMs: q.handler.timeoutMs, event });
+      } catch (err) {
+        outcome = { result: 'crashed' as const, error: `dispatch failed: ${(err as Error)?.message ?? err}`, durationMs: 0 };
+      }
+      metrics.duration.observe({ queue: q.queue }, outcome.durationMs / 1000);
+      metrics.results.inc({ queue: q.queue, event_type: this.#typeLabel(q, eventType), result: outcome.result });
+      const fields = { queue: q.queue, messageId: m.messageId, eventType, receiveCount: m.receiveCount };
       if (outcome.result === 'success') {
         log.debug({ ...fields, durationMs: Math.round(outcome.durationMs) }, 'handled');
+        const entry = inFlight.get(id);
+        if (entry) entry.deleting = true;
         try {
           await this.#o.acker.delete(q, m.receiptHandle);
           metrics.deleted.inc({ queue: q.queue });
@@ -102,8 +121,8 @@ export class Dispatcher {
         }
         return;
       }
-      if (!inFlight.get(id)) return; // released by shutdown already
-      inFlight.remove(id);
+      // Stop extending first: a late extension must not undo the backoff or a release.
+      if (!(await inFlight.quiesce(id))) return; // released by shutdown already
       if (this.releaseFailures) {
         log.info({ ...fields, result: outcome.result }, 'released at shutdown');
         metrics.released.inc({ queue: q.queue, reason: 'shutdown' });
@@ -131,8 +150,11 @@ export class Dispatcher {
         log.warn({ ...fields, err }, 'backoff not set; the message comes back after its visibility timeout');
       }
     } finally {
+      // The slot is held until the message is settled with SQS (deleted or its visibility set), so
+      // what is in flight never exceeds the caps; released here, exactly once.
       inFlight.remove(id);
       metrics.inFlight.dec({ queue: q.queue });
+      capacity.release(q.queue, 1);
     }
   }
 }

@@ -13,6 +13,12 @@ export interface InFlightEntry {
   extending: boolean;
   /** Do not try again before this time after a failed extension. */
   retryAtMs: number;
+  /** Settling: no more extensions (a late one would undo a backoff or a release). */
+  closing: boolean;
+  /** The extension being sent, if any. */
+  extension: Promise<void> | null;
+  /** Its handler succeeded and its delete is being sent: shutdown must not release it. */
+  deleting: boolean;
 }
 
 export interface InFlightOptions {
@@ -52,14 +58,27 @@ export class InFlight {
     return n;
   }
 
-  add(e: Omit<InFlightEntry, 'extending' | 'retryAtMs'>): number {
+  add(e: Omit<InFlightEntry, 'extending' | 'retryAtMs' | 'closing' | 'extension' | 'deleting'>): number {
     const id = this.#nextId++;
-    this.#entries.set(id, { ...e, extending: false, retryAtMs: 0 });
+    this.#entries.set(id, { ...e, extending: false, retryAtMs: 0, closing: false, extension: null, deleting: false });
     this.#schedule();
     return id;
   }
 
   get(id: number): InFlightEntry | undefined {
+    return this.#entries.get(id);
+  }
+
+  /**
+   * Stops extending an entry and waits for an extension already on its way, so the visibility
+   * change that settles the message (backoff, release) is the last one SQS sees. The entry stays
+   * registered; undefined when it is gone (released by shutdown).
+   */
+  async quiesce(id: number): Promise<InFlightEntry | undefined> {
+    const e = this.#entries.get(id);
+    if (!e) return undefined;
+    e.closing = true;
+    if (e.extension) await e.extension.catch(() => undefined);
     return this.#entries.get(id);
   }
 
@@ -87,7 +106,7 @@ export class InFlight {
   #schedule(): void {
     if (this.#stopped) return;
     let next = Infinity;
-    for (const e of this.#entries.values()) if (!e.extending) next = Math.min(next, InFlight.dueAt(e));
+    for (const e of this.#entries.values()) if (!e.extending && !e.closing) next = Math.min(next, InFlight.dueAt(e));
     if (next === Infinity) return;
     if (this.#timer && next >= this.#timerAt) return;
     if (this.#timer) clearTimeout(this.#timer);
@@ -101,18 +120,20 @@ export class InFlight {
     this.#timerAt = Infinity;
     const now = this.#now();
     for (const [id, e] of this.#entries) {
-      if (e.extending || InFlight.dueAt(e) > now) continue;
+      if (e.extending || e.closing || InFlight.dueAt(e) > now) continue;
       e.extending = true;
       const sentAt = this.#now();
-      this.#o.acker.changeVisibility(e.queue, e.receiptHandle, e.visibilityTimeoutSec).then(
+      e.extension = this.#o.acker.changeVisibility(e.queue, e.receiptHandle, e.visibilityTimeoutSec).then(
         () => {
           e.extending = false;
+          e.extension = null;
           e.visibleUntilMs = sentAt + e.visibilityTimeoutSec * 1000;
           if (this.#entries.has(id)) this.#o.onExtended(e.queue.queue, 1);
           this.#schedule();
         },
         (err: unknown) => {
           e.extending = false;
+          e.extension = null;
           e.retryAtMs = this.#now() + 1000;
           if (this.#entries.has(id)) {
             this.#o.log.warn({ queue: e.queue.queue, messageId: e.messageId, err }, 'visibility extension failed');

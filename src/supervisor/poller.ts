@@ -102,7 +102,7 @@ export class Poller {
       try {
         messages = await this.#receive(slots, busy ? 0 : (this.#o.waitTimeSec ?? SQS_MAX_WAIT_SEC));
         this.#consecutiveErrors = 0;
-        this.#o.health.ok();
+        this.#o.health.ok(q.queue);
         if (this.#state === 'failing') {
           this.#state = 'polling';
           log.info({ queue: q.queue }, 'receiving again');
@@ -165,7 +165,7 @@ export class Poller {
   async #onReceiveError(err: unknown): Promise<void> {
     const { queue: q, log, metrics, health } = this.#o;
     metrics.sqsErrors.inc({ queue: q.queue, operation: 'ReceiveMessage' });
-    health.failed(err);
+    health.failed(err, q.queue);
     const delayMs = callRetryDelayMs(this.#consecutiveErrors++);
     if (this.#state === 'polling') this.#state = 'failing';
     log.warn({ queue: q.queue, err, retryInMs: delayMs, attempt: this.#consecutiveErrors }, 'receive failed');

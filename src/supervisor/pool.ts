@@ -11,7 +11,7 @@ export const WATCHDOG_MARGIN_MS = 1_000;
 export interface PoolOptions {
   threads: number;
   tasksPerThread: number;
-  worker: Omit<WorkerConfig, 'slotThreads' | 'controlChannel'>;
+  worker: Omit<WorkerConfig, 'slotThreads' | 'slotEpochMs' | 'controlChannel'>;
   threadData?: unknown;
   log: Logger;
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number };
@@ -37,11 +37,12 @@ export class HandlerPool {
   readonly #control: BroadcastChannel;
   readonly #log: Logger;
   readonly #graceMs: number;
+  readonly #slotEpochMs = Date.now();
   #destroyed: Promise<void> | undefined;
 
   constructor(o: PoolOptions) {
     this.capacity = o.threads * o.tasksPerThread;
-    const slotBuffer = new SharedArrayBuffer(4 * this.capacity);
+    const slotBuffer = new SharedArrayBuffer(4 * 2 * this.capacity);
     this.#slotThreads = new Int32Array(slotBuffer);
     this.#freeSlots = Array.from({ length: this.capacity }, (_, i) => this.capacity - 1 - i);
     this.#log = o.log;
@@ -49,7 +50,7 @@ export class HandlerPool {
     const controlChannel = `eventbus:${randomUUID()}`;
     this.#control = new BroadcastChannel(controlChannel);
     this.#control.unref();
-    const workerData: WorkerData = { eventbus: { ...o.worker, slotThreads: slotBuffer, controlChannel }, threadData: o.threadData };
+    const workerData: WorkerData = { eventbus: { ...o.worker, slotThreads: slotBuffer, slotEpochMs: this.#slotEpochMs, controlChannel }, threadData: o.threadData };
     this.#pool = new Piscina<TaskInput, TaskOutput>({
       filename: new URL('../worker/index.js', import.meta.url).href,
       minThreads: o.threads,
@@ -72,27 +73,36 @@ export class HandlerPool {
   async run(input: Omit<TaskInput, 'slot'>): Promise<RunOutcome> {
     const slot = this.#freeSlots.pop();
     if (slot === undefined) throw new Error('handler pool: no free slot (caps exceed pool capacity)');
-    Atomics.store(this.#slotThreads, slot, 0);
+    Atomics.store(this.#slotThreads, 2 * slot, 0);
+    Atomics.store(this.#slotThreads, 2 * slot + 1, 0);
     const started = performance.now();
     let killedByWatchdog = false;
-    const watchdogMs = input.timeoutMs + this.#graceMs + WATCHDOG_MARGIN_MS;
+    const limitMs = input.timeoutMs + this.#graceMs + WATCHDOG_MARGIN_MS;
     let watchdog: NodeJS.Timeout | undefined;
+    let warnedQueued = false;
     const arm = (ms: number) => {
       watchdog = setTimeout(() => {
-        const tid = Atomics.load(this.#slotThreads, slot);
-        // 0 = not started yet (queued behind a thread being replaced): look again later.
-        if (tid === 0) return arm(this.#graceMs + WATCHDOG_MARGIN_MS);
-        const worker = this.#pool.threads.find((w) => w.threadId === tid);
-        if (!worker) return;
+        const tid = Atomics.load(this.#slotThreads, 2 * slot);
+        const startedAt = Atomics.load(this.#slotThreads, 2 * slot + 1);
+        if (tid === 0 || startedAt === 0) {
+          // Not started: queued behind a thread being replaced, or its setup still running.
+          if (!warnedQueued) this.#log.warn({ queue: input.queue, messageId: input.messageId }, 'handler has not started yet; waiting for a thread');
+          warnedQueued = true;
+          return arm(limitMs);
+        }
+        // Timed from the handler's own start, as the thread's timer is.
+        const elapsed = Date.now() - this.#slotEpochMs - (startedAt - 1);
+        if (elapsed < limitMs) return arm(limitMs - elapsed);
         killedByWatchdog = true;
         this.#log.warn({ queue: input.queue, messageId: input.messageId, thread: tid }, 'handler did not yield after its timeout; replacing its thread');
-        void worker.terminate();
+        this.#endThread(tid);
       }, ms);
       watchdog.unref();
     };
-    arm(watchdogMs);
+    arm(limitMs);
     try {
       const out = await this.#pool.run({ ...input, slot });
+      if (out.abandonedOnThread !== undefined) this.#endThread(out.abandonedOnThread);
       return out;
     } catch (err) {
       const durationMs = performance.now() - started;
@@ -100,9 +110,16 @@ export class HandlerPool {
       return { result: 'crashed', error: `worker thread died: ${(err as Error)?.message ?? err}`, durationMs };
     } finally {
       clearTimeout(watchdog);
-      Atomics.store(this.#slotThreads, slot, 0);
+      Atomics.store(this.#slotThreads, 2 * slot, 0);
+      Atomics.store(this.#slotThreads, 2 * slot + 1, 0);
       this.#freeSlots.push(slot);
     }
+  }
+
+  /** Ends one thread; piscina fails its other tasks (they become `crashed`) and starts a replacement. */
+  #endThread(threadId: number): void {
+    const worker = this.#pool.threads.find((w) => w.threadId === threadId);
+    if (worker) void worker.terminate();
   }
 
   /**

@@ -115,20 +115,32 @@ export class Supervisor {
     try {
       const child = cfg.child;
       // In a cluster child, every per-queue cap is this child's exact share of the host's cap.
-      const handlers = (this.#o.handlers ?? (await loadHandlers(cfg))).map((h) => (child ? { ...h, concurrency: shareOf(h.concurrency, child) } : h));
+      // Handler defaults are resolved against the host-wide cap, then split once.
+      const handlers = (this.#o.handlers ?? (await loadHandlers({ ...cfg, concurrency: cfg.hostConcurrency }))).map((h) =>
+        child ? { ...h, concurrency: shareOf(h.concurrency, child) } : h,
+      );
+      const starved = handlers.filter((h) => h.concurrency < 1).map((h) => h.queue);
+      if (starved.length) {
+        throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: queues ${starved.join(', ')} get no slot in child ${child?.index}: a per-queue cap must be >= processes`);
+      }
       if (handlers.length === 0) {
         throw new EventBusError('ERR_HANDLERS_DIR', `no handlers found in ${cfg.handlersDir} (top-level .js/.mjs files with a default export)`);
       }
-      if (cfg.concurrency < handlers.length) {
+      const effectiveCap = Math.min(cfg.concurrency, cfg.threads * cfg.tasksPerThread);
+      if (effectiveCap < handlers.length) {
         throw new EventBusError(
           'ERR_CONFIG_INVALID',
-          `invalid config: concurrency (${cfg.concurrency}) must be at least the number of queues (${handlers.length}), so an idle long poll per queue fits`,
+          `invalid config: concurrency (${cfg.concurrency}, or threads x tasksPerThread = ${cfg.threads * cfg.tasksPerThread} if lower) must be at least the number of queues (${handlers.length}), so an idle long poll per queue fits`,
         );
       }
       if (!child) {
         // A cluster child has no port: the primary serves HTTP for all of them.
         this.#http = await startHttp({ host: cfg.http.host, port: cfg.http.port, registry: this.metrics.registry, readiness: () => this.readiness() });
         this.log.info({ host: cfg.http.host, port: this.#http.port }, 'http listening');
+        if (this.#stopping) {
+          await this.#http.close();
+          return;
+        }
       }
       const awsSettings = this.#o.aws ?? { endpoint: cfg.endpoint, region: cfg.region };
       this.#clients = createAwsClients(awsSettings);
@@ -258,15 +270,22 @@ export class Supervisor {
     this.#stateReason = 'draining';
     this.#startAbort.abort();
     if (this.#pollers.length) this.log.info({ reason, inFlight: this.#inFlight?.size ?? 0 }, 'draining');
-    const step = async (name: string, fn: () => unknown) => {
+    // Every step runs even if one throws, and none may wait past its share of the deadline.
+    const step = async (name: string, fn: () => unknown, untilMs = deadline) => {
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await fn();
+        const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, untilMs - Date.now()))));
+        if ((await Promise.race([Promise.resolve().then(fn), timedOut])) === 'timeout') {
+          this.log.warn({ step: name }, 'shutdown step ran out of time');
+        }
       } catch (err) {
         this.log.error({ err, step: name }, 'shutdown step failed');
+      } finally {
+        clearTimeout(timer);
       }
     };
     await step('stop queue stats', () => this.#queueStats?.stop());
-    await step('stop pollers', () => Promise.all(this.#pollers.map((p) => p.stop())));
+    await step('stop pollers', () => Promise.all(this.#pollers.map((p) => p.stop())), drainUntil);
     await step('drain handlers', async () => {
       if (!this.#dispatcher) return;
       let settled = await this.#dispatcher.idle(Math.max(0, drainUntil - Date.now()));
@@ -277,17 +296,17 @@ export class Supervisor {
       }
       if (!settled) await this.#releaseInFlight();
     });
-    await step('flush acks', () => this.#acker?.flush());
-    await step('failure events', () => this.#failureEvents?.flush());
+    await step('flush acks', () => this.#acker?.flush(), deadline - 500);
+    await step('failure events', () => this.#failureEvents?.flush(), deadline - 400);
     await step('stop extensions', () => this.#inFlight?.stop());
     await step('teardown', async () => {
       if (!this.#pool) return;
       const r = await this.#pool.teardown(Math.max(100, deadline - Date.now() - 500));
       if (r.acked < r.threads) this.log.warn(r, 'not every thread finished its teardown in time');
     });
-    await step('close pool', () => this.#pool?.destroy());
+    await step('close pool', () => this.#pool?.destroy(), Math.max(deadline, Date.now() + 1_000));
     await step('close capacity', () => this.#capacity?.close());
-    await step('close http', () => this.#http?.close());
+    await step('close http', () => this.#http?.close(), Math.max(deadline, Date.now() + 500));
     await step('close clients', () => {
       this.#clients?.sqs.destroy();
       this.#clients?.sns.destroy();
@@ -299,9 +318,11 @@ export class Supervisor {
   /** Hands back every message still in flight (visibility 0), so another host takes it now. */
   async #releaseInFlight(): Promise<void> {
     if (!this.#inFlight || !this.#acker) return;
-    const entries = this.#inFlight.entries();
+    // A message whose handler succeeded is being deleted: releasing it would run it again.
+    const entries = this.#inFlight.entries().filter(([, e]) => !e.deleting);
     await Promise.allSettled(
       entries.map(async ([id, e]) => {
+        if (!(await this.#inFlight!.quiesce(id))) return;
         this.#inFlight!.remove(id);
         this.metrics.released.inc({ queue: e.queue.queue, reason: 'shutdown' });
         await this.#acker!.changeVisibility(e.queue, e.receiptHandle, 0);

@@ -107,8 +107,8 @@ function getPublisher(): Publisher {
 /** Runs one message's handler. Never throws: the outcome crosses the thread boundary as data. */
 export default async function run(task: TaskInput): Promise<TaskOutput> {
   if (task.warmup) return warmup();
-  Atomics.store(slotThreads, task.slot, threadId);
   const started = performance.now();
+  Atomics.store(slotThreads, 2 * task.slot, threadId);
   const done = (result: TaskOutput['result'], error?: string): TaskOutput => ({
     result,
     ...(error !== undefined ? { error } : {}),
@@ -116,7 +116,7 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
   });
   const h = handlers.get(task.queue);
   if (!h) {
-    Atomics.store(slotThreads, task.slot, 0);
+    Atomics.store(slotThreads, 2 * task.slot, 0);
     return done('error', `no handler for queue ${task.queue} in this thread`);
   }
   const ac = new AbortController();
@@ -126,6 +126,8 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
   try {
     const setup = ensureSetup(h, task.queue);
     if (setup) await setup;
+    // The watchdog on the main thread times the handler from here, as the timer below does.
+    Atomics.store(slotThreads, 2 * task.slot + 1, Date.now() - cfg.slotEpochMs + 1);
     const event = task.event;
     let position = 0;
     const ctx: HandlerContext = {
@@ -154,9 +156,10 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
       return done('error', describeError(err));
     }
     if (value === TIMED_OUT) {
-      // The handler ignored its signal but left the event loop free: the thread stays.
+      // The handler ignored its signal and is still running: the main thread ends this thread, so
+      // an abandoned handler cannot go on beside its own retry.
       handled.catch(() => undefined);
-      return done('timeout', describeError(ac.signal.reason));
+      return { ...done('timeout', `${describeError(ac.signal.reason)}; the handler ignored its signal, thread ended`), abandonedOnThread: threadId };
     }
     return value === false ? done('failure', 'handler returned false') : done('success');
   } catch (err) {
@@ -165,6 +168,7 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
     clearTimeout(abortTimer);
     clearTimeout(graceTimer);
     running.delete(ac);
-    Atomics.store(slotThreads, task.slot, 0);
+    Atomics.store(slotThreads, 2 * task.slot, 0);
+    Atomics.store(slotThreads, 2 * task.slot + 1, 0);
   }
 }

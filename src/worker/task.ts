@@ -12,8 +12,12 @@ export interface WorkerConfig {
   pretty: boolean;
   /** After a handler's signal aborted, how long it may take to settle before the result is `timeout`. */
   graceMs: number;
-  /** Int32Array over this buffer: slot -> threadId of the thread running the task in that slot. */
+  /**
+   * Int32Array over this buffer, two cells per slot: the threadId running the task in that slot,
+   * and when its handler started (ms since `slotEpochMs`, +1; 0 = not started).
+   */
   slotThreads: SharedArrayBuffer;
+  slotEpochMs: number;
   /** BroadcastChannel name for teardown and shutdown aborts. */
   controlChannel: string;
 }
@@ -42,6 +46,8 @@ export interface TaskOutput {
   result: Exclude<HandlerResult, 'crashed'>;
   error?: string;
   durationMs: number;
+  /** The handler ignored its aborted signal and is still running: its thread must be ended. */
+  abandonedOnThread?: number;
 }
 
 /** Messages on the control channel. */

@@ -66,7 +66,7 @@ t.test('the global cap must fit one long poll per queue', async (t) => {
   ]);
   const r = await runToExit(['--config', writeConfig({ handlersDir: dir, concurrency: 2, http: { host: '127.0.0.1', port: 0 } })]);
   t.equal(r.code, 1);
-  t.match(r.out, /concurrency \(2\) must be at least the number of queues \(3\)/);
+  t.match(r.out, /concurrency \(2, or threads x tasksPerThread = \d+ if lower\) must be at least the number of queues \(3\)/);
 });
 
 t.test('--help and usage errors', async (t) => {

@@ -7,12 +7,22 @@ const results = async (bus: Awaited<ReturnType<typeof startBus>>) => bus.sup.met
 t.test('a handler past timeoutMs sees its signal abort and the result is timeout; the thread stays', async (t) => {
   const bus = await startBus([{ queue: 'q', events: ['T'], timeoutMs: 300, maxReceiveCount: 1 }], { config: { retry: { baseDelaySec: 30, maxDelaySec: 30 } } });
   t.teardown(() => bus.stop());
+  await waitFor('both threads set up', () => bus.seen.filter((s) => s.kind === 'setup').length >= 2);
   await bus.publisher.createEvent('T', { sleepMs: 10_000 }); // honours the signal: rejects at 300 ms
-  await bus.publisher.createEvent('T', { ignoreSignalMs: 10_000 }); // ignores it: timeout after the grace
-  await waitFor('two timeouts', async () => /result="timeout"\} 2/.test(await results(bus)), 15_000);
-  t.equal(bus.ended('q').length, 0, 'neither handler finished');
-  const threads = new Set(bus.seen.filter((s) => s.kind === 'setup').map((s) => s.thread));
-  t.ok(threads.size <= 2, `no thread was replaced (setup ran on ${threads.size} threads)`);
+  await waitFor('a timeout', async () => /result="timeout"\} 1/.test(await results(bus)), 15_000);
+  t.equal(bus.ended('q').length, 0, 'the handler did not finish');
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(new Set(bus.seen.filter((s) => s.kind === 'setup').map((s) => s.thread)).size, 2, 'no thread was replaced');
+});
+
+t.test('a handler that ignores its aborted signal has its thread ended after the grace', async (t) => {
+  const bus = await startBus([{ queue: 'q', events: ['T'], timeoutMs: 300, maxReceiveCount: 1 }], { config: { retry: { baseDelaySec: 30, maxDelaySec: 30 } } });
+  t.teardown(() => bus.stop());
+  await waitFor('both threads set up', () => bus.seen.filter((s) => s.kind === 'setup').length >= 2);
+  await bus.publisher.createEvent('T', { ignoreSignalMs: 10_000 });
+  await waitFor('a timeout', async () => /result="timeout"\} 1/.test(await results(bus)), 15_000);
+  await waitFor('a replacement thread', () => new Set(bus.seen.filter((s) => s.kind === 'setup').map((s) => s.thread)).size === 3, 10_000);
+  t.equal(bus.ended('q').length, 0, 'the abandoned handler never finished: its thread is gone');
 });
 
 t.test('a handler that never yields has its thread replaced; other work goes on', async (t) => {

@@ -71,3 +71,15 @@ t.test('an aborted wait resolves 0 and frees its place', async (t) => {
   t.equal(await q, 1, 'the next waiter gets the slot');
   t.equal(await c.acquire('a', 1, ac.signal), 0, 'an already aborted signal gets nothing');
 });
+
+t.test('granted waits leave no listener on the stop signal (one per receive would leak)', async (t) => {
+  const { EventEmitter } = await import('node:events');
+  const getEventListeners = (EventEmitter as unknown as { getEventListeners(t: EventTarget, n: string): unknown[] }).getEventListeners;
+  const c = new Capacity(2, { a: 2 });
+  const ac = new AbortController();
+  for (let i = 0; i < 1000; i++) {
+    const n = await c.acquire('a', 2, ac.signal);
+    c.release('a', n);
+  }
+  t.equal(getEventListeners(ac.signal, 'abort').length, 0);
+});

@@ -66,3 +66,12 @@ t.test('redaction hides secrets', async (t) => {
   for (const secret of ['tok-123', 'whsec_1', 's3"', 'u:pw']) t.notOk(text.includes(secret), `${secret} is not printed`);
   t.match(text, /postgres:\/\/\[redacted\]@h\/db/);
 });
+
+t.test('a cluster child gets its exact share of the caps; the host cap stays for handler defaults', async (t) => {
+  const { shareOf } = await import('../../dist/config.js');
+  t.same([0, 1, 2].map((index) => shareOf(10, { index, count: 3 })), [4, 3, 3], 'shares add up to the cap');
+  const c = loadConfig({ env: { EVENTBUS_CONCURRENCY: '10', EVENTBUS_THREADS: '1' }, child: { index: 1, count: 2 } });
+  t.equal(c.concurrency, 5);
+  t.equal(c.hostConcurrency, 10);
+  t.equal(c.tasksPerThread, 5);
+});
