@@ -29,6 +29,8 @@ export interface Config {
   threads: number;
   tasksPerThread: number;
   processes: number;
+  /** V8 old-generation limit per worker thread in MiB (piscina resourceLimits); null = V8's default. */
+  threadHeapMb: number | null;
   http: { host: string; port: number; apiToken: string | null };
   shutdownTimeoutMs: number;
   retry: { baseDelaySec: number; maxDelaySec: number };
@@ -142,6 +144,12 @@ const schema = {
     env: 'EVENTBUS_TASKS_PER_THREAD',
   },
   processes: { doc: 'supervised child processes (node:cluster)', format: 'positive-int', default: 1, env: 'EVENTBUS_PROCESSES' },
+  threadHeapMb: {
+    doc: 'heap limit per worker thread in MiB: a handler that exhausts it ends its thread (crashed), not the process',
+    format: 'optional-positive-int',
+    default: null as number | null,
+    env: 'EVENTBUS_THREAD_HEAP_MB',
+  },
   http: {
     host: { doc: 'HTTP listen address', format: String, default: '0.0.0.0', env: 'EVENTBUS_HTTP_HOST' },
     port: { doc: 'HTTP port (0 = any free port)', format: 'port', default: 9464, env: 'EVENTBUS_HTTP_PORT' },

@@ -159,6 +159,7 @@ export class Supervisor {
       this.#pool = new HandlerPool({
         threads: cfg.threads,
         tasksPerThread: cfg.tasksPerThread,
+        ...(cfg.threadHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: cfg.threadHeapMb } } : {}),
         log: this.log,
         threadData: this.#o.threadData,
         worker: {
