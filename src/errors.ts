@@ -14,6 +14,7 @@ export const ErrorCodes = {
   ERR_AWS: 'ERR_AWS',
   ERR_CAPACITY: 'ERR_CAPACITY',
   ERR_USAGE: 'ERR_USAGE',
+  ERR_ARCHIVE: 'ERR_ARCHIVE',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

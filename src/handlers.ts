@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { EventBusError } from './errors.js';
 import { QUEUE_NAME_RE } from './aws.js';
 import type { HandlerDefinition } from './types.js';
+import { ARCHIVE_DECLARATION, ARCHIVE_HANDLER_FILE } from './archive/declaration.js';
 
 /** Defaults of a handler definition (SPEC "Handlers"). */
 export const HANDLER_DEFAULTS = {
@@ -69,8 +70,13 @@ export async function importHandler(file: string): Promise<HandlerDefinition> {
   return def;
 }
 
-/** Loads every handler of the folder, applies `queues.<name>` overrides, validates, and checks queue names are unique. */
-export async function loadHandlers(cfg: Pick<Config, 'handlersDir' | 'queuePrefix' | 'concurrency' | 'queues'>): Promise<ResolvedHandler[]> {
+/**
+ * Loads every handler of the folder, applies `queues.<name>` overrides, validates, and checks queue names are unique.
+ * With `archive.enabled`, the built-in archive handler (queue `archive`, every event) is one of them.
+ */
+export async function loadHandlers(
+  cfg: Pick<Config, 'handlersDir' | 'queuePrefix' | 'concurrency' | 'queues'> & { archive?: { enabled: boolean } },
+): Promise<ResolvedHandler[]> {
   const files = await listHandlerFiles(cfg.handlersDir);
   const out: ResolvedHandler[] = [];
   const byQueue = new Map<string, string>();
@@ -82,6 +88,13 @@ export async function loadHandlers(cfg: Pick<Config, 'handlersDir' | 'queuePrefi
       throw new EventBusError('ERR_HANDLER_DUPLICATE_QUEUE', `handlers ${other} and ${file} both use queue "${h.queue}"`);
     }
     byQueue.set(h.queue, file);
+    out.push(h);
+  }
+  if (cfg.archive?.enabled) {
+    const h = resolveHandler(ARCHIVE_HANDLER_FILE, { ...ARCHIVE_DECLARATION, handle: () => true }, cfg);
+    const other = byQueue.get(h.queue);
+    if (other) throw new EventBusError('ERR_HANDLER_DUPLICATE_QUEUE', `handler ${other} uses queue "${h.queue}", which the built-in archive handler owns (archive.enabled)`);
+    byQueue.set(h.queue, h.file);
     out.push(h);
   }
   const unknown = Object.keys(cfg.queues).filter((q) => !byQueue.has(q));

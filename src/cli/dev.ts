@@ -36,7 +36,7 @@ export async function runDev(o: DevOptions): Promise<void> {
   try {
     config = loadConfig({
       file: o.config,
-      defaults: { provision: true, 'http.host': '127.0.0.1', logLevel: 'info' },
+      defaults: { provision: true, 'http.host': '127.0.0.1', logLevel: 'info', 'archive.enabled': true },
       overrides: { endpoint: emulator.endpoint, region: 'us-east-1', ...(o.httpPort ? { 'http.port': Number(o.httpPort) } : {}) },
     });
   } catch (err) {
@@ -61,6 +61,7 @@ export async function runDev(o: DevOptions): Promise<void> {
         .map((q) => `${q.queue} <- ${q.handler.events?.join(', ') ?? 'every event'}`)
         .join('; ')}`,
       `  metrics ${http}/metrics   health ${http}/healthz   ready ${http}/readyz`,
+      ...(config.archive.enabled ? [`  archive ${http}/events   npm run eventbus -- events${portFlag ? ' --dev' + portFlag : ''}   (events replay: npm run eventbus -- replay --help)`] : []),
       '',
       '  Publish an event from another terminal:',
       `    npm run eventbus -- publish --dev${portFlag} USER_CREATED '{"email":"ada@example.com"}'`,

@@ -9,6 +9,9 @@ import { UsageError, commandContext, devHint, type CommonOptions } from './commo
 import { runDev } from './dev.js';
 import { registerDlq } from './dlq.js';
 import { registerStatus } from './status.js';
+import { registerEvents } from './events.js';
+import { registerReplay } from './replay.js';
+import { registerIngress } from './ingress.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -90,6 +93,9 @@ export async function main(argv: string[]): Promise<void> {
 
   registerStatus(program, common);
   registerDlq(program, common);
+  registerEvents(program, common);
+  registerReplay(program, common);
+  registerIngress(program, common);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -9,6 +9,9 @@ import { loadHandlers } from '../handlers.js';
 import type { Logger } from '../log.js';
 import { startHttp, type Readiness } from './http.js';
 import type { Supervisor } from './supervisor.js';
+import { extraRoutes, type ExtraRoutes } from './extra-routes.js';
+import { createAwsClients, type AwsClients } from '../aws.js';
+import { createPublisher, type Publisher } from '../publisher/index.js';
 
 /** IPC between the primary and its children (own protocol: prom-client's clusterMetrics() drops the primary and fails on one slow child). */
 type ToChild = { type: 'eventbus:metrics' | 'eventbus:readiness'; id: number } | { type: 'eventbus:shutdown' };
@@ -64,6 +67,9 @@ export class ClusterPrimary {
   readonly #slots: ChildSlot[] = [];
   #draining = false;
   #http: Awaited<ReturnType<typeof startHttp>> | undefined;
+  #extras: ExtraRoutes | undefined;
+  /** The primary's own publisher, for webhook ingress on its HTTP port. */
+  #ingress: { clients: AwsClients; publisher: Publisher } | undefined;
   #nextId = 1;
   readonly #pending = new Map<number, (msg: FromChild) => void>();
   #stopping: Promise<void> | undefined;
@@ -101,6 +107,21 @@ export class ClusterPrimary {
       registry: this.metrics.registry,
       metrics: () => this.#aggregateMetrics(),
       readiness: () => this.#readiness(),
+      routes: (app) => {
+        this.#extras = extraRoutes({
+          config: cfg,
+          metrics: this.metrics,
+          log: this.#log,
+          publisher: () => {
+            if (!this.#ingress) {
+              const clients = createAwsClients({ endpoint: cfg.endpoint, region: cfg.region });
+              this.#ingress = { clients, publisher: createPublisher({ sns: clients.sns, topic: cfg.topic, source: cfg.source, onPublished: (type, k) => this.metrics.published.inc({ event_type: type }, k) }) };
+            }
+            return this.#ingress.publisher;
+          },
+        });
+        return this.#extras.register(app);
+      },
     });
     this.#log.info({ host: cfg.http.host, port: this.#http.port }, 'http listening');
     for (let i = 0; i < n; i++) {
@@ -141,6 +162,9 @@ export class ClusterPrimary {
       ),
     );
     await this.#http?.close();
+    await this.#extras?.close().catch(() => undefined);
+    this.#ingress?.clients.sns.destroy();
+    this.#ingress?.clients.sqs.destroy();
     this.#log.info('cluster stopped');
   }
 

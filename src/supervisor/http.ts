@@ -16,6 +16,8 @@ export interface HttpOptions {
   /** The metrics text; default: the registry's own (the cluster primary aggregates its children). */
   metrics?: () => Promise<string>;
   readiness(): Readiness | Promise<Readiness>;
+  /** Registers more routes before listening (webhook ingress, /events). */
+  routes?: (app: FastifyInstance) => Promise<void>;
 }
 
 /** The supervisor's one HTTP port: /metrics, /healthz (alive), /readyz (polling every queue). */
@@ -31,6 +33,7 @@ export async function startHttp(o: HttpOptions): Promise<{ app: FastifyInstance;
     reply.code(r.ready ? 200 : 503);
     return r;
   });
+  if (o.routes) await o.routes(app);
   await app.listen({ host: o.host, port: o.port });
   const port = (app.server.address() as AddressInfo).port;
   return { app, port, close: () => app.close() };

@@ -20,6 +20,8 @@ import { HandlerPool } from './pool.js';
 import type { QueueRuntime } from './queue.js';
 import { QueueStats } from './queue-stats.js';
 import { shareOf } from '../config.js';
+import { extraRoutes, type ExtraRoutes } from './extra-routes.js';
+import { resolveArchiveUrl } from '../archive/store.js';
 
 /** How long a handler may take to settle after its signal aborted before it counts as `timeout`. */
 export const HANDLER_GRACE_MS = 2_000;
@@ -65,6 +67,7 @@ export class Supervisor {
   #queueStats: QueueStats | undefined;
   #publisher: Publisher | null = null;
   #http: Awaited<ReturnType<typeof startHttp>> | undefined;
+  #extras: ExtraRoutes | undefined;
   #stopping: Promise<void> | undefined;
   #startAbort = new AbortController();
 
@@ -135,7 +138,16 @@ export class Supervisor {
       }
       if (!child) {
         // A cluster child has no port: the primary serves HTTP for all of them.
-        this.#http = await startHttp({ host: cfg.http.host, port: cfg.http.port, registry: this.metrics.registry, readiness: () => this.readiness() });
+        // Webhook ingress and /events, when configured; webhooks answer 503 until the topic is resolved.
+        this.#extras = extraRoutes({ config: cfg, metrics: this.metrics, log: this.log, publisher: () => this.#publisher });
+        const extras = this.#extras;
+        this.#http = await startHttp({
+          host: cfg.http.host,
+          port: cfg.http.port,
+          registry: this.metrics.registry,
+          readiness: () => this.readiness(),
+          routes: (app) => extras.register(app),
+        });
         this.log.info({ host: cfg.http.host, port: this.#http.port }, 'http listening');
         if (this.#stopping) {
           await this.#http.close();
@@ -170,6 +182,7 @@ export class Supervisor {
           logLevel: cfg.logLevel,
           pretty: this.#o.pretty ?? false,
           graceMs: HANDLER_GRACE_MS,
+          archiveUrl: cfg.archive.enabled ? resolveArchiveUrl(cfg.archive.url) : null,
         },
       });
       this.#stateReason = 'starting: loading handlers in the worker threads';
@@ -308,6 +321,7 @@ export class Supervisor {
     await step('close pool', () => this.#pool?.destroy(), Math.max(deadline, Date.now() + 1_000));
     await step('close capacity', () => this.#capacity?.close());
     await step('close http', () => this.#http?.close(), Math.max(deadline, Date.now() + 500));
+    await step('close archive', () => this.#extras?.close());
     await step('close clients', () => {
       this.#clients?.sqs.destroy();
       this.#clients?.sns.destroy();

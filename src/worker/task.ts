@@ -20,6 +20,8 @@ export interface WorkerConfig {
   slotEpochMs: number;
   /** BroadcastChannel name for teardown and shutdown aborts. */
   controlChannel: string;
+  /** The archive store's url for the built-in archive handler (absolute file path or postgres://); null = archive off. */
+  archiveUrl?: string | null;
 }
 
 /** The thread's whole `workerData`. */

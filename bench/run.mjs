@@ -1,0 +1,768 @@
+#!/usr/bin/env node
+// `npm run bench`: eventbus's supervisor side by side with the best Node SQS consumers, on the same
+// emulator, same preloaded queue shape, same handler logic, same cap on messages in flight.
+// See BENCHMARKS.md for what is measured and how; `node bench/run.mjs --help` for the knobs.
+import { fork, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  CreateQueueCommand,
+  DeleteQueueCommand,
+  GetQueueAttributesCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { CreateTopicCommand, PublishCommand, SNSClient, SubscribeCommand, UnsubscribeCommand } from '@aws-sdk/client-sns';
+import { cpuMs, machine, machineCpu, memory, selfAndChildrenCpuMs } from './lib/proc.mjs';
+import { median, percentile, min, max } from './lib/stats.mjs';
+import { hrNow } from './lib/work.mjs';
+import { cloudEvent, eventData, EVENT_TYPE, TOPIC, TOPIC_ARN } from './lib/messages.mjs';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const REPO = dirname(BENCH_DIR);
+const argv = process.argv.slice(2);
+
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(`usage: node bench/run.mjs [--smoke]   (npm run bench / npm run bench:smoke)
+
+Environment:
+  BENCH_SCENARIOS   comma-separated: noop,io,cpu,net-noop,net-io,latency (default: all); also: backlog
+  BENCH_CONSUMERS   comma-separated: raw,sqs-consumer,sqs-consumer-batch,squiss-ts,eventbus (default: all)
+  BENCH_N           messages of the noop drain (default 6000; 1000 with --smoke); the other scenarios
+                    scale from it: io N/2, cpu N/10, net-noop and net-io N/3 (at least 200)
+  BENCH_RUNS        interleaved runs per scenario (default 3; 1 with --smoke)
+  BENCH_RAW_POLLERS poller counts the raw ceiling tries, best taken (default 3,5,8; 5 with --smoke)
+  BENCH_LATENCY_SECS seconds of publishing per rate in the latency run (default 3; 1 with --smoke)
+  BENCH_LATENCY_RATES events/s of the latency run (default 20,200)
+  BENCH_NET_MS      latency added to every consumer SQS call in the net-* scenarios (default 15)
+  BENCH_WARMUP      fraction of each drain left out of msgs/s, CPU and calls (default 0.2: measured from
+                    the delete that left 80% of the queue to the one that left it empty; 0 = whole drain)
+  BENCH_EB_THREADS  eventbus 'threads' (default: the supervisor's default, usable cores)
+  BENCH_PROFILE=1   run eventbus under --cpu-prof (profiles in bench/results/profiles)
+  BENCH_OUT         markdown output (default bench/results/latest.md; smoke.md with --smoke)
+  BENCH_KEEP=1      keep the temporary folder (configs, handled ids, consumer logs)
+`);
+  process.exit(0);
+}
+
+const smoke = argv.includes('--smoke');
+const env = process.env;
+// The SDK warns once per process that its 2027 releases need Node 22: noise in every consumer log.
+env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+const list = (v, dflt) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : dflt);
+
+const N = Number(env.BENCH_N ?? (smoke ? 1000 : 6000));
+const RUNS = Number(env.BENCH_RUNS ?? (smoke ? 1 : 3));
+const RAW_POLLERS = list(env.BENCH_RAW_POLLERS, smoke ? ['5'] : ['3', '5', '8']).map(Number);
+const LATENCY_SECS = Number(env.BENCH_LATENCY_SECS ?? (smoke ? 1 : 3));
+const LATENCY_RATES = list(env.BENCH_LATENCY_RATES, ['20', '200']).map(Number);
+const NET_MS = Number(env.BENCH_NET_MS ?? 15);
+const WARMUP = Number(env.BENCH_WARMUP ?? 0.2);
+if (!(WARMUP >= 0 && WARMUP < 1)) die('BENCH_WARMUP must be in [0, 1)');
+const OUT = env.BENCH_OUT ?? join(BENCH_DIR, 'results', smoke ? 'smoke.md' : 'latest.md');
+const scaled = (f) => Math.max(200, Math.round(N * f));
+
+const SCENARIOS = {
+  noop: { handler: 'noop', cap: 50, n: N, netMs: 0, title: 'noop, C=50' },
+  io: { handler: 'io', cap: 50, n: scaled(0.5), netMs: 0, title: 'io (20 ms), C=50' },
+  cpu: { handler: 'cpu', cap: 10, n: scaled(0.1), netMs: 0, title: 'cpu (4 ms), C=10' },
+  'net-noop': { handler: 'noop', cap: 50, n: scaled(1 / 3), netMs: NET_MS, title: `noop, C=50, +${NET_MS} ms/call` },
+  'net-io': { handler: 'io', cap: 50, n: scaled(1 / 3), netMs: NET_MS, title: `io (20 ms), C=50, +${NET_MS} ms/call` },
+  latency: { handler: 'noop', cap: 50, latency: true, title: 'latency (SNS publish to handler start), noop, C=50' },
+  backlog: { handler: 'noop', cap: 50, n: 100_000, netMs: 0, title: 'backlog of 100,000, noop, C=50', only: ['raw', 'eventbus'], runs: 1 },
+};
+const DEFAULT_SCENARIOS = ['noop', 'io', 'cpu', 'net-noop', 'net-io', 'latency'];
+const scenarioNames = list(env.BENCH_SCENARIOS, DEFAULT_SCENARIOS);
+for (const s of scenarioNames) if (!SCENARIOS[s]) die(`unknown scenario ${s} (known: ${Object.keys(SCENARIOS).join(', ')})`);
+
+const CONSUMERS = {
+  raw: { label: 'raw ceiling', file: 'raw.mjs' },
+  'sqs-consumer': { label: 'sqs-consumer handleMessage', file: 'sqs-consumer.mjs', env: { BENCH_SQSC_MODE: 'message' }, peer: true },
+  'sqs-consumer-batch': { label: 'sqs-consumer handleMessageBatch', file: 'sqs-consumer.mjs', env: { BENCH_SQSC_MODE: 'batch' }, peer: true },
+  'squiss-ts': { label: 'squiss-ts', file: 'squiss.mjs', peer: true },
+  eventbus: { label: '**eventbus**', eventbus: true },
+};
+const consumerNames = list(env.BENCH_CONSUMERS, Object.keys(CONSUMERS));
+for (const c of consumerNames) if (!CONSUMERS[c]) die(`unknown consumer ${c} (known: ${Object.keys(CONSUMERS).join(', ')})`);
+if (consumerNames.includes('eventbus') && !existsSync(join(REPO, 'dist', 'supervisor', 'index.js'))) {
+  die('dist/supervisor is missing: run npm run build (npm run bench does)');
+}
+
+function die(msg) {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(2);
+}
+const log = (msg) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: every one is tracked and killed at the end, on failure and on signals.
+const children = new Set();
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+function killAll() {
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    log(`${sig}: stopping`);
+    killAll();
+    process.exit(130);
+  });
+}
+
+const TMP = mkdtempSync(join(tmpdir(), 'eventbus-bench-'));
+process.on('exit', () => {
+  if (env.BENCH_KEEP !== '1') rmSync(TMP, { recursive: true, force: true });
+  else process.stderr.write(`bench: kept ${TMP}\n`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The emulator, in its own process.
+const emu = new EventEmitter();
+let emuChild;
+let endpoint;
+
+async function startEmulator() {
+  emuChild = track(fork(join(BENCH_DIR, 'lib', 'fauxqs-server.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  emuChild.on('message', (m) => emu.emit(m.id !== undefined ? `${m.ev}:${m.id}` : m.ev, m));
+  emuChild.on('exit', (code, sig) => emu.emit('emulator-exit', code, sig));
+  const [ready] = await withTimeout(once(emu, 'ready'), 20_000, 'fauxqs did not start');
+  endpoint = `http://127.0.0.1:${ready.port}`;
+}
+
+let msgSeq = 0;
+/** Sends a command to the emulator process and waits for its answer event. */
+async function emuCall(cmd, ev, extra = {}) {
+  const id = ++msgSeq;
+  const p = once(emu, `${ev}:${id}`);
+  emuChild.send({ cmd, id, ...extra });
+  const [m] = await withTimeout(p, cmd === 'preload' ? 300_000 : 10_000, `fauxqs did not answer ${cmd}`);
+  return m;
+}
+
+function withTimeout(p, ms, what) {
+  let t;
+  return Promise.race([p, new Promise((_, reject) => (t = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(t),
+  );
+}
+
+// The harness's own clients: their calls carry x-bench-harness and are neither counted nor delayed.
+let sqs;
+let sns;
+function makeHarnessClients() {
+  const cfg = { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
+  const tag = (next) => (args) => {
+    args.request.headers['x-bench-harness'] = '1';
+    return next(args);
+  };
+  sqs = new SQSClient(cfg);
+  sns = new SNSClient(cfg);
+  sqs.middlewareStack.add(tag, { step: 'build', name: 'benchHarnessTag' });
+  sns.middlewareStack.add(tag, { step: 'build', name: 'benchHarnessTag' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queues: a fresh queue (and its DLQ, with a RedrivePolicy as eventbus provisions it) per drain.
+let queueSeq = 0;
+async function createQueues() {
+  const prefix = `b${++queueSeq}-`;
+  const name = `${prefix}q`;
+  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
+  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes.QueueArn;
+  const q = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: name,
+      Attributes: { VisibilityTimeout: '30', RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 5 }) },
+    }),
+  );
+  const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: q.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes.QueueArn;
+  return { prefix, name, url: q.QueueUrl, arn, dlqUrl: dlq.QueueUrl };
+}
+
+async function deleteQueues(q) {
+  for (const url of [q.url, q.dlqUrl]) await sqs.send(new DeleteQueueCommand({ QueueUrl: url })).catch(() => undefined);
+}
+
+/** SendMessageBatch straight to the queue, run by the emulator process itself. Returns the event ids. */
+async function preload(q, n) {
+  const m = await emuCall('preload', 'preloaded', { queueUrl: q.url, n });
+  if (m.error) throw new Error(`preload: ${m.error}`);
+  return m.ids;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumers.
+let handlersDir;
+function eventbusHandlersDir() {
+  if (!handlersDir) {
+    handlersDir = join(TMP, 'handlers');
+    mkdirSync(handlersDir);
+    const target = pathToFileURL(join(BENCH_DIR, 'lib', 'eventbus-handler.mjs')).href;
+    writeFileSync(join(handlersDir, 'q.mjs'), `export { default } from ${JSON.stringify(target)};\n`);
+  }
+  return handlersDir;
+}
+
+let spawnSeq = 0;
+/** Starts one consumer process for queue q. Returns { child, pid, exited, logFile, idsDir }. */
+function startConsumer(name, scenario, q, extra = {}) {
+  const spec = CONSUMERS[name];
+  const dir = join(TMP, `run-${++spawnSeq}-${name}`);
+  const idsDir = join(dir, 'ids');
+  mkdirSync(idsDir, { recursive: true });
+  const logFile = join(dir, 'consumer.log');
+  const fd = openSync(logFile, 'a');
+  const childEnv = {
+    ...env,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    BENCH_ENDPOINT: endpoint,
+    BENCH_QUEUE_URL: q.url,
+    BENCH_HANDLER: scenario.handler,
+    BENCH_C: String(scenario.cap),
+    BENCH_IDS_DIR: idsDir,
+    ...(spec.env ?? {}),
+    ...extra,
+  };
+  delete childEnv.AWS_PROFILE;
+  delete childEnv.NODE_OPTIONS;
+  let args;
+  if (spec.eventbus) {
+    const config = {
+      endpoint,
+      region: 'us-east-1',
+      topic: TOPIC,
+      queuePrefix: q.prefix,
+      handlersDir: eventbusHandlersDir(),
+      provision: false,
+      concurrency: scenario.cap,
+      ...(env.BENCH_EB_THREADS ? { threads: Number(env.BENCH_EB_THREADS) } : {}),
+      http: { host: '127.0.0.1', port: 0 },
+      logLevel: 'warn',
+      failureEvents: { enabled: false },
+    };
+    const cfgFile = join(dir, 'eventbus.json');
+    writeFileSync(cfgFile, JSON.stringify(config, null, 2));
+    childEnv.EVENTBUS_LOG_FORMAT = 'json';
+    childEnv.BENCH_EB_QUEUE = 'q';
+    const prof = env.BENCH_PROFILE === '1' ? ['--cpu-prof', `--cpu-prof-dir=${join(BENCH_DIR, 'results', 'profiles')}`] : [];
+    args = [...prof, join(REPO, 'dist', 'supervisor'), '--config', cfgFile];
+  } else {
+    args = [join(BENCH_DIR, 'consumers', spec.file)];
+  }
+  const child = track(spawn(process.execPath, args, { cwd: REPO, env: childEnv, stdio: ['ignore', fd, fd] }));
+  closeSync(fd);
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, at: hrNow() })));
+  return { child, pid: child.pid, exited, logFile, idsDir };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`. Returns { code, signal, shutdownMs, killed }. */
+async function stopConsumer(c, graceMs = 30_000) {
+  const t0 = hrNow();
+  if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGTERM');
+  let killed = false;
+  const r = await Promise.race([c.exited, sleep(graceMs).then(() => null)]);
+  if (r) return { ...r, shutdownMs: r.at - t0, killed };
+  killed = true;
+  c.child.kill('SIGKILL');
+  const r2 = await c.exited;
+  return { ...r2, shutdownMs: r2.at - t0, killed };
+}
+
+/** Every handled line of a consumer: [{ id, lat }]. */
+function readHandled(idsDir) {
+  const out = [];
+  for (const f of readdirSync(idsDir)) {
+    for (const line of readFileSync(join(idsDir, f), 'utf8').split('\n')) {
+      if (!line) continue;
+      const sp = line.indexOf(' ');
+      out.push(sp < 0 ? { id: line, lat: NaN } : { id: line.slice(0, sp), lat: Number(line.slice(sp + 1)) });
+    }
+  }
+  return out;
+}
+
+function tail(file, lines = 15) {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One drain: fresh queue, preload n, start the consumer, measure from its first ReceiveMessage to the
+// delete that left the queue empty, stop it, check what it handled.
+async function drain(name, scenario, n, extra = {}) {
+  const q = await createQueues();
+  const t0 = hrNow();
+  const ids = await preload(q, n);
+  const preloadMs = hrNow() - t0;
+  const winId = ++msgSeq;
+  const markDepth = WARMUP > 0 ? Math.floor(n * (1 - WARMUP)) : -1;
+  emuChild.send({ cmd: 'open', id: winId, queueName: q.name, latencyMs: scenario.netMs, drainCheck: true, markDepth });
+  await withTimeout(once(emu, `opened:${winId}`), 10_000, 'fauxqs did not open the window');
+  const firstP = once(emu, `first:${winId}`);
+  const markP = once(emu, `mark:${winId}`);
+  const drainedP = once(emu, `drained:${winId}`);
+  const c = startConsumer(name, scenario, q, extra);
+  const result = { consumer: name, n, preloadMs, ok: false, error: null, log: c.logFile };
+  const exitedEarly = c.exited.then((r) => {
+    throw new Error(`consumer exited early (code ${r.code}, signal ${r.signal})`);
+  });
+  exitedEarly.catch(() => undefined);
+  let stall;
+  let sampler;
+  const rssSamples = [];
+  try {
+    const [first] = await Promise.race([withTimeout(firstP, 60_000, 'no ReceiveMessage'), exitedEarly]);
+    const cpu0 = cpuMs(c.pid);
+    sampler = setInterval(() => rssSamples.push(memory(c.pid)?.rssMB ?? NaN), 250);
+    // Stall detection: fail when the depth has not moved for 20 s; at most 180 s per drain.
+    let lastDepth = -1;
+    let lastMove = hrNow();
+    const stalled = new Promise((_, reject) => {
+      stall = setInterval(async () => {
+        const { depth } = await emuCall('depth', 'depth', { queueName: q.name }).catch(() => ({ depth: -2 }));
+        if (depth !== lastDepth) {
+          lastDepth = depth;
+          lastMove = hrNow();
+        } else if (hrNow() - lastMove > 20_000) reject(new Error(`stalled at depth ${depth}`));
+        if (hrNow() - first.t > 180_000) reject(new Error('drain took over 180 s'));
+      }, 1000);
+    });
+    let cpuMark = cpu0;
+    let mark = { t: first.t, remaining: n };
+    if (WARMUP > 0) {
+      [mark] = await Promise.race([markP, exitedEarly, stalled]);
+      cpuMark = cpuMs(c.pid);
+    }
+    const [drained] = await Promise.race([drainedP, exitedEarly, stalled]);
+    const cpu1 = cpuMs(c.pid);
+    const mem = memory(c.pid);
+    clearInterval(stall);
+    clearInterval(sampler);
+    rssSamples.push(mem?.rssMB ?? NaN);
+    result.rssSamples = rssSamples;
+    const { window: w } = await emuCall('close', 'closed');
+    // Whole drain: first receive to empty. Measured (steady) window: from the warm-up mark to empty.
+    result.wholeMs = drained.t - first.t;
+    result.wholeRate = (n * 1000) / result.wholeMs;
+    result.wholeCpuPer1k = cpu0 !== null && cpu1 !== null ? ((cpu1 - cpu0) * 1000) / n : NaN;
+    const m = WARMUP > 0 ? mark.remaining : n; // messages deleted in the measured window
+    result.measured = m;
+    result.elapsedMs = drained.t - mark.t;
+    result.rate = (m * 1000) / result.elapsedMs;
+    result.cpuPer1k = cpuMark !== null && cpu1 !== null ? ((cpu1 - cpuMark) * 1000) / m : NaN;
+    result.rssMB = mem?.hwmMB ?? NaN;
+    const callsFrom = WARMUP > 0 ? w.callsAtMark : {};
+    result.calls = Object.fromEntries(Object.entries(w.callsAtDrain).map(([op, k]) => [op, k - (callsFrom[op] ?? 0)]));
+    result.callsPer1k = (Object.values(result.calls).reduce((a, b) => a + b, 0) * 1000) / m;
+    result.emptyPer1k = ((w.emptyAtDrain - (WARMUP > 0 ? w.emptyAtMark : 0)) * 1000) / m;
+    const emuFrom = WARMUP > 0 ? w.cpuAtMark : w.cpuAtFirst;
+    result.emuCpuPer1k =
+      emuFrom && w.cpuAtDrain ? ((w.cpuAtDrain.user + w.cpuAtDrain.system - emuFrom.user - emuFrom.system) / 1000) * (1000 / m) : NaN;
+    result.ok = true;
+  } catch (err) {
+    clearInterval(stall);
+    clearInterval(sampler);
+    result.error = err.message;
+    await emuCall('close', 'closed').catch(() => undefined);
+  }
+  // Stop the consumer: each flushes its handled ids at SIGTERM (a SIGKILL would show up as missing).
+  const stop = await stopConsumer(c);
+  result.shutdownMs = stop.shutdownMs;
+  result.exit = stop.killed ? 'SIGKILL' : stop.signal ? stop.signal : `exit ${stop.code}`;
+  const handled = readHandled(c.idsDir);
+  const expected = new Set(ids);
+  const seen = new Set();
+  let dup = 0;
+  let unknown = 0;
+  for (const h of handled) {
+    if (!expected.has(h.id)) unknown++;
+    else if (seen.has(h.id)) dup++;
+    else seen.add(h.id);
+  }
+  result.handled = handled.length;
+  result.dup = dup;
+  result.missing = n - seen.size;
+  result.unknown = unknown;
+  const { depth } = await emuCall('depth', 'depth', { queueName: q.name });
+  result.leftInQueue = depth;
+  await deleteQueues(q);
+  if (!result.ok || result.dup || result.missing || result.unknown) {
+    log(`  ${name}: ${result.error ?? 'incorrect'} (dup ${dup}, missing ${result.missing}, unknown ${unknown}); log tail:\n${tail(c.logFile)}`);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario runs.
+const results = {}; // scenario -> consumer -> [drain results]
+const calibration = {}; // scenario -> [{ pollers, rate }]
+const rawPollers = {}; // scenario -> best count
+
+function fmtRate(r) {
+  return r.ok ? `${Math.round(r.rate)}/s` : `FAILED (${r.error})`;
+}
+
+async function runDrainScenario(sname) {
+  const scenario = SCENARIOS[sname];
+  const names = consumerNames.filter((c) => !scenario.only || scenario.only.includes(c));
+  const runs = scenario.runs ?? RUNS;
+  results[sname] = Object.fromEntries(names.map((c) => [c, []]));
+  log(`scenario ${sname}: ${scenario.title}, N=${scenario.n}, ${runs} run(s), consumers ${names.join(', ')}`);
+  if (names.includes('raw')) {
+    if (RAW_POLLERS.length > 1) {
+      const nCal = Math.max(200, Math.round(scenario.n / 3));
+      calibration[sname] = [];
+      for (const p of RAW_POLLERS) {
+        const r = await drain('raw', scenario, nCal, { BENCH_POLLERS: String(p) });
+        calibration[sname].push({ pollers: p, rate: r.ok && !r.dup && !r.missing ? r.rate : NaN });
+        log(`  raw calibration: ${p} poller(s): ${fmtRate(r)}`);
+      }
+      const best = calibration[sname].reduce((a, b) => (Number.isFinite(b.rate) && !(b.rate <= a.rate) ? b : a));
+      rawPollers[sname] = best.pollers;
+    } else rawPollers[sname] = RAW_POLLERS[0];
+  }
+  for (let run = 0; run < runs; run++) {
+    const order = names.map((_, i) => names[(i + run) % names.length]);
+    for (const name of order) {
+      const extra = name === 'raw' ? { BENCH_POLLERS: String(rawPollers[sname]) } : {};
+      const r = await drain(name, scenario, scenario.n, extra);
+      results[sname][name].push(r);
+      log(
+        `  run ${run + 1}/${runs} ${name}: ${fmtRate(r)}${r.ok ? ` (whole drain ${Math.round(r.wholeRate)}/s)` : ''}` +
+          (r.ok ? `, cpu ${r.cpuPer1k.toFixed(0)} ms/1k, rss ${r.rssMB.toFixed(0)} MB, calls ${r.callsPer1k.toFixed(0)}/1k` : '') +
+          `, dup ${r.dup}, missing ${r.missing}, stop ${Math.round(r.shutdownMs)} ms (${r.exit})`,
+      );
+    }
+  }
+}
+
+// Latency: the consumer runs on an empty queue subscribed to the topic; events are published through SNS
+// at each rate; each handler records now - sentAt at its start.
+const latency = {}; // consumer -> rate -> { lats, missing, dup }
+async function runLatency() {
+  const scenario = SCENARIOS.latency;
+  log(`scenario latency: ${LATENCY_RATES.join(' and ')} events/s for ${LATENCY_SECS} s each, consumers ${consumerNames.join(', ')}`);
+  for (const name of consumerNames) {
+    const q = await createQueues();
+    const sub = await sns.send(new SubscribeCommand({ TopicArn: TOPIC_ARN, Protocol: 'sqs', Endpoint: q.arn }));
+    const winId = ++msgSeq;
+    emuChild.send({ cmd: 'open', id: winId, queueName: q.name, latencyMs: 0, drainCheck: false });
+    await once(emu, `opened:${winId}`);
+    const extra = name === 'raw' ? { BENCH_POLLERS: String(rawPollers.noop ?? (RAW_POLLERS.length === 1 ? RAW_POLLERS[0] : 4)) } : {};
+    const firstP = once(emu, `first:${winId}`);
+    const c = startConsumer(name, scenario, q, extra);
+    const sentIds = new Map(); // id -> rate
+    latency[name] = {};
+    let error = null;
+    try {
+      await Promise.race([
+        withTimeout(firstP, 60_000, 'no ReceiveMessage'),
+        c.exited.then(() => Promise.reject(new Error('consumer exited early'))),
+      ]);
+      await sleep(1000); // every lane polling
+      for (const rate of LATENCY_RATES) {
+        const count = Math.max(1, Math.round(rate * LATENCY_SECS));
+        const interval = 1000 / rate;
+        const start = hrNow();
+        const pending = [];
+        for (let i = 0; i < count; i++) {
+          const due = start + i * interval;
+          const wait = due - hrNow();
+          if (wait > 1) await sleep(wait);
+          const id = randomUUID();
+          sentIds.set(id, rate);
+          // sentAt: stamped by the emulator when the Publish arrives (see fauxqs-server.mjs).
+          const message = cloudEvent(id, { ...eventData(i), sentAt: -1, rate });
+          pending.push(
+            sns.send(
+              new PublishCommand({
+                TopicArn: TOPIC_ARN,
+                Message: message,
+                MessageAttributes: { 'event-type': { DataType: 'String', StringValue: EVENT_TYPE } },
+              }),
+            ),
+          );
+        }
+        await Promise.all(pending);
+        await sleep(500);
+      }
+      // Wait for the queue to empty (at most 15 s).
+      const until = hrNow() + 15_000;
+      while (hrNow() < until) {
+        const { depth } = await emuCall('depth', 'depth', { queueName: q.name });
+        if (depth === 0) break;
+        await sleep(100);
+      }
+    } catch (err) {
+      error = err.message;
+    }
+    const closed = await emuCall('close', 'closed').catch(() => null);
+    await stopConsumer(c);
+    const handled = readHandled(c.idsDir);
+    const calls = closed?.window ? Object.values(closed.window.calls).reduce((a, b) => a + b, 0) : NaN;
+    latency[name].callsPerEvent = calls / sentIds.size;
+    latency[name].emptyPerEvent = (closed?.window?.emptyReceives ?? NaN) / sentIds.size;
+    for (const rate of LATENCY_RATES) latency[name][rate] = { lats: [], dup: 0, missing: 0, sent: 0, error };
+    const seen = new Set();
+    for (const h of handled) {
+      const rate = sentIds.get(h.id);
+      if (rate === undefined) continue;
+      if (seen.has(h.id)) latency[name][rate].dup++;
+      else {
+        seen.add(h.id);
+        latency[name][rate].lats.push(h.lat);
+      }
+    }
+    for (const [id, rate] of sentIds) {
+      latency[name][rate].sent++;
+      if (!seen.has(id)) latency[name][rate].missing++;
+    }
+    for (const rate of LATENCY_RATES) {
+      const L = latency[name][rate];
+      log(
+        `  ${name} @${rate}/s: p50 ${percentile(L.lats, 50).toFixed(1)} ms, p95 ${percentile(L.lats, 95).toFixed(1)}, p99 ${percentile(L.lats, 99).toFixed(1)}` +
+          `, n ${L.lats.length}, dup ${L.dup}, missing ${L.missing}${error ? `, ERROR ${error}` : ''}`,
+      );
+    }
+    if (error) log(`  ${name} log tail:\n${tail(c.logFile)}`);
+    await sns.send(new UnsubscribeCommand({ SubscriptionArn: sub.SubscriptionArn })).catch(() => undefined);
+    await deleteQueues(q);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+const f0 = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '–');
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
+
+function summarize(runs) {
+  const good = runs.filter((r) => r.ok);
+  return {
+    rate: median(good.map((r) => r.rate)),
+    rateMin: min(good.map((r) => r.rate)),
+    rateMax: max(good.map((r) => r.rate)),
+    cpu: median(good.map((r) => r.cpuPer1k)),
+    rss: max(good.map((r) => r.rssMB)),
+    calls: median(good.map((r) => r.callsPer1k)),
+    empty: median(good.map((r) => r.emptyPer1k)),
+    emuCpu: median(good.map((r) => r.emuCpuPer1k)),
+    wholeRate: median(good.map((r) => r.wholeRate)),
+    wholeCpu: median(good.map((r) => r.wholeCpuPer1k)),
+    dup: runs.reduce((a, r) => a + r.dup, 0),
+    missing: runs.reduce((a, r) => a + r.missing, 0),
+    failed: runs.filter((r) => !r.ok).length,
+    errors: [...new Set(runs.filter((r) => !r.ok).map((r) => r.error))],
+    shutdown: median(runs.map((r) => r.shutdownMs)),
+    ops: opsMedian(good),
+    n: runs[0]?.n,
+    runs: runs.length,
+  };
+}
+
+function opsMedian(runs) {
+  const names = new Set(runs.flatMap((r) => Object.keys(r.calls ?? {})));
+  return Object.fromEntries([...names].sort().map((op) => [op, median(runs.map((r) => ((r.calls?.[op] ?? 0) * 1000) / r.measured))]));
+}
+
+const SHORT_OPS = {
+  ReceiveMessage: 'Rcv',
+  DeleteMessage: 'Del',
+  DeleteMessageBatch: 'DelB',
+  ChangeMessageVisibility: 'CMV',
+  ChangeMessageVisibilityBatch: 'CMVB',
+  GetQueueAttributes: 'GQA',
+  GetQueueUrl: 'GQU',
+};
+
+function report() {
+  const out = [];
+  const summaries = {};
+  out.push('| scenario | consumer | msgs/s median (min–max) | × raw | × best peer | CPU ms / 1k msgs (× raw) | peak RSS MB | SQS calls / 1k msgs (× raw) | dup | missing |');
+  out.push('|---|---|---|---|---|---|---|---|---|---|');
+  for (const sname of scenarioNames) {
+    if (!results[sname]) continue;
+    const S = (summaries[sname] = Object.fromEntries(Object.entries(results[sname]).map(([c, runs]) => [c, summarize(runs)])));
+    const raw = S.raw;
+    const peers = Object.entries(S).filter(([c]) => CONSUMERS[c].peer);
+    const bestPeer = peers.length ? Math.max(...peers.map(([, s]) => s.rate).filter(Number.isFinite)) : NaN;
+    let firstRow = true;
+    for (const [c, s] of Object.entries(S)) {
+      const label = CONSUMERS[c].label + (c === 'raw' && rawPollers[sname] ? ` (${rawPollers[sname]} pollers)` : '');
+      const rateCell = s.failed === s.runs ? `FAILED: ${s.errors.join('; ')}` : `${f0(s.rate)} (${f0(s.rateMin)}–${f0(s.rateMax)})${s.failed ? ` ⚠ ${s.failed} run(s) failed: ${s.errors.join('; ')}` : ''}`;
+      out.push(
+        `| ${firstRow ? `${sname} (N=${s.n.toLocaleString('en-US')})` : ''} | ${label} | ${rateCell} | ${raw ? f2(s.rate / raw.rate) : '–'} | ${f2(s.rate / bestPeer)} | ${f0(s.cpu)}${raw ? ` (${f2(s.cpu / raw.cpu)})` : ''} | ${f0(s.rss)} | ${f0(s.calls)}${raw ? ` (${f2(s.calls / raw.calls)})` : ''} | ${s.dup ? `**${s.dup}**` : 0} | ${s.missing ? `**${s.missing}**` : 0} |`,
+      );
+      firstRow = false;
+    }
+  }
+  const main = out.join('\n');
+
+  const lat = [];
+  if (Object.keys(latency).length) {
+    lat.push('| consumer | events/s | p50 ms | p95 ms | p99 ms | max ms | handled | dup | missing | SQS calls / event (empty receives) |');
+    lat.push('|---|---|---|---|---|---|---|---|---|---|');
+    for (const [c, byRate] of Object.entries(latency)) {
+      LATENCY_RATES.forEach((rate, i) => {
+        const L = byRate[rate];
+        lat.push(
+          `| ${i === 0 ? CONSUMERS[c].label : ''} | ${rate} | ${f1(percentile(L.lats, 50))} | ${f1(percentile(L.lats, 95))} | ${f1(percentile(L.lats, 99))} | ${f1(max(L.lats))} | ${L.lats.length}/${L.sent} | ${L.dup} | ${L.missing}${L.error ? ` (error: ${L.error})` : ''} | ${i === 0 ? `${f1(byRate.callsPerEvent)} (${f1(byRate.emptyPerEvent)})` : ''} |`,
+        );
+      });
+    }
+  }
+
+  const detail = [
+    '| scenario | consumer | whole drain msgs/s | whole drain CPU ms / 1k | calls / 1k msgs by operation | empty receives / 1k | emulator CPU ms / 1k | SIGTERM to exit ms |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const [sname, S] of Object.entries(summaries)) {
+    for (const [c, s] of Object.entries(S)) {
+      const ops = Object.entries(s.ops)
+        .map(([op, v]) => `${SHORT_OPS[op] ?? op} ${v < 10 ? v.toFixed(1) : Math.round(v)}`)
+        .join(', ');
+      detail.push(`| ${sname} | ${CONSUMERS[c].label} | ${f0(s.wholeRate)} | ${f0(s.wholeCpu)} | ${ops} | ${f0(s.empty)} | ${f0(s.emuCpu)} | ${f0(s.shutdown)} |`);
+    }
+  }
+  const rssCurve = [];
+  for (const [sname, byConsumer] of Object.entries(results)) {
+    if (sname !== 'backlog') continue;
+    rssCurve.push('| consumer | RSS MB at 10% / 25% / 50% / 75% / 100% of the drain | peak |', '|---|---|---|');
+    for (const [c, runs] of Object.entries(byConsumer)) {
+      const r = runs.find((x) => x.ok && x.rssSamples?.length);
+      if (!r) continue;
+      const at = (f) => r.rssSamples[Math.min(r.rssSamples.length - 1, Math.floor(f * (r.rssSamples.length - 1)))];
+      rssCurve.push(`| ${CONSUMERS[c].label} | ${[0.1, 0.25, 0.5, 0.75, 1].map((f) => f0(at(f))).join(' / ')} | ${f0(r.rssMB)} |`);
+    }
+  }
+  const calib = Object.entries(calibration).map(
+    ([s, cs]) => `- ${s}: ${cs.map((c) => `${c.pollers} → ${f0(c.rate)}/s`).join(', ')} (best: ${rawPollers[s]})`,
+  );
+  return { main, lat: lat.join('\n'), detail: detail.join('\n'), calib, rssCurve: rssCurve.join('\n'), summaries, targets: targets(summaries) };
+}
+
+/** The issue's targets, checked for eventbus where this run has the figures. */
+function targets(S) {
+  const t = [];
+  const eb = (s) => S[s]?.eventbus;
+  const bestPeer = (s) => Math.max(...Object.entries(S[s] ?? {}).filter(([c]) => CONSUMERS[c].peer).map(([, x]) => x.rate).filter(Number.isFinite));
+  const check = (name, value, goal, ok) => t.push(`- ${ok ? '✅' : '❌'} ${name}: ${value} (target ${goal})`);
+  if (eb('noop') && S.noop.raw) {
+    check('noop msgs/s vs raw ceiling', `${f2(eb('noop').rate / S.noop.raw.rate)}×`, '≥ 0.90×', eb('noop').rate / S.noop.raw.rate >= 0.9);
+    check('noop CPU / 1k vs raw ceiling', `${f2(eb('noop').cpu / S.noop.raw.cpu)}×`, '≤ 1.15×', eb('noop').cpu / S.noop.raw.cpu <= 1.15);
+    check('noop SQS calls / 1k vs raw ceiling', `${f2(eb('noop').calls / S.noop.raw.calls)}×`, '≤ 1.05×', eb('noop').calls / S.noop.raw.calls <= 1.05);
+  }
+  if (eb('noop') && Number.isFinite(bestPeer('noop'))) {
+    check('noop msgs/s vs best peer', `${f2(eb('noop').rate / bestPeer('noop'))}×`, '≥ 1.05×', eb('noop').rate / bestPeer('noop') >= 1.05);
+  }
+  if (eb('io')) check('io msgs/s (C/20 ms = 2,500)', f0(eb('io').rate), '≥ 2,250', eb('io').rate >= 2250);
+  if (eb('cpu') && Number.isFinite(bestPeer('cpu'))) {
+    check('cpu msgs/s vs best (single-threaded) peer', `${f2(eb('cpu').rate / bestPeer('cpu'))}×`, '≥ 1.70×', eb('cpu').rate / bestPeer('cpu') >= 1.7);
+  }
+  if (eb('net-io')) check(`io with +${NET_MS} ms per SQS call`, f0(eb('net-io').rate), '≥ 2,250', eb('net-io').rate >= 2250);
+  if (eb('net-noop') && Number.isFinite(bestPeer('net-noop'))) {
+    check(`noop with +${NET_MS} ms per SQS call vs best peer`, `${f2(eb('net-noop').rate / bestPeer('net-noop'))}×`, '≥ 1.50×', eb('net-noop').rate / bestPeer('net-noop') >= 1.5);
+  }
+  const hi = Math.max(...LATENCY_RATES);
+  if (latency.eventbus?.[hi]) {
+    const p99 = (c) => percentile(latency[c][hi].lats, 99);
+    const peers = Object.keys(latency).filter((c) => CONSUMERS[c].peer);
+    if (peers.length) {
+      const best = Math.min(...peers.map(p99).filter(Number.isFinite));
+      check(`p99 latency at ${hi}/s vs best peer's p99 + 2 ms`, `${f1(p99('eventbus'))} ms`, `≤ ${f1(best + 2)} ms`, p99('eventbus') <= best + 2);
+    }
+  }
+  for (const [s, x] of Object.entries(S)) {
+    for (const [c, y] of Object.entries(x)) {
+      if (y.dup || y.missing || y.failed) t.push(`- ❌ ${s} / ${CONSUMERS[c].label}: dup ${y.dup}, missing ${y.missing}, failed runs ${y.failed}`);
+    }
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+const startedAt = hrNow();
+const load0 = loadavg();
+const machine0 = machineCpu();
+const self0 = selfAndChildrenCpuMs();
+let exitCode = 0;
+try {
+  await startEmulator();
+  makeHarnessClients();
+  await sns.send(new CreateTopicCommand({ Name: TOPIC }));
+  log(`fauxqs on ${endpoint} (pid ${emuChild.pid}); temp ${TMP}`);
+  for (const s of scenarioNames) {
+    if (SCENARIOS[s].latency) await runLatency();
+    else await runDrainScenario(s);
+  }
+} catch (err) {
+  log(`failed: ${err?.stack ?? err}`);
+  exitCode = 1;
+} finally {
+  killAll();
+}
+
+const totalSec = (hrNow() - startedAt) / 1000;
+// Other work on the machine during the run: machine-wide busy CPU minus the harness and its children.
+await sleep(100); // the last children reaped
+const machine1 = machineCpu();
+const self1 = selfAndChildrenCpuMs();
+const otherCores =
+  machine0 && machine1 && self0 !== null && self1 !== null ? (machine1.busy - machine0.busy - (self1 - self0)) / (totalSec * 1000) : NaN;
+const rep = report();
+const cmd = smoke ? 'npm run bench:smoke' : 'npm run bench';
+const envUsed = Object.entries(env)
+  .filter(([k]) => k.startsWith('BENCH_'))
+  .map(([k, v]) => `${k}=${v}`)
+  .join(' ');
+const md = [
+  `# eventbus benchmark (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`,
+  '',
+  `\`${envUsed ? `${envUsed} ` : ''}${cmd}\` — ${availableParallelism()} cores (${machine()}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, fauxqs 1.9.2; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}; other processes used ${Number.isFinite(otherCores) ? otherCores.toFixed(2) : '?'} cores on average during the run; took ${totalSec.toFixed(0)} s.`,
+  '',
+  WARMUP > 0
+    ? `Drain msgs/s: from the delete that left ${Math.round((1 - WARMUP) * 100)}% of the preloaded queue (start-up and JIT warm-up left out) to the delete that left it empty; median of ${RUNS} interleaved run(s); the whole drain from the first ReceiveMessage is in the details. CPU: the consumer process (all threads), SQS calls: every call the consumer made, both over the same window. RSS: peak (VmHWM) of the consumer process.`
+    : `Drain msgs/s: from the consumer's first ReceiveMessage to the delete that left the queue empty; median of ${RUNS} interleaved run(s). CPU: the consumer process (all threads), SQS calls: every call the consumer made, both over the same window. RSS: peak (VmHWM) of the consumer process.`,
+  '',
+  rep.main,
+  '',
+  ...(rep.lat ? ['Latency: SNS Publish to handler start, events published through the topic while the consumer runs.', '', rep.lat, ''] : []),
+  ...(rep.rssCurve ? ['Memory while draining the backlog (VmRSS sampled every 250 ms):', '', rep.rssCurve, ''] : []),
+  ...(rep.targets.length ? ['Targets of issue 5 (eventbus):', '', ...rep.targets, ''] : []),
+  ...(rep.calib.length ? ['Raw ceiling, poller counts tried (msgs/s, a third of N):', '', ...rep.calib, ''] : []),
+  'Details (medians):',
+  '',
+  rep.detail,
+  '',
+].join('\n');
+
+mkdirSync(dirname(OUT), { recursive: true });
+writeFileSync(OUT, md);
+process.stdout.write(`\n${md}\n`);
+log(`written to ${relative(REPO, OUT)} in ${totalSec.toFixed(0)} s`);
+
+const broken = Object.values(rep.summaries).some((S) => ['raw', 'eventbus'].some((c) => S[c] && (S[c].dup || S[c].missing || S[c].failed)));
+const latBroken = ['raw', 'eventbus'].some((c) => latency[c] && LATENCY_RATES.some((r) => latency[c][r] && (latency[c][r].dup || latency[c][r].missing || latency[c][r].error)));
+if (broken || latBroken) exitCode = 1;
+process.exit(exitCode);

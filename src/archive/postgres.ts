@@ -1,0 +1,105 @@
+// The fleet archive: one PostgreSQL table shared by every host (each host archives its share of the
+// archive queue, so together they hold every event).
+import pg from 'pg';
+import { EventBusError } from '../errors.js';
+import type { CloudEvent } from '../types.js';
+import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, redactUrl, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
+
+export const TABLE = 'eventbus_events';
+/** Serialises schema creation across hosts and threads (CREATE ... IF NOT EXISTS races otherwise). */
+const SCHEMA_LOCK = 7_316_402;
+
+const SCHEMA = [
+  // json, not jsonb: kept as sent (jsonb rejects \u0000 and reorders keys).
+  `CREATE TABLE IF NOT EXISTS ${TABLE} (
+     id text PRIMARY KEY,
+     type text,
+     time_ms bigint NOT NULL,
+     source text,
+     archived_at timestamptz NOT NULL DEFAULT now(),
+     event json NOT NULL
+   )`,
+  `CREATE INDEX IF NOT EXISTS ${TABLE}_type_time ON ${TABLE} (type, time_ms, id)`,
+  `CREATE INDEX IF NOT EXISTS ${TABLE}_time ON ${TABLE} (time_ms, id)`,
+];
+
+export async function openPostgresArchive(url: string, o: OpenOptions = {}): Promise<ArchiveStore> {
+  const location = redactUrl(url);
+  const pool = new pg.Pool({ connectionString: url, max: o.poolSize ?? 4, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000 });
+  // An idle client's connection error must not crash the process; the next query reconnects.
+  pool.on('error', (err) => o.warn?.(`archive ${location}: idle connection error: ${err.message}`));
+  try {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
+      for (const sql of SCHEMA) await client.query(sql);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw new EventBusError('ERR_ARCHIVE', `archive ${location} cannot be opened: ${(err as Error).message}`, { cause: err });
+  }
+
+  const where = (q: Omit<ArchiveQuery, 'limit'>, withCursor: boolean) => {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    const p = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    if (q.types?.length) clauses.push(`type = ANY(${p(q.types)}::text[])`);
+    if (q.sinceMs !== undefined) clauses.push(`time_ms >= ${p(q.sinceMs)}`);
+    if (q.untilMs !== undefined) clauses.push(`time_ms < ${p(q.untilMs)}`);
+    if (withCursor && q.cursor) {
+      const c = decodeCursor(q.cursor);
+      clauses.push(`(time_ms, id) > (${p(c.timeMs)}::bigint, ${p(c.id)}::text)`);
+    }
+    return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
+  };
+  let closed: Promise<void> | undefined;
+
+  return {
+    kind: 'postgres',
+    location,
+    async put(event: CloudEvent): Promise<boolean> {
+      const r = await pool.query(`INSERT INTO ${TABLE} (id, type, time_ms, source, event) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, [
+        event.id,
+        event.type ?? null,
+        eventTimeMs(event),
+        event.source ?? null,
+        JSON.stringify(event),
+      ]);
+      return r.rowCount === 1;
+    },
+    async query(q: ArchiveQuery): Promise<ArchivePage> {
+      const limit = checkLimit(q.limit);
+      const w = where(q, true);
+      // event::text: the document as stored, parsed here (pg would parse json itself, the same).
+      const r = await pool.query<{ id: string; time_ms: string; event: string }>(
+        `SELECT id, time_ms, event::text AS event FROM ${TABLE} ${w.sql} ORDER BY time_ms, id LIMIT ${limit + 1}`,
+        w.params,
+      );
+      const page = r.rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        events: page.map((row) => JSON.parse(row.event) as CloudEvent),
+        nextCursor: r.rows.length > limit && last ? encodeCursor({ timeMs: Number(last.time_ms), id: last.id }) : null,
+      };
+    },
+    async count(q): Promise<number> {
+      const w = where(q, false);
+      const r = await pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);
+      return Number(r.rows[0]?.n ?? 0);
+    },
+    close(): Promise<void> {
+      closed ??= pool.end();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,73 @@
+// GET /events: the activity-feed query over the archive, behind a bearer token when http.apiToken is set.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from '../log.js';
+import { checkLimit, decodeCursor, parseTime, type ArchiveQuery, type ArchiveStore } from './store.js';
+
+export interface EventsRouteOptions {
+  /** The store, opened on first use. */
+  store(): Promise<ArchiveStore>;
+  /** null = no token required. */
+  apiToken: string | null;
+  log: Logger;
+}
+
+/** Constant-time check of `Authorization: Bearer <token>` (digests, so lengths do not leak). */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
+  const given = createHash('sha256').update(m?.[1]?.trim() ?? '').digest();
+  const expected = createHash('sha256').update(token).digest();
+  return m !== null && timingSafeEqual(given, expected);
+}
+
+/** Parses /events query parameters into an ArchiveQuery; throws a message for a 400. */
+export function parseEventsQuery(q: Record<string, unknown>): ArchiveQuery {
+  const one = (name: string): string | undefined => {
+    const v = q[name];
+    if (v === undefined || v === '') return undefined;
+    if (Array.isArray(v)) return one2(v[v.length - 1]);
+    return one2(v);
+  };
+  const one2 = (v: unknown) => (typeof v === 'string' ? v : String(v));
+  const typeParam = q.type;
+  const types = (Array.isArray(typeParam) ? typeParam : typeParam === undefined ? [] : [typeParam])
+    .flatMap((t) => String(t).split(','))
+    .map((t) => t.trim())
+    .filter(Boolean);
+  const since = one('since');
+  const until = one('until');
+  const limit = one('limit');
+  const cursor = one('cursor');
+  if (limit !== undefined && !/^\d+$/.test(limit)) checkLimit(NaN);
+  const out: ArchiveQuery = {
+    ...(types.length ? { types } : {}),
+    ...(since !== undefined ? { sinceMs: parseTime(since, 'since') } : {}),
+    ...(until !== undefined ? { untilMs: parseTime(until, 'until') } : {}),
+    limit: checkLimit(limit === undefined ? undefined : Number(limit)),
+    ...(cursor !== undefined ? { cursor } : {}),
+  };
+  if (cursor !== undefined) decodeCursor(cursor);
+  return out;
+}
+
+export async function registerEventsRoute(app: FastifyInstance, o: EventsRouteOptions): Promise<void> {
+  app.get('/events', async (req, reply) => {
+    if (o.apiToken !== null && !bearerMatches(req.headers.authorization, o.apiToken)) {
+      reply.header('www-authenticate', 'Bearer');
+      return reply.code(401).send({ error: 'missing or wrong bearer token' });
+    }
+    let q: ArchiveQuery;
+    try {
+      q = parseEventsQuery(req.query as Record<string, unknown>);
+    } catch (err) {
+      return reply.code(400).send({ error: (err as Error).message });
+    }
+    try {
+      const store = await o.store();
+      return await store.query(q);
+    } catch (err) {
+      o.log.error({ err }, 'archive query failed');
+      return reply.code(503).send({ error: 'archive unavailable' });
+    }
+  });
+}

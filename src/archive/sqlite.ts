@@ -1,0 +1,157 @@
+// The embedded archive: one SQLite file in WAL mode (several threads and processes of one host may
+// write it), through better-sqlite3; node:sqlite when better-sqlite3's native binary cannot load.
+import { mkdirSync, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createRequire } from 'node:module';
+import { EventBusError } from '../errors.js';
+import type { CloudEvent } from '../types.js';
+import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
+
+/** What both drivers have in common, and all this store uses. */
+interface Statement {
+  run(...params: unknown[]): { changes: number | bigint };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+interface Driver {
+  exec(sql: string): unknown;
+  prepare(sql: string): Statement;
+  close(): unknown;
+}
+
+/** Waits this long for another connection's write lock before failing. */
+const BUSY_TIMEOUT_MS = 10_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY,
+  type TEXT,
+  time_ms INTEGER NOT NULL,
+  source TEXT,
+  archived_ms INTEGER NOT NULL,
+  event TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_type_time ON events (type, time_ms, id);
+CREATE INDEX IF NOT EXISTS events_time ON events (time_ms, id);
+`;
+
+const require = createRequire(import.meta.url);
+
+function openDriver(file: string, warn?: (msg: string) => void): { db: Driver; driver: string } {
+  let loadError: unknown;
+  try {
+    const Database = require('better-sqlite3') as new (f: string, o?: { timeout?: number }) => Driver;
+    return { db: new Database(file, { timeout: BUSY_TIMEOUT_MS }), driver: 'better-sqlite3' };
+  } catch (err) {
+    // Only a binary that does not load (built for another Node ABI) falls back; a bad file does not.
+    const code = (err as { code?: string }).code;
+    if (code !== 'ERR_DLOPEN_FAILED' && code !== 'MODULE_NOT_FOUND' && !/NODE_MODULE_VERSION|bindings file/i.test(String((err as Error).message))) throw err;
+    loadError = err;
+  }
+  let sqlite: { DatabaseSync: new (f: string) => Driver };
+  try {
+    sqlite = require('node:sqlite') as typeof sqlite;
+  } catch {
+    throw new EventBusError(
+      'ERR_ARCHIVE',
+      `the embedded archive needs better-sqlite3, whose native binary did not load (${(loadError as Error).message.split('\n')[0]}); run \`npm rebuild better-sqlite3\` with this Node version`,
+      { cause: loadError },
+    );
+  }
+  warn?.(`better-sqlite3 did not load (${(loadError as Error).message.split('\n')[0]}); using node:sqlite. Run \`npm rebuild better-sqlite3\` with this Node version.`);
+  const db = new sqlite.DatabaseSync(file);
+  db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  return { db, driver: 'node:sqlite' };
+}
+
+/** Opens (and by default creates) the archive file; WAL mode, schema and indexes in place. */
+export async function openSqliteArchive(file: string, o: OpenOptions = {}): Promise<ArchiveStore> {
+  if (o.create === false && !existsSync(file)) {
+    throw new EventBusError('ERR_ARCHIVE', `no archive at ${file} (is archive.enabled on, and archive.url the same as the supervisor's?)`);
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  const { db } = openDriver(file, o.warn);
+  try {
+    // Several threads may open a new file at once: switching to WAL needs a moment alone.
+    await retryBusy(() => db.exec('PRAGMA journal_mode = WAL'));
+    db.exec('PRAGMA synchronous = NORMAL');
+    await retryBusy(() => db.exec(SCHEMA));
+  } catch (err) {
+    db.close();
+    throw new EventBusError('ERR_ARCHIVE', `archive ${file} cannot be opened: ${(err as Error).message}`, { cause: err });
+  }
+  const insert = db.prepare('INSERT INTO events (id, type, time_ms, source, archived_ms, event) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
+  let closed = false;
+
+  const where = (q: Omit<ArchiveQuery, 'limit'>, withCursor: boolean) => {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    if (q.types?.length) {
+      clauses.push(`type IN (${q.types.map(() => '?').join(', ')})`);
+      params.push(...q.types);
+    }
+    if (q.sinceMs !== undefined) {
+      clauses.push('time_ms >= ?');
+      params.push(q.sinceMs);
+    }
+    if (q.untilMs !== undefined) {
+      clauses.push('time_ms < ?');
+      params.push(q.untilMs);
+    }
+    if (withCursor && q.cursor) {
+      const c = decodeCursor(q.cursor);
+      clauses.push('(time_ms > ? OR (time_ms = ? AND id > ?))');
+      params.push(c.timeMs, c.timeMs, c.id);
+    }
+    return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
+  };
+
+  return {
+    kind: 'sqlite',
+    location: file,
+    async put(event: CloudEvent): Promise<boolean> {
+      const now = Date.now();
+      const r = insert.run(event.id, event.type ?? null, eventTimeMs(event, now), event.source ?? null, now, JSON.stringify(event));
+      return Number(r.changes) === 1;
+    },
+    async query(q: ArchiveQuery): Promise<ArchivePage> {
+      const limit = checkLimit(q.limit);
+      const w = where(q, true);
+      const rows = db.prepare(`SELECT id, time_ms, event FROM events ${w.sql} ORDER BY time_ms, id LIMIT ?`).all(...w.params, limit + 1) as Array<{
+        id: string;
+        time_ms: number | bigint;
+        event: string;
+      }>;
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        events: page.map((r) => JSON.parse(r.event) as CloudEvent),
+        nextCursor: rows.length > limit && last ? encodeCursor({ timeMs: Number(last.time_ms), id: last.id }) : null,
+      };
+    },
+    async count(q): Promise<number> {
+      const w = where(q, false);
+      const row = db.prepare(`SELECT COUNT(*) AS n FROM events ${w.sql}`).get(...w.params) as { n: number | bigint };
+      return Number(row.n);
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      db.close();
+    },
+  };
+}
+
+async function retryBusy(fn: () => unknown): Promise<void> {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      fn();
+      return;
+    } catch (err) {
+      const busy = /SQLITE_BUSY|database is locked/i.test(`${(err as { code?: string }).code} ${(err as Error).message}`);
+      if (!busy || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 50));
+    }
+  }
+}

@@ -1,0 +1,135 @@
+// The archive's store interface, the feed cursor, and openArchive(url) choosing the backend.
+import { resolve } from 'node:path';
+import { EventBusError } from '../errors.js';
+import type { CloudEvent } from '../types.js';
+
+/** Most events one query returns. */
+export const MAX_LIMIT = 1000;
+export const DEFAULT_LIMIT = 100;
+/** Where the embedded store lives when `archive.url` is unset (relative to the working directory). */
+export const DEFAULT_ARCHIVE_FILE = 'data/archive.sqlite';
+
+/** An activity-feed query: oldest first by event time (then id), keyset-paged. */
+export interface ArchiveQuery {
+  /** Only these event types (none = every type). */
+  types?: string[] | undefined;
+  /** Event time >= since (ms since the epoch). */
+  sinceMs?: number | undefined;
+  /** Event time < until (ms since the epoch). */
+  untilMs?: number | undefined;
+  /** 1..MAX_LIMIT (default DEFAULT_LIMIT). */
+  limit?: number | undefined;
+  /** From a previous page's nextCursor. */
+  cursor?: string | null | undefined;
+}
+
+export interface ArchivePage {
+  events: CloudEvent[];
+  /** Opaque; null when this page reached the end. */
+  nextCursor: string | null;
+}
+
+/** A document store of events, idempotent on event id. Safe to open from several threads and processes. */
+export interface ArchiveStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** The store's location for logs (credentials redacted). */
+  readonly location: string;
+  /** Stores an event once: true when inserted, false when its id was already there. */
+  put(event: CloudEvent): Promise<boolean>;
+  query(q: ArchiveQuery): Promise<ArchivePage>;
+  /** How many events match (ignores limit and cursor). */
+  count(q: Omit<ArchiveQuery, 'limit' | 'cursor'>): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** A position in the feed: the last event's time and id. */
+export interface CursorPosition {
+  timeMs: number;
+  id: string;
+}
+
+export function encodeCursor(p: CursorPosition): string {
+  return Buffer.from(JSON.stringify([p.timeMs, p.id])).toString('base64url');
+}
+
+/** Decodes a cursor; throws ERR_USAGE for one this store did not make. */
+export function decodeCursor(cursor: string): CursorPosition {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string') return { timeMs: v[0] as number, id: v[1] };
+  } catch {
+    // falls through
+  }
+  throw new EventBusError('ERR_USAGE', 'cursor is not valid (use nextCursor of a previous page)');
+}
+
+/** The limit of a query, checked against the same bounds the message names. */
+export function checkLimit(limit: number | undefined): number {
+  const n = limit ?? DEFAULT_LIMIT;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT) throw new EventBusError('ERR_USAGE', `limit must be an integer from 1 to ${MAX_LIMIT}`);
+  return n;
+}
+
+/** The event time used for ordering: the event's `time`, or when it was archived if that is not a date. */
+export function eventTimeMs(event: CloudEvent, nowMs = Date.now()): number {
+  const t = typeof event.time === 'string' ? Date.parse(event.time) : NaN;
+  return Number.isFinite(t) ? t : nowMs;
+}
+
+/**
+ * Parses a time bound: RFC 3339 / ISO 8601, or milliseconds since the epoch, or a relative
+ * duration back from now (`30m`, `24h`, `7d`). Throws ERR_USAGE naming `what`.
+ */
+export function parseTime(value: string, what: string, nowMs = Date.now()): number {
+  const v = value.trim();
+  if (/^\d{10,}$/.test(v)) return Number(v);
+  const rel = /^(\d+)(s|m|h|d)$/.exec(v);
+  if (rel) return nowMs - Number(rel[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 's' | 'm' | 'h' | 'd'];
+  const t = Date.parse(v);
+  if (!Number.isFinite(t)) throw new EventBusError('ERR_USAGE', `${what} must be an RFC 3339 time, ms since the epoch, or a duration like 24h (got "${value}")`);
+  return t;
+}
+
+/** Whether an archive url names PostgreSQL. */
+export function isPostgresUrl(url: string | null | undefined): boolean {
+  return typeof url === 'string' && /^postgres(ql)?:\/\//i.test(url);
+}
+
+/** The archive url with its default filled in; a relative file path becomes absolute (threads and CLI agree). */
+export function resolveArchiveUrl(url: string | null | undefined, cwd = process.cwd()): string {
+  if (isPostgresUrl(url)) return url!;
+  const path = fileOf(url ?? DEFAULT_ARCHIVE_FILE);
+  return resolve(cwd, path);
+}
+
+function fileOf(url: string): string {
+  if (url.startsWith('file://')) return new URL(url).pathname;
+  if (url.startsWith('file:')) return url.slice('file:'.length);
+  if (url.startsWith('sqlite:')) return url.slice('sqlite:'.length).replace(/^\/\//, '');
+  return url;
+}
+
+/** Redacts the password of a postgres url. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:[redacted]` : auth}@`);
+}
+
+export interface OpenOptions {
+  /** false: fail when an embedded archive file does not exist yet (CLI reads), instead of creating it. */
+  create?: boolean;
+  /** PostgreSQL pool size (default 4). */
+  poolSize?: number;
+  /** Called once with a warning worth logging (e.g. the SQLite driver fallback). */
+  warn?: (msg: string) => void;
+}
+
+/** Opens the store an archive url names: postgres://... = PostgreSQL; anything else = the embedded SQLite file. */
+export async function openArchive(url: string | null | undefined, o: OpenOptions = {}): Promise<ArchiveStore> {
+  const resolved = resolveArchiveUrl(url);
+  if (isPostgresUrl(resolved)) {
+    const { openPostgresArchive } = await import('./postgres.js');
+    return openPostgresArchive(resolved, o);
+  }
+  const { openSqliteArchive } = await import('./sqlite.js');
+  return openSqliteArchive(resolved, o);
+}

@@ -1,0 +1,59 @@
+// `eventbus ingress`: the webhook routes on their own HTTP server (without a supervisor).
+import type { Command } from 'commander';
+import Fastify from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { createMetrics } from '#metrics/registry.js';
+import { EventBusError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { createPublisher } from '../publisher/index.js';
+import { webhooksEnabled } from '../publisher/webhooks.js';
+import { extraRoutes } from '../supervisor/extra-routes.js';
+import { UsageError, commandContext, type CommonOptions } from './common.js';
+
+export function registerIngress(program: Command, common: (cmd: Command) => Command): void {
+  common(
+    program
+      .command('ingress')
+      .description('serve only the webhook ingress (POST /webhooks/stripe, /webhooks/<source>), plus /healthz and /metrics')
+      .option('--host <host>', 'listen address (default: config http.host)')
+      .option('--port <port>', 'listen port (default: config http.port)'),
+  ).action(async (o: CommonOptions & { host?: string; port?: string }) => {
+    const port = o.port === undefined ? undefined : Number(o.port);
+    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new UsageError(`--port must be a port number, got "${o.port}"`);
+    const ctx = commandContext(o);
+    const cfg = ctx.config;
+    if (!webhooksEnabled(cfg)) {
+      throw new EventBusError('ERR_CONFIG_INVALID', 'no webhook configured: set webhooks.stripe.secrets (EVENTBUS_STRIPE_WEBHOOK_SECRETS) or webhooks.sources');
+    }
+    const log = createLogger({ level: cfg.logLevel, pretty: process.env.EVENTBUS_LOG_FORMAT !== 'json' && process.stdout.isTTY === true });
+    const metrics = createMetrics();
+    const clients = ctx.clients();
+    const publisher = createPublisher({ sns: clients.sns, topic: cfg.topic, source: cfg.source, onPublished: (type, n) => metrics.published.inc({ event_type: type }, n) });
+    const routes = extraRoutes({ config: cfg, metrics, log, publisher: () => publisher, events: false });
+    const app = Fastify({ logger: false });
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
+    await routes.register(app);
+    await app.listen({ host: o.host ?? cfg.http.host, port: port ?? cfg.http.port });
+    const addr = app.server.address() as AddressInfo;
+    log.info({ host: addr.address, port: addr.port, topic: cfg.topic }, 'ingress listening');
+    process.stdout.write(`eventbus ingress listening on http://${addr.address}:${addr.port}\n`);
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = () => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        void app.close().finally(() => {
+          clients.sns.destroy();
+          clients.sqs.destroy();
+          resolve();
+        });
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  });
+}

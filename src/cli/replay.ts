@@ -1,0 +1,241 @@
+// `eventbus replay`: republishes archived events, to the topic or to one queue, at a bounded rate.
+// A replayed event gets a new id, the CloudEvents extension `replayof` = the archived event's id,
+// and the message attribute `replayed=true`.
+import { randomUUID } from 'node:crypto';
+import { PublishBatchCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { EventBusError, describeError, toAwsError } from '../errors.js';
+import type { ArchiveQuery, ArchiveStore } from '../archive/index.js';
+import { encodeEvent } from '../publisher/event.js';
+import { resolveTopicArn } from '../publisher/topic.js';
+import type { CloudEvent } from '../types.js';
+import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
+import { filterOf, openConfiguredArchive, formatEvent, type FilterOptions } from './events.js';
+import { queueUrlOrNull } from './status.js';
+
+export const DEFAULT_RATE = 50;
+/** The extension that names the archived event a replay copies. */
+export const REPLAY_OF_EXTENSION = 'replayof';
+export const REPLAYED_ATTRIBUTE = 'replayed';
+/** Events read from the archive per query. */
+const PAGE = 500;
+
+export type ReplayTarget =
+  | { kind: 'topic'; sns: SNSClient; topicArn: string; name: string }
+  | { kind: 'queue'; sqs: SQSClient; url: string; name: string };
+
+export interface ReplayOptions {
+  store: ArchiveStore;
+  filter: Omit<ArchiveQuery, 'limit' | 'cursor'>;
+  /** null in a dry run. */
+  target: ReplayTarget | null;
+  /** Events per second (> 0). */
+  rate: number;
+  dryRun?: boolean;
+  /** Where the progress bar goes; drawn only when it is a TTY. */
+  progress?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Dry run listing. */
+  out?: NodeJS.WritableStream;
+  /** Also replay events that are themselves replays (default: skipped). */
+  includeReplays?: boolean;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface ReplayResult {
+  matched: number;
+  sent: number;
+  failed: number;
+  skippedReplays: number;
+  errors: string[];
+  ms: number;
+}
+
+/** The copy of an archived event that a replay sends: new id, `replayof`, attribute replayed=true. */
+export function replayCopy(original: CloudEvent): { event: CloudEvent; attributes: Record<string, string> } {
+  return { event: { ...original, id: randomUUID(), [REPLAY_OF_EXTENSION]: original.id }, attributes: { [REPLAYED_ATTRIBUTE]: 'true' } };
+}
+
+/** Events per send: about four sends a second, 1..10 (the batch APIs' limit). */
+export function batchSizeFor(rate: number): number {
+  return Math.max(1, Math.min(10, Math.floor(rate / 4)));
+}
+
+/**
+ * Replays what the filter matches, oldest first. Pacing: the k-th event (from 0) is never sent
+ * before start + k/rate seconds, so no window of time sees more than rate × window + one batch.
+ * Events that are themselves replays (they carry `replayof`) are skipped unless includeReplays:
+ * replays to the topic are archived with their original time, inside the range being replayed.
+ */
+export async function replay(o: ReplayOptions): Promise<ReplayResult> {
+  if (!(o.rate > 0)) throw new EventBusError('ERR_USAGE', '--rate must be a positive number');
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const started = Date.now();
+  const total = await o.store.count(o.filter);
+  const result: ReplayResult = { matched: 0, sent: 0, failed: 0, skippedReplays: 0, errors: [], ms: 0 };
+  const tty = o.progress?.isTTY === true && !o.dryRun;
+  const bar = tty
+    ? new cliProgress.SingleBar(
+        { stream: o.progress as NodeJS.WritableStream, format: 'replay |{bar}| {value}/{total} events | {speed}/s | failed {failed} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: false, etaBuffer: 50 },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  bar?.start(total, 0, { speed: '0', failed: 0 });
+  const size = batchSizeFor(o.rate);
+  let index = 0;
+  let batch: CloudEvent[] = [];
+
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const items = batch;
+    batch = [];
+    const last = index + items.length - 1;
+    const wait = started + (last * 1000) / o.rate - Date.now();
+    if (wait > 0) await sleep(wait);
+    index += items.length;
+    const ok = await send(o.target!, items, result.errors);
+    result.sent += ok;
+    result.failed += items.length - ok;
+    const secs = Math.max(0.001, (Date.now() - started) / 1000);
+    bar?.update(result.sent + result.failed, { speed: (result.sent / secs).toFixed(1), failed: result.failed });
+  };
+
+  let cursor: string | null = null;
+  try {
+    do {
+      const page = await o.store.query({ ...o.filter, limit: PAGE, cursor });
+      cursor = page.nextCursor;
+      for (const ev of page.events) {
+        if (!o.includeReplays && typeof ev[REPLAY_OF_EXTENSION] === 'string') {
+          result.skippedReplays++;
+          // The count included it; the bar's total should not.
+          bar?.setTotal(bar.getTotal() - 1);
+          continue;
+        }
+        result.matched++;
+        if (o.dryRun) {
+          if (result.matched <= 20) o.out?.write(`  ${formatEvent(ev, 60)}\n`);
+          continue;
+        }
+        batch.push(ev);
+        if (batch.length >= size) await flush();
+      }
+    } while (cursor !== null);
+    if (!o.dryRun) await flush();
+  } finally {
+    bar?.stop();
+  }
+  result.ms = Date.now() - started;
+  return result;
+}
+
+/** Sends one batch; returns how many were accepted. Never throws: failures are counted and described. */
+async function send(target: ReplayTarget, events: CloudEvent[], errors: string[]): Promise<number> {
+  const entries: Array<{ Id: string; body: string; attributes: ReturnType<typeof encodeEvent>['attributes'] }> = [];
+  events.forEach((original, i) => {
+    const { event, attributes } = replayCopy(original);
+    try {
+      const enc = encodeEvent(event, attributes);
+      entries.push({ Id: String(i), body: enc.body, attributes: enc.attributes });
+    } catch (err) {
+      errors.push(`event ${original.id}: ${describeError(err)}`);
+    }
+  });
+  if (entries.length === 0) return 0;
+  try {
+    if (target.kind === 'topic') {
+      const out = await target.sns.send(
+        new PublishBatchCommand({ TopicArn: target.topicArn, PublishBatchRequestEntries: entries.map((e) => ({ Id: e.Id, Message: e.body, MessageAttributes: e.attributes })) }),
+      );
+      for (const f of out.Failed ?? []) errors.push(`event ${events[Number(f.Id)]?.id}: ${f.Code}: ${f.Message ?? ''}`);
+      return out.Successful?.length ?? 0;
+    }
+    const out = await target.sqs.send(
+      new SendMessageBatchCommand({ QueueUrl: target.url, Entries: entries.map((e) => ({ Id: e.Id, MessageBody: e.body, MessageAttributes: e.attributes })) }),
+    );
+    for (const f of out.Failed ?? []) errors.push(`event ${events[Number(f.Id)]?.id}: ${f.Code}: ${f.Message ?? ''}`);
+    return out.Successful?.length ?? 0;
+  } catch (err) {
+    errors.push(`${entries.length} event(s) not sent: ${describeError(toAwsError(target.kind === 'topic' ? 'PublishBatch' : 'SendMessageBatch', target.name, err))}`);
+    return 0;
+  }
+}
+
+interface ReplayCliOptions extends CommonOptions, FilterOptions {
+  toTopic?: boolean;
+  toQueue?: string;
+  rate?: string;
+  dryRun?: boolean;
+  includeReplays?: boolean;
+}
+
+export function registerReplay(program: Command, common: (cmd: Command) => Command): void {
+  common(
+    program
+      .command('replay')
+      .description('republish archived events to the topic or to one queue, at a bounded rate')
+      .option('--type <types>', 'only these event types (comma-separated)')
+      .option('--since <time>', 'event time >= this (RFC 3339, ms since epoch, or a duration back from now: 24h)')
+      .option('--until <time>', 'event time < this (same forms; default: now)')
+      .option('--to-topic', 'publish to the topic: every subscribed queue gets them again')
+      .option('--to-queue <queue>', 'send only to this handler queue (logical name, without queuePrefix)')
+      .option('--rate <n>', 'events per second', String(DEFAULT_RATE))
+      .option('--dry-run', 'count and list what would be replayed; send nothing')
+      .option('--include-replays', 'also replay events that are themselves replays (skipped by default)')
+      .option('--archive-url <url>', 'archive store (default: config archive.url, else ./data/archive.sqlite)')
+      .addHelpText(
+        'after',
+        [
+          '',
+          'A replayed event gets a new id, the CloudEvents extension "replayof" = the archived event\'s id, and',
+          'the SNS/SQS message attribute replayed=true; its type, source, time and data are unchanged.',
+          '--to-queue sends straight to that SQS queue (the handler runs even if its events filter would not',
+          'match: use --type). A progress bar is drawn on a terminal. Exit 1 when any event failed.',
+        ].join('\n'),
+      ),
+  ).action(async (o: ReplayCliOptions) => {
+    if (!o.since) throw new UsageError('--since is required (e.g. --since 24h or --since 2024-05-01T00:00:00Z)');
+    if (!!o.toTopic === !!o.toQueue) throw new UsageError('give exactly one of --to-topic or --to-queue <queue>');
+    const rate = Number(o.rate ?? DEFAULT_RATE);
+    if (!Number.isFinite(rate) || rate <= 0) throw new UsageError(`--rate must be a positive number, got "${o.rate}"`);
+    const filter = filterOf(o);
+    const ctx = commandContext(o);
+    let target: ReplayTarget | null = null;
+    const targetName = o.toQueue ? `queue ${o.toQueue}` : `topic ${ctx.config.topic}`;
+    if (!o.dryRun) {
+      try {
+        if (o.toQueue) {
+          const name = `${ctx.config.queuePrefix}${o.toQueue}`;
+          const url = await queueUrlOrNull(ctx.clients().sqs, name);
+          if (!url) throw new EventBusError('ERR_QUEUE_NOT_FOUND', `queue ${name} does not exist (the logical name, without queuePrefix; run \`eventbus provision\`)`);
+          target = { kind: 'queue', sqs: ctx.clients().sqs, url, name };
+        } else {
+          target = { kind: 'topic', sns: ctx.clients().sns, topicArn: await resolveTopicArn(ctx.clients().sns, ctx.config.topic), name: ctx.config.topic };
+        }
+      } catch (err) {
+        const hint = devHint(err, o.dev);
+        if (hint && err instanceof Error) err.message += hint;
+        throw err;
+      }
+    }
+    const store = await openConfiguredArchive(o);
+    try {
+      if (o.dryRun) process.stdout.write(`dry run: nothing is sent. Events that would be replayed to ${targetName}:\n`);
+      const r = await replay({ store, filter, target, rate, dryRun: o.dryRun === true, progress: process.stderr, out: process.stdout, includeReplays: o.includeReplays === true });
+      const skipped = r.skippedReplays ? ` (${r.skippedReplays} replayed event(s) skipped; --include-replays to send them)` : '';
+      if (o.dryRun) {
+        if (r.matched > 20) process.stdout.write(`  ... and ${r.matched - 20} more\n`);
+        process.stdout.write(`${r.matched} event(s) would be replayed to ${targetName} at ${rate}/s (about ${Math.ceil(r.matched / rate)} s)${skipped}\n`);
+        return;
+      }
+      for (const e of r.errors.slice(0, 20)) process.stderr.write(`eventbus: ${e}\n`);
+      process.stdout.write(`replayed ${r.sent} of ${r.matched} event(s) to ${targetName} in ${(r.ms / 1000).toFixed(1)} s, failed ${r.failed}${skipped}\n`);
+      if (r.failed > 0) process.exitCode = 1;
+    } finally {
+      await store.close();
+      ctx.clients().sqs.destroy();
+      ctx.clients().sns.destroy();
+    }
+  });
+}

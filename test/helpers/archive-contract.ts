@@ -1,0 +1,67 @@
+// What every archive store must do, run against SQLite and PostgreSQL alike.
+import type { Test } from 'tap';
+import type { ArchiveStore } from '../../dist/archive/index.js';
+import type { CloudEvent } from '../../dist/types.js';
+
+export function ev(id: string, type: string, time: string | number, data: unknown = {}): CloudEvent {
+  return { specversion: '1.0', id, source: 'test', type, time: typeof time === 'number' ? new Date(time).toISOString() : time, datacontenttype: 'application/json', data };
+}
+
+/** Runs the store contract as subtests; `open` gives a fresh, empty store each time. */
+export function storeContract(t: Test, open: () => Promise<ArchiveStore>): void {
+  t.test('idempotent on event id', async (t) => {
+    const s = await open();
+    t.teardown(() => s.close());
+    const e = ev('same-id', 'A', '2024-05-01T10:00:00Z', { n: 1 });
+    t.equal(await s.put(e), true, 'first put inserts');
+    t.equal(await s.put(e), false, 'redelivery is a no-op');
+    t.equal(await s.put({ ...e, data: { n: 2 } }), false, 'same id, other body: the first is kept');
+    const page = await s.query({});
+    t.equal(page.events.length, 1);
+    t.same(page.events[0], e, 'the stored document is the event as sent');
+    t.equal(await s.count({}), 1);
+  });
+
+  t.test('feed order, filters and cursor paging', async (t) => {
+    const s = await open();
+    t.teardown(() => s.close());
+    const base = Date.parse('2024-05-01T00:00:00Z');
+    const all: CloudEvent[] = [];
+    // 25 events, inserted out of order, several sharing a time (ties ordered by id), and one with a
+    // time offset that sorts differently as text than as an instant.
+    for (let i = 0; i < 25; i++) all.push(ev(`e-${String((i * 7) % 25).padStart(2, '0')}`, i % 3 === 0 ? 'USER_COMMENT' : 'USER_CREATED', base + Math.floor(i / 2) * 1000, { i }));
+    all.push(ev('zone', 'USER_COMMENT', '2024-05-01T02:00:05+02:00', { zone: true })); // = 00:00:05Z
+    for (const e of [...all].reverse()) await s.put(e);
+    const key = (e: CloudEvent) => [Date.parse(e.time), e.id] as const;
+    const sorted = [...all].sort((a, b) => key(a)[0] - key(b)[0] || (key(a)[1] < key(b)[1] ? -1 : key(a)[1] > key(b)[1] ? 1 : 0));
+
+    const pages: CloudEvent[][] = [];
+    let cursor: string | null = null;
+    do {
+      const p = await s.query({ limit: 10, cursor });
+      pages.push(p.events);
+      cursor = p.nextCursor;
+    } while (cursor !== null && pages.length < 10);
+    t.same(pages.map((p) => p.length), [10, 10, 6], 'three pages; the last one says there is no more');
+    t.same(pages.flat().map((e) => e.id), sorted.map((e) => e.id), 'oldest first, ties by id, no duplicates or gaps across pages');
+
+    const comments = await s.query({ types: ['USER_COMMENT'], limit: 1000 });
+    t.same(comments.events.map((e) => e.id), sorted.filter((e) => e.type === 'USER_COMMENT').map((e) => e.id), 'type filter');
+    t.equal(comments.nextCursor, null);
+    const window = await s.query({ sinceMs: base + 3000, untilMs: base + 6000, limit: 1000 });
+    t.same(window.events.map((e) => e.id), sorted.filter((e) => Date.parse(e.time) >= base + 3000 && Date.parse(e.time) < base + 6000).map((e) => e.id), 'since inclusive, until exclusive');
+    t.ok(window.events.some((e) => e.id === 'zone'), 'an offset time is compared as an instant');
+    t.equal(await s.count({ types: ['USER_COMMENT', 'USER_CREATED'], sinceMs: base + 3000 }), sorted.filter((e) => Date.parse(e.time) >= base + 3000).length);
+    await t.rejects(s.query({ cursor: 'not-a-cursor' }), { code: 'ERR_USAGE' }, 'a foreign cursor is refused');
+    await t.rejects(s.query({ limit: 0 }), { code: 'ERR_USAGE' });
+  });
+
+  t.test('concurrent writers of the same ids keep one row each', async (t) => {
+    const a = await open();
+    t.teardown(() => a.close());
+    const events = Array.from({ length: 40 }, (_, i) => ev(`c-${i}`, 'C', 1_700_000_000_000 + i));
+    const results = await Promise.all([...events, ...events, ...events].map((e) => a.put(e)));
+    t.equal(results.filter(Boolean).length, 40, 'each id inserted once');
+    t.equal(await a.count({}), 40);
+  });
+}
