@@ -423,7 +423,19 @@ function fmtRate(r) {
   return r.ok ? `${Math.round(r.rate)}/s` : `FAILED (${r.error})`;
 }
 
+/** CPU that processes other than the harness, its children and the emulator used since `from`, in cores. */
+function backgroundMark() {
+  return { t: hrNow(), machine: machineCpu(), self: selfAndChildrenCpuMs(), emu: cpuMs(emuChild.pid) };
+}
+function backgroundCores(from) {
+  const to = backgroundMark();
+  if (!from.machine || !to.machine || from.self === null || to.self === null || from.emu === null || to.emu === null) return NaN;
+  return (to.machine.busy - from.machine.busy - (to.self - from.self) - (to.emu - from.emu)) / (to.t - from.t);
+}
+const background = {}; // scenario -> cores used by other processes
+
 async function runDrainScenario(sname) {
+  const bg0 = backgroundMark();
   const scenario = SCENARIOS[sname];
   const names = consumerNames.filter((c) => !scenario.only || scenario.only.includes(c));
   const runs = scenario.runs ?? RUNS;
@@ -455,12 +467,15 @@ async function runDrainScenario(sname) {
       );
     }
   }
+  background[sname] = backgroundCores(bg0);
+  log(`  other processes on the machine: ${background[sname].toFixed(2)} cores on average during ${sname}`);
 }
 
 // Latency: the consumer runs on an empty queue subscribed to the topic; events are published through SNS
 // at each rate; each handler records now - sentAt at its start.
 const latency = {}; // consumer -> rate -> { lats, missing, dup }
 async function runLatency() {
+  const bg0 = backgroundMark();
   const scenario = SCENARIOS.latency;
   log(`scenario latency: ${LATENCY_RATES.join(' and ')} events/s for ${LATENCY_SECS} s each, consumers ${consumerNames.join(', ')}`);
   for (const name of consumerNames) {
@@ -549,6 +564,8 @@ async function runLatency() {
     await sns.send(new UnsubscribeCommand({ SubscriptionArn: sub.SubscriptionArn })).catch(() => undefined);
     await deleteQueues(q);
   }
+  background.latency = backgroundCores(bg0);
+  log(`  other processes on the machine: ${background.latency.toFixed(2)} cores on average during latency`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,7 +629,7 @@ function report() {
       const label = CONSUMERS[c].label + (c === 'raw' && rawPollers[sname] ? ` (${rawPollers[sname]} pollers)` : '');
       const rateCell = s.failed === s.runs ? `FAILED: ${s.errors.join('; ')}` : `${f0(s.rate)} (${f0(s.rateMin)}–${f0(s.rateMax)})${s.failed ? ` ⚠ ${s.failed} run(s) failed: ${s.errors.join('; ')}` : ''}`;
       out.push(
-        `| ${firstRow ? `${sname} (N=${s.n.toLocaleString('en-US')})` : ''} | ${label} | ${rateCell} | ${raw ? f2(s.rate / raw.rate) : '–'} | ${f2(s.rate / bestPeer)} | ${f0(s.cpu)}${raw ? ` (${f2(s.cpu / raw.cpu)})` : ''} | ${f0(s.rss)} | ${f0(s.calls)}${raw ? ` (${f2(s.calls / raw.calls)})` : ''} | ${s.dup ? `**${s.dup}**` : 0} | ${s.missing ? `**${s.missing}**` : 0} |`,
+        `| ${firstRow ? `${sname} (N=${s.n.toLocaleString('en-US')}${Number.isFinite(background[sname]) ? `; others ${f2(background[sname])} cores` : ''})` : ''} | ${label} | ${rateCell} | ${raw ? f2(s.rate / raw.rate) : '–'} | ${f2(s.rate / bestPeer)} | ${f0(s.cpu)}${raw ? ` (${f2(s.cpu / raw.cpu)})` : ''} | ${f0(s.rss)} | ${f0(s.calls)}${raw ? ` (${f2(s.calls / raw.calls)})` : ''} | ${s.dup ? `**${s.dup}**` : 0} | ${s.missing ? `**${s.missing}**` : 0} |`,
       );
       firstRow = false;
     }
@@ -739,7 +756,7 @@ const envUsed = Object.entries(env)
 const md = [
   `# eventbus benchmark (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`,
   '',
-  `\`${envUsed ? `${envUsed} ` : ''}${cmd}\` — ${availableParallelism()} cores (${machine()}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, fauxqs 1.9.2; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}; other processes used ${Number.isFinite(otherCores) ? otherCores.toFixed(2) : '?'} cores on average during the run; took ${totalSec.toFixed(0)} s.`,
+  `\`${envUsed ? `${envUsed} ` : ''}${cmd}\` — ${availableParallelism()} cores (${machine()}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, fauxqs 1.9.2; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}; other processes used ${Number.isFinite(otherCores) ? otherCores.toFixed(2) : '?'} cores on average during the run (per scenario in the first column: the figures swing with it); took ${totalSec.toFixed(0)} s.`,
   '',
   WARMUP > 0
     ? `Drain msgs/s: from the delete that left ${Math.round((1 - WARMUP) * 100)}% of the preloaded queue (start-up and JIT warm-up left out) to the delete that left it empty; median of ${RUNS} interleaved run(s); the whole drain from the first ReceiveMessage is in the details. CPU: the consumer process (all threads), SQS calls: every call the consumer made, both over the same window. RSS: peak (VmHWM) of the consumer process.`
@@ -747,7 +764,14 @@ const md = [
   '',
   rep.main,
   '',
-  ...(rep.lat ? ['Latency: SNS Publish to handler start, events published through the topic while the consumer runs.', '', rep.lat, ''] : []),
+  ...(rep.lat
+    ? [
+        `Latency: SNS Publish to handler start, events published through the topic while the consumer runs${Number.isFinite(background.latency) ? ` (other processes: ${f2(background.latency)} cores)` : ''}.`,
+        '',
+        rep.lat,
+        '',
+      ]
+    : []),
   ...(rep.rssCurve ? ['Memory while draining the backlog (VmRSS sampled every 250 ms):', '', rep.rssCurve, ''] : []),
   ...(rep.targets.length ? ['Targets of issue 5 (eventbus):', '', ...rep.targets, ''] : []),
   ...(rep.calib.length ? ['Raw ceiling, poller counts tried (msgs/s, a third of N):', '', ...rep.calib, ''] : []),
