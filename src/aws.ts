@@ -16,6 +16,12 @@ export interface AwsClients {
   sns: SNSClient;
 }
 
+/**
+ * How long one SQS/SNS call may take before it is abandoned as hung (a dead connection, a black-holed
+ * route): they answer in milliseconds. A long poll gets its wait on top (the poller passes it per call).
+ */
+export const CALL_TIMEOUT_MS = 10_000;
+
 /** Credentials the emulator accepts; `eventbus dev` and `--dev` use these, never the ambient chain. */
 export const DEV_CREDENTIALS = { accessKeyId: 'eventbus-dev', secretAccessKey: 'eventbus-dev' } as const;
 export const DEV_REGION = 'us-east-1';
@@ -29,8 +35,10 @@ export function createAwsClients(s: AwsSettings): AwsClients {
     // The SDK's own retries stay on for the single calls; our loops add backoff on top.
     maxAttempts: 3,
     requestHandler: {
-      // A long poll answers after up to 20 s; allow for it plus network time.
-      requestTimeout: 30_000,
+      requestTimeout: CALL_TIMEOUT_MS,
+      // Without it a call past requestTimeout only prints a console warning and waits forever: a hung
+      // endpoint would hold every poller and ack, and /readyz would never see a failure.
+      throwOnRequestTimeout: true,
       connectionTimeout: 5_000,
       httpAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 256 },
       httpsAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 256 },

@@ -93,13 +93,20 @@ export class Acker {
       retryDelayMs: (n) => callRetryDelayMs(n, 2_000),
       isRetryable: isRetryableAwsError,
       async send(items) {
-        const results = await send(items);
+        const sentAt = Date.now();
+        let results: Array<EntryFailure | null>;
+        try {
+          results = await send(items);
+        } catch (err) {
+          // Failed entries are not a failing endpoint; a failed call is, since it was sent.
+          health.failed(err, `${q.queue} ${operation}`, sentAt);
+          throw err;
+        }
         health.ok(`${q.queue} ${operation}`);
         return results;
       },
       onError(err, items) {
         onError(q.queue, operation, items.length);
-        if ((err as Error)?.message !== 'batch entries failed') health.failed(err, `${q.queue} ${operation}`);
         log.warn({ queue: q.queue, operation, entries: items.length, err }, 'sqs call failed');
       },
     });

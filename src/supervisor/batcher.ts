@@ -1,3 +1,6 @@
+/** The message of the error `onError` gets for failed entries (the call itself succeeded). */
+export const BATCH_ENTRIES_FAILED = 'batch entries failed';
+
 /** One failed entry of a batch call: the error, and whether sending it again may help. */
 export interface EntryFailure {
   error: Error;
@@ -76,14 +79,17 @@ export class Batcher<T> {
       try {
         const results = await this.#o.send(todo.map((p) => p.item));
         const failed: T[] = [];
+        const codes = new Set<string>();
         todo.forEach((p, i) => {
           const f = results[i];
           if (!f) return p.resolve();
           failed.push(p.item);
+          codes.add(f.error.message);
           if (f.retryable && attempt < this.#o.maxAttempts) retry.push(p);
           else p.reject(f.error);
         });
-        if (failed.length) this.#o.onError?.(new Error('batch entries failed'), failed);
+        // Name what the entries failed with: a log line that only says "failed" cannot be acted on.
+        if (failed.length) this.#o.onError?.(new Error(`${BATCH_ENTRIES_FAILED}: ${[...codes].join('; ')}`), failed);
       } catch (err) {
         this.#o.onError?.(err, todo.map((p) => p.item));
         if (this.#o.isRetryable(err) && attempt < this.#o.maxAttempts) retry.push(...todo);

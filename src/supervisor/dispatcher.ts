@@ -113,6 +113,9 @@ export class Dispatcher {
         log.debug({ ...fields, durationMs: Math.round(outcome.durationMs) }, 'handled');
         const entry = inFlight.get(id);
         if (entry) entry.deleting = true;
+        // No extension may reach SQS after the delete: its receipt handle is gone by then
+        // (ReceiptHandleIsInvalid, counted as an SQS error), which a slow network makes common.
+        await inFlight.quiesce(id);
         try {
           await this.#o.acker.delete(q, m.receiptHandle);
           metrics.deleted.inc({ queue: q.queue });

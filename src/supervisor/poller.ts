@@ -1,5 +1,6 @@
 import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Metrics } from '#metrics/registry.js';
+import { CALL_TIMEOUT_MS } from '../aws.js';
 import { isAbort } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Acker } from './acker.js';
@@ -110,7 +111,7 @@ export class Poller {
       } catch (err) {
         capacity.release(q.queue, slots);
         if (stopped.aborted && isAbort(err)) break;
-        await this.#onReceiveError(err);
+        await this.#onReceiveError(err, sentAt);
         continue;
       }
       capacity.release(q.queue, slots - messages.length);
@@ -146,7 +147,8 @@ export class Poller {
           MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
           MessageAttributeNames: ['All'],
         }),
-        { abortSignal: ac.signal },
+        // A long poll answers after up to its wait; only past that plus the usual allowance is it hung.
+        { abortSignal: ac.signal, requestTimeout: waitTimeSec * 1000 + CALL_TIMEOUT_MS },
       );
       return out.Messages ?? [];
     } finally {
@@ -162,10 +164,10 @@ export class Poller {
     });
   }
 
-  async #onReceiveError(err: unknown): Promise<void> {
+  async #onReceiveError(err: unknown, sentAt: number): Promise<void> {
     const { queue: q, log, metrics, health } = this.#o;
     metrics.sqsErrors.inc({ queue: q.queue, operation: 'ReceiveMessage' });
-    health.failed(err, q.queue);
+    health.failed(err, q.queue, sentAt);
     const delayMs = callRetryDelayMs(this.#consecutiveErrors++);
     if (this.#state === 'polling') this.#state = 'failing';
     log.warn({ queue: q.queue, err, retryInMs: delayMs, attempt: this.#consecutiveErrors }, 'receive failed');

@@ -1,12 +1,20 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { Piscina } from 'piscina';
+import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HandlerResult } from '../types.js';
 import type { ControlMessage, TaskInput, TaskOutput, WorkerConfig, WorkerData } from '../worker/task.js';
 
 /** After `timeoutMs` + grace, how much longer the main thread waits before it ends a thread that never yields. */
 export const WATCHDOG_MARGIN_MS = 1_000;
+/**
+ * How often a task whose thread died before the task reached it runs again on another thread. Its
+ * handler never ran, so it should not spend one of the message's receives (a thread that another
+ * task ends by process.exit, heap exhaustion or a watchdog kill takes its queued tasks with it).
+ * Bounded: a thread that dies on every start would otherwise loop.
+ */
+export const UNSTARTED_RERUNS = 2;
 
 export interface PoolOptions {
   threads: number;
@@ -38,6 +46,8 @@ export class HandlerPool {
   readonly #log: Logger;
   readonly #graceMs: number;
   readonly #slotEpochMs = Date.now();
+  /** Threads ended on purpose (watchdog, abandoned handlers): thread ids are not reused. */
+  readonly #endedThreads = new Set<number>();
   #destroyed: Promise<void> | undefined;
 
   constructor(o: PoolOptions) {
@@ -101,13 +111,32 @@ export class HandlerPool {
     };
     arm(limitMs);
     try {
-      const out = await this.#pool.run({ ...input, slot });
-      if (out.abandonedOnThread !== undefined) this.#endThread(out.abandonedOnThread);
-      return out;
-    } catch (err) {
-      const durationMs = performance.now() - started;
-      if (killedByWatchdog) return { result: 'timeout', error: `handler did not yield ${input.timeoutMs} ms after start; thread replaced`, durationMs };
-      return { result: 'crashed', error: `worker thread died: ${(err as Error)?.message ?? err}`, durationMs };
+      for (let rerun = 0; ; rerun++) {
+        try {
+          const out = await this.#pool.run({ ...input, slot });
+          if (out.abandonedOnThread !== undefined) this.#endThread(out.abandonedOnThread);
+          return out;
+        } catch (err) {
+          const durationMs = performance.now() - started;
+          // Past its own timeout when a watchdog ended its thread (its own or a neighbour's, whichever
+          // fired first): a timeout too; `crashed` would blame the neighbour.
+          const tid = Atomics.load(this.#slotThreads, 2 * slot);
+          const startedAt = Atomics.load(this.#slotThreads, 2 * slot + 1);
+          const overdue = this.#endedThreads.has(tid) && startedAt !== 0 && Date.now() - this.#slotEpochMs - (startedAt - 1) >= input.timeoutMs;
+          if (killedByWatchdog || overdue) return { result: 'timeout', error: `handler did not yield ${input.timeoutMs} ms after start; thread replaced`, durationMs };
+          if (tid === 0 && !isCloneable(input.event)) {
+            // Not a dead thread: the event could not be posted to one (nested too deeply for
+            // structured clone). No thread will ever take it; the handler cannot see it.
+            return { result: 'error', error: `the event cannot be passed to a worker thread: ${describeError(err)}`, durationMs };
+          }
+          // The thread died before it took this task (the worker marks the slot first thing).
+          if (tid === 0 && rerun < UNSTARTED_RERUNS) {
+            this.#log.info({ queue: input.queue, messageId: input.messageId, err }, 'thread died before the handler started; running it on another thread');
+            continue;
+          }
+          return { result: 'crashed', error: `worker thread died: ${(err as Error)?.message ?? err}`, durationMs };
+        }
+      }
     } finally {
       clearTimeout(watchdog);
       Atomics.store(this.#slotThreads, 2 * slot, 0);
@@ -118,6 +147,7 @@ export class HandlerPool {
 
   /** Ends one thread; piscina fails its other tasks (they become `crashed`) and starts a replacement. */
   #endThread(threadId: number): void {
+    this.#endedThreads.add(threadId);
     const worker = this.#pool.threads.find((w) => w.threadId === threadId);
     if (worker) void worker.terminate();
   }
@@ -164,5 +194,15 @@ export class HandlerPool {
   destroy(): Promise<void> {
     this.#destroyed ??= this.#pool.destroy().finally(() => this.#control.close());
     return this.#destroyed;
+  }
+}
+
+/** Whether a value survives postMessage (asked only after a task failed before any thread took it). */
+function isCloneable(value: unknown): boolean {
+  try {
+    structuredClone(value);
+    return true;
+  } catch {
+    return false;
   }
 }

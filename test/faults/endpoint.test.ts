@@ -17,6 +17,7 @@ import {
   sleep,
   spawnSupervisor,
   supervisorConfig,
+  saveOutput,
   tally,
   tempFile,
   waitFor,
@@ -86,7 +87,14 @@ t.test('endpoint faults while running: stays up, backs off, reports not-ready, r
         notReadyAfterMs = Date.now() - faultAt;
         t.ok(notReadyAfterMs >= SQS_FAILURE_SEC * 1000 - 250, `not ready only after readiness.sqsFailureSec (${notReadyAfterMs} ms)`);
       }
-      await sleep(Math.max(0, faultAt + KNOBS.endpointFaultMs - Date.now()));
+      // Hold the fault; readiness is sampled meanwhile (a slow endpoint is not a failing one).
+      let readySamples = 0;
+      let notReadySamples = 0;
+      while (Date.now() < faultAt + KNOBS.endpointFaultMs) {
+        if ((await readyz(sup.http)).status === 200) readySamples++;
+        else notReadySamples++;
+        await sleep(250);
+      }
       const clearAt = Date.now();
       const steadyFrom = faultAt + 2_000;
       const failingRate = proxy.rate(steadyFrom, clearAt);
@@ -114,6 +122,10 @@ t.test('endpoint faults while running: stays up, backs off, reports not-ready, r
         t.ok(errors > 0, `errors counted in eventbus_sqs_errors_total (${errors})`);
         t.ok(failingRate <= MAX_FAILING_RATE, `no tight loop: ${failingRate.toFixed(1)} requests/s while failing (normal: ${normalRate.toFixed(1)}/s)`);
       }
+      if (!failing(mode)) {
+        t.equal(errors, 0, 'a slow endpoint is not an error: nothing counted in eventbus_sqs_errors_total');
+        t.equal(notReadySamples, 0, `/readyz stayed 200 (${readySamples} samples)`);
+      }
       t.equal((await w.depth('work', true)).visible, 0, 'nothing in the DLQ');
       record({
         fault: 'endpoint',
@@ -133,6 +145,7 @@ t.test('endpoint faults while running: stays up, backs off, reports not-ready, r
           requestsWhileFailing: Object.values(calls).reduce((a, b) => a + b, 0),
           faultedRequests: faulted,
           hungAtClear: hung,
+          readyzSamplesDuringFault: { ready: readySamples, notReady: notReadySamples },
           requestsPerSecWhileFailing: Number(failingRate.toFixed(2)),
           peakRequestsPerSecWhileFailing: Number(peakRate.toFixed(1)),
           requestsPerSecNormal: Number(normalRate.toFixed(1)),
@@ -145,6 +158,7 @@ t.test('endpoint faults while running: stays up, backs off, reports not-ready, r
 
   sup.child.kill('SIGTERM');
   const exit = await sup.exited;
+  saveOutput('endpoint-running', sup.output());
   t.equal(exit.code, 0, 'exits 0 on SIGTERM after all that');
 });
 
@@ -182,6 +196,7 @@ t.test('endpoint faults at start: retried with backoff, not ready meanwhile, sta
       t.notMatch(sup.output(), /topic not resolved/, 'the topic was resolved (failure events and ctx.publish stay on)');
       sup.child.kill('SIGTERM');
       t.equal((await sup.exited).code, 0, 'exit 0');
+      saveOutput(`endpoint-at-start-${mode}`, sup.output());
       const tl = tally(readHandlerLog(logFile));
       record({
         fault: 'endpoint-at-start',

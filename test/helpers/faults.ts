@@ -1,7 +1,7 @@
 // Shared pieces of the fault suite (test/faults): the profile knobs, a spawned supervisor on a
 // pre-provisioned topology, metrics and readiness over HTTP, the handler log tally, RSS sampling,
 // and the JSON result records that scripts/reliability-report.mjs renders into docs/RELIABILITY.md.
-import { mkdirSync, mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -195,12 +195,26 @@ export function supervisorConfig(w: World, overrides: Record<string, unknown> = 
   };
 }
 
+export const LOGS_DIR = join(ROOT, 'dist-test', 'faults-logs');
+
+/** Keeps a process's output under dist-test/faults-logs/ for a look after the run. */
+export function saveOutput(name: string, text: string): void {
+  mkdirSync(LOGS_DIR, { recursive: true });
+  writeFileSync(join(LOGS_DIR, `${name.replace(/[^A-Za-z0-9_.-]+/g, '_')}.log`), text);
+}
+
 /** Spawns the supervisor; resolves once its HTTP port is known (and, unless `waitRunning` is false, once it is running). */
 export async function spawnSupervisor(config: Record<string, unknown>, env: Record<string, string> = {}, o: { waitRunning?: boolean; cluster?: boolean } = {}): Promise<RunningSupervisor> {
   const p = spawnNode(SUPERVISOR, ['--config', writeConfig(config)], env);
-  const line = await p.waitForOutput(/"port":\d+,"msg":"http listening"/, 30_000);
-  const http = `http://127.0.0.1:${/"port":(\d+)/.exec(line)![1]}`;
-  if (o.waitRunning !== false) await p.waitForOutput(o.cluster ? /"msg":"cluster primary running"/ : /"msg":"supervisor running"/, 60_000);
+  let http: string;
+  try {
+    const line = await p.waitForOutput(/"port":\d+,"msg":"http listening"/, 30_000);
+    http = `http://127.0.0.1:${/"port":(\d+)/.exec(line)![1]}`;
+    if (o.waitRunning !== false) await p.waitForOutput(o.cluster ? /"msg":"cluster primary running"/ : /"msg":"supervisor running"/, 60_000);
+  } catch (err) {
+    p.kill();
+    throw err;
+  }
   return {
     ...p,
     http,
@@ -270,6 +284,39 @@ export function readHandlerLog(file: string): LogRecord[] {
     }
   }
   return out;
+}
+
+/** Follows the fixture's log file: each poll returns the records appended since the last one (for long runs). */
+export function follow(file: string): { poll(): LogRecord[] } {
+  let offset = 0;
+  let rest = '';
+  return {
+    poll() {
+      if (!existsSync(file)) return [];
+      const fd = openSync(file, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        if (size <= offset) return [];
+        const buf = Buffer.alloc(size - offset);
+        readSync(fd, buf, 0, buf.length, offset);
+        offset = size;
+        const text = rest + buf.toString('utf8');
+        const lines = text.split('\n');
+        rest = lines.pop() ?? '';
+        const out: LogRecord[] = [];
+        for (const l of lines) {
+          try {
+            if (l) out.push(JSON.parse(l) as LogRecord);
+          } catch {
+            // a line cut by kill -9
+          }
+        }
+        return out;
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
 }
 
 /** Per event id: how often its handler started and succeeded. */
