@@ -62,9 +62,13 @@ t.test(`a backlog of ${KNOBS.backlog.toLocaleString('en-US')} messages with a sl
   const starts = new Map<string, number>();
   const ends = new Map<string, number>();
   const endTimes: number[] = [];
+  let firstStartAt = Infinity;
   const poll = () => {
     for (const r of log.poll()) {
-      if (r.kind === 'start') starts.set(r.id, (starts.get(r.id) ?? 0) + 1);
+      if (r.kind === 'start') {
+        starts.set(r.id, (starts.get(r.id) ?? 0) + 1);
+        firstStartAt = Math.min(firstStartAt, r.at);
+      }
       else if (r.kind === 'end') {
         ends.set(r.id, (ends.get(r.id) ?? 0) + 1);
         endTimes.push(r.at);
@@ -110,22 +114,38 @@ t.test(`a backlog of ${KNOBS.backlog.toLocaleString('en-US')} messages with a sl
   const perSlow = Math.floor(SLOW_MS / ((VISIBILITY_SEC * 1000) / 2));
   t.ok(slowExtensions >= slowHandled * (perSlow - 1), `extensions counted (${slowExtensions} for ${slowHandled} slow messages)`);
 
-  // Memory: flat and bounded, from the end of the start-up to the end of the drain.
-  const samples = rss.filter((s) => Number.isFinite(s.mb) && s.at >= startedAt + 5_000).map((s) => s.mb);
-  const fifth = Math.max(1, Math.floor(samples.length / 5));
-  const early = median(samples.slice(0, fifth));
-  const late = median(samples.slice(-fifth));
-  const peak = Math.max(...samples);
+  // Memory: bounded, and flat within each phase (the backlog shrinks; what is held must not).
+  const mb = (from: number, to: number) => rss.filter((s) => Number.isFinite(s.mb) && s.at >= from && s.at < to).map((s) => s.mb);
+  const trend = (xs: number[]) => {
+    const fifth = Math.max(1, Math.floor(xs.length / 5));
+    return { early: median(xs.slice(0, fifth)), late: median(xs.slice(-fifth)) };
+  };
+  const slowMb = mb(startedAt + 5_000, slowEndAt);
+  const fastMb = mb(slowEndAt + 2_000, drainedAt);
+  const all = [...slowMb, ...fastMb];
+  const peak = all.reduce((a, b) => Math.max(a, b), 0);
   t.ok(peak < MAX_RSS_MB, `RSS bounded: peak ${peak.toFixed(0)} MB < ${MAX_RSS_MB} MB`);
-  t.ok(late <= early * 1.25 + 30, `RSS flat: ${early.toFixed(0)} MB early, ${late.toFixed(0)} MB late`);
+  const slowTrend = trend(slowMb);
+  t.ok(slowTrend.late <= slowTrend.early * 1.2 + 20, `RSS flat in the slow phase: ${slowTrend.early.toFixed(0)} MB early, ${slowTrend.late.toFixed(0)} MB late`);
+  const fastTrend = trend(fastMb);
+  // At full speed the heap first grows to its working size (V8 sizes it to the allocation rate); after
+  // that it must not grow with the messages handled. A drain shorter than 30 s is all warm-up.
+  const half = Math.floor(fastMb.length / 2);
+  const firstHalfMax = fastMb.slice(0, half).reduce((a, b) => Math.max(a, b), 0);
+  const secondHalfMax = fastMb.slice(half).reduce((a, b) => Math.max(a, b), 0);
+  if (fastMb.length >= 30) {
+    t.ok(secondHalfMax <= firstHalfMax * 1.1 + 10, `RSS flat while draining: at most ${firstHalfMax.toFixed(0)} MB in the first half, ${secondHalfMax.toFixed(0)} MB in the second`);
+  }
 
-  // Throughput: the slow phase runs at the caps' rate; the fast phase does not degrade as it goes.
+  // Throughput: the slow phase keeps every slot busy; the fast phase does not degrade as it goes.
+  const cohorts = Math.floor((slowEndAt - firstStartAt) / SLOW_MS);
+  t.ok(slowHandled >= CONCURRENCY * cohorts * 0.9, `slow phase at the caps' rate: ${slowHandled} handled in ${cohorts} runs of ${SLOW_MS / 1000} s with ${CONCURRENCY} slots`);
+  t.equal(inFlightAtSwitch, CONCURRENCY, 'every slot busy at the end of the slow phase');
   const expectedSlowRate = CONCURRENCY / (SLOW_MS / 1000);
-  const slowRates = windows(endTimes, startedAt + SLOW_MS + 2_000, slowEndAt);
-  const fastRates = windows(endTimes, slowEndAt + 2_000, drainedAt);
-  t.ok(slowRates.every((r) => r >= expectedSlowRate * 0.7), `slow phase at the caps' rate: ${slowRates.map((r) => r.toFixed(1)).join(', ')} msgs/s (expected ${expectedSlowRate.toFixed(1)})`);
+  // From when the last slow message (still sleeping at the switch) is done.
+  const fastRates = windows(endTimes, slowEndAt + SLOW_MS, drainedAt);
   if (fastRates.length >= 2) {
-    t.ok(Math.min(...fastRates) >= median(fastRates) * 0.5, `fast phase steady: ${fastRates.map((r) => r.toFixed(0)).join(', ')} msgs/s`);
+    t.ok(Math.min(...fastRates) >= median(fastRates) * 0.4, `fast phase steady: ${fastRates.map((r) => r.toFixed(0)).join(', ')} msgs/s`);
     t.ok(fastRates.at(-1)! >= fastRates[0]! * 0.6, 'no slow-down as the backlog shrinks');
   }
   record({
@@ -139,10 +159,12 @@ t.test(`a backlog of ${KNOBS.backlog.toLocaleString('en-US')} messages with a sl
     recoveryMs: null,
     durationMs: drainedAt - startedAt,
     details: {
-      rssMb: { early: Math.round(early), late: Math.round(late), peak: Math.round(peak), min: Math.round(Math.min(...samples)), samples: samples.length },
-      slowPhase: { seconds: KNOBS.backlogSlowSec, handled: slowHandled, extensions: slowExtensions, inFlightAtEnd: inFlightAtSwitch, msgsPerSec: slowRates.map((r) => Number(r.toFixed(1))), expectedMsgsPerSec: Number(expectedSlowRate.toFixed(1)) },
-      fastPhase: { seconds: Math.round((drainedAt - slowEndAt) / 1000), msgsPer10sWindow: fastRates.map((r) => Math.round(r)) },
+      rssMb: { peak: Math.round(peak), min: Math.round(all.reduce((a, b) => Math.min(a, b), Infinity)), slowPhaseEarlyLate: [Math.round(slowTrend.early), Math.round(slowTrend.late)], drainEarlyLate: [Math.round(fastTrend.early), Math.round(fastTrend.late)], drainHalvesMax: [Math.round(firstHalfMax), Math.round(secondHalfMax)], samples: all.length },
+      slowPhase: { seconds: KNOBS.backlogSlowSec, handled: slowHandled, extensions: slowExtensions, inFlightAtEnd: inFlightAtSwitch, capsRateMsgsPerSec: Number(expectedSlowRate.toFixed(1)) },
+      fastPhase: { seconds: Math.round((drainedAt - slowEndAt) / 1000), msgsPerSecPer10sWindow: fastRates.map((r) => Math.round(r)) },
       extensionsTotal: extensions,
+      rssMbEvery5s: rss.filter((_, i) => i % 5 === 0).map((x) => Math.round(x.mb)),
+      handledEvery5s: rss.filter((_, i) => i % 5 === 0).map((x) => endTimes.filter((e) => e <= x.at).length),
       reruns,
     },
   });

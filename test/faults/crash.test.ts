@@ -88,9 +88,19 @@ t.test('kill -9 of the supervisor at random moments, restarted each time', async
     const spawnedAt = Date.now();
     const p = spawnNode('dist/supervisor/index.js', ['--config', writeConfig(config)], { EVENTBUS_TEST_LOG: logFile });
     t.teardown(() => p.kill());
-    // Anywhere from the middle of its start (resolving queues, warming threads) to well into the work.
-    const afterMs = randomInt(500, 4_000);
-    await sleep(afterMs);
+    // The first kill lands in the middle of the start (resolving queues, warming threads), the
+    // others at a random moment of the work.
+    let afterMs: number;
+    if (k === 0) {
+      afterMs = randomInt(200, 1_500);
+      await sleep(afterMs);
+    } else {
+      await p.waitForOutput(/"msg":"supervisor running"/, 60_000);
+      const runningAfterMs = Date.now() - spawnedAt;
+      await sleep(randomInt(100, 2_500));
+      afterMs = Date.now() - spawnedAt;
+      t.comment(`running after ${runningAfterMs} ms`);
+    }
     const handledBefore = tally(readHandlerLog(logFile), 'work').handled(ids);
     const inFlight = await freezeCountKill(w, [p.child.pid!], p.child.pid!);
     await p.exited;

@@ -25,10 +25,11 @@ const MAX_RECEIVES = 3;
 const TIMEOUT_MS = 1_000;
 /**
  * A handler that never yields holds its thread, and the tasks already on it, until the watchdog ends
- * the thread (timeoutMs + 2 s grace + 1 s margin); a replacement thread takes about a second to load.
- * With two threads and two spinners at once the other queue may wait through two such windows.
+ * the thread (timeoutMs + 2 s grace + 1 s margin); one that exhausts its heap holds it while V8
+ * collects in vain (2-3 s here); a replacement thread takes 1-1.5 s to load on 2 busy cores. With
+ * two threads and this storm of blockers both threads can be taken through a chain of such windows.
  */
-const MAX_PAUSE_MS = 2 * (TIMEOUT_MS + 2_000 + 1_000) + 3_000;
+const MAX_PAUSE_MS = 3 * (TIMEOUT_MS + 2_000 + 1_000) + 3 * 1_500;
 /** Always failing: each must end in the DLQ. */
 const ALWAYS = ['sync-throw', 'reject-string', 'reject-undefined', 'thenable-reject', 'false', 'throw', 'exit', 'spin', 'oom', 'never-settles'] as const;
 /** The reason logged on the last attempt (a handler still pending when a neighbour ends its thread is `crashed`). */

@@ -27,7 +27,7 @@ export const KNOBS = {
   /** Messages waiting before the backlog test starts (the 100,000). */
   backlog: num('FAULTS_BACKLOG', 100_000, 20_000),
   /** Seconds of the slow phase of the backlog test. */
-  backlogSlowSec: num('FAULTS_BACKLOG_SLOW_SEC', 60, 20),
+  backlogSlowSec: num('FAULTS_BACKLOG_SLOW_SEC', 60, 15),
   /** Messages of each crash run. */
   crashMessages: num('FAULTS_CRASH_MESSAGES', 5_000, 2_000),
   /** kill -9 of the single-process supervisor per run. */
