@@ -84,12 +84,22 @@ export function describeError(err: unknown): string {
   }
 }
 
+// Every throttling code the SDK's own retry strategy knows (@smithy THROTTLING_ERROR_CODES): SNS on the
+// Query protocol answers RequestLimitExceeded, which was missing and left the topic unresolved at start.
 const RETRYABLE_NAMES = new Set([
   'ThrottlingException',
   'Throttling',
+  'ThrottledException',
   'RequestThrottled',
   'RequestThrottledException',
+  'RequestLimitExceeded',
   'TooManyRequestsException',
+  'SlowDown',
+  'BandwidthLimitExceeded',
+  'PriorRequestNotComplete',
+  'ProvisionedThroughputExceededException',
+  'TransactionInProgressException',
+  'EC2ThrottledException',
   'ServiceUnavailable',
   'InternalError',
   'InternalFailure',

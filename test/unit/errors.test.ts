@@ -10,6 +10,8 @@ t.test('every error code equals its key', async (t) => {
 
 t.test('retryable classification', async (t) => {
   t.ok(isRetryableAwsError({ name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } }), 'throttling');
+  t.ok(isRetryableAwsError({ name: 'RequestLimitExceeded', $metadata: { httpStatusCode: 400 } }), 'SNS Query-protocol throttling');
+  t.ok(isRetryableAwsError({ name: 'RequestThrottled', $metadata: { httpStatusCode: 403 } }), 'SQS legacy throttling (403)');
   t.ok(isRetryableAwsError({ name: 'InternalError', $metadata: { httpStatusCode: 500 } }), '5xx');
   t.ok(isRetryableAwsError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })), 'reset');
   t.ok(isRetryableAwsError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), 'refused');
