@@ -1,8 +1,11 @@
 interface Waiter {
   queue: string;
   max: number;
+  /** Resolved only once this many are granted, or when the fill window closed with at least one. */
+  min: number;
   granted: number;
   seq: number;
+  fillTimer?: NodeJS.Timeout;
   resolve: (n: number) => void;
   /** Removes the abort listener: a long-lived stop signal must not collect one per receive. */
   detach?: () => void;
@@ -14,12 +17,19 @@ interface Waiter {
  *
  * When the global cap is what limits, free slots go one at a time to the waiting queue that holds
  * the fewest (max-min fairness), so a flooded queue cannot starve a quiet one.
+ *
+ * A slot has two phases. *Running*: the handler has not settled; this is what the caps bound. Then
+ * *settling*: the handler settled and its delete or visibility change is on its way to SQS; the slot
+ * is free for the next message, but a queue may not have more messages settling than its cap, so a
+ * failing or slow SQS cannot let received-but-unsettled messages grow past twice the cap.
  */
 export class Capacity {
   readonly #globalCap: number;
   readonly #queueCaps: Map<string, number>;
   readonly #held = new Map<string, number>();
+  readonly #settling = new Map<string, number>();
   #total = 0;
+  #settlingTotal = 0;
   #waiters: Waiter[] = [];
   #seq = 0;
   #closed = false;
@@ -27,7 +37,10 @@ export class Capacity {
   constructor(globalCap: number, queueCaps: Record<string, number>) {
     this.#globalCap = globalCap;
     this.#queueCaps = new Map(Object.entries(queueCaps));
-    for (const q of this.#queueCaps.keys()) this.#held.set(q, 0);
+    for (const q of this.#queueCaps.keys()) {
+      this.#held.set(q, 0);
+      this.#settling.set(q, 0);
+    }
   }
 
   get globalCap(): number {
@@ -43,6 +56,11 @@ export class Capacity {
     return this.#held.get(queue) ?? 0;
   }
 
+  /** Messages of a queue whose handler settled and whose SQS call has not returned. */
+  settlingOf(queue: string): number {
+    return this.#settling.get(queue) ?? 0;
+  }
+
   capOf(queue: string): number {
     return Math.min(this.#queueCaps.get(queue) ?? 0, this.#globalCap);
   }
@@ -54,13 +72,21 @@ export class Capacity {
 
   /**
    * Waits until at least one slot is free for `queue` and takes up to `max`. Resolves 0 once closed.
-   * The caller must release every slot it was given, exactly once.
+   * With `fillMs`, waits up to that long for all `max` (a receive of 10 costs what a receive of 1
+   * does), then takes what it has. The caller must release every slot it was given, exactly once.
    */
-  acquire(queue: string, max: number, signal?: AbortSignal): Promise<number> {
+  acquire(queue: string, max: number, signal?: AbortSignal, fillMs = 0): Promise<number> {
     if (!this.#queueCaps.has(queue)) throw new Error(`unknown queue ${queue}`);
     if (this.#closed || max < 1 || signal?.aborted) return Promise.resolve(0);
     return new Promise((resolve) => {
-      const w: Waiter = { queue, max, granted: 0, seq: this.#seq++, resolve };
+      const w: Waiter = { queue, max, min: fillMs > 0 ? Math.min(max, this.capOf(queue)) : 1, granted: 0, seq: this.#seq++, resolve };
+      if (w.min > 1) {
+        w.fillTimer = setTimeout(() => {
+          w.min = 1;
+          this.#pump();
+        }, fillMs);
+        w.fillTimer.unref();
+      }
       this.#waiters.push(w);
       if (signal) {
         // An aborted wait (the poller stopping) gives up its place.
@@ -68,6 +94,7 @@ export class Capacity {
           const i = this.#waiters.indexOf(w);
           if (i < 0) return;
           this.#waiters.splice(i, 1);
+          clearTimeout(w.fillTimer);
           if (w.granted > 0) this.release(w.queue, w.granted);
           resolve(0);
         };
@@ -87,6 +114,25 @@ export class Capacity {
     this.#pump();
   }
 
+  /**
+   * A handler settled: its slot is free for the next message, and the message counts as settling
+   * until `settled` (its delete or visibility change returned).
+   */
+  settle(queue: string): void {
+    // Counted as settling before the release wakes anyone, so the settling bound holds.
+    this.#settling.set(queue, this.settlingOf(queue) + 1);
+    this.#settlingTotal++;
+    this.release(queue, 1);
+  }
+
+  settled(queue: string): void {
+    const n = this.settlingOf(queue);
+    if (n < 1) throw new Error(`capacity: settled on ${queue} with nothing settling`);
+    this.#settling.set(queue, n - 1);
+    this.#settlingTotal--;
+    this.#pump();
+  }
+
   /** Wakes every waiter with 0; later acquires resolve 0 at once. */
   close(): void {
     this.#closed = true;
@@ -94,6 +140,7 @@ export class Capacity {
     this.#waiters = [];
     for (const w of waiters) {
       w.detach?.();
+      clearTimeout(w.fillTimer);
       if (w.granted > 0) this.release(w.queue, w.granted);
       w.resolve(0);
     }
@@ -102,12 +149,13 @@ export class Capacity {
   #pump(): void {
     if (this.#waiters.length === 0) return;
     let progressed = true;
-    while (progressed && this.#total < this.#globalCap) {
+    while (progressed && this.#total < this.#globalCap && this.#settlingTotal < this.#globalCap) {
       progressed = false;
       let best: Waiter | undefined;
       for (const w of this.#waiters) {
         if (w.granted >= w.max) continue;
-        if (this.held(w.queue) >= this.capOf(w.queue)) continue;
+        const cap = this.capOf(w.queue);
+        if (this.held(w.queue) >= cap || this.settlingOf(w.queue) >= cap) continue;
         if (!best) {
           best = w;
           continue;
@@ -123,11 +171,13 @@ export class Capacity {
         progressed = true;
       }
     }
-    const done = this.#waiters.filter((w) => w.granted > 0);
+    const ready = (w: Waiter) => w.granted >= w.min || (w.granted > 0 && w.granted >= w.max);
+    const done = this.#waiters.filter(ready);
     if (done.length === 0) return;
-    this.#waiters = this.#waiters.filter((w) => w.granted === 0);
+    this.#waiters = this.#waiters.filter((w) => !ready(w));
     for (const w of done) {
       w.detach?.();
+      clearTimeout(w.fillTimer);
       w.resolve(w.granted);
     }
   }

@@ -3,10 +3,9 @@ import type { Logger } from '../log.js';
 import type { Acker } from './acker.js';
 import { retryDelaySec } from './backoff.js';
 import type { Capacity } from './capacity.js';
-import { decodeMessage } from './envelope.js';
 import type { FailureEvents } from './failure-events.js';
 import type { InFlight } from './in-flight.js';
-import type { HandlerPool } from './pool.js';
+import type { HandlerPool, RunOutcome } from './pool.js';
 import type { QueueRuntime, ReceivedMessage } from './queue.js';
 
 /** Label values per queue without an `events` filter, so odd bodies cannot grow the series without bound. */
@@ -24,14 +23,21 @@ export interface DispatcherOptions {
   retry: { baseDelaySec: number; maxDelaySec: number };
 }
 
+/** A queue's handlers "take time" (batches are split across threads) from this mean duration on. */
+const SPREAD_FROM_MS = 1;
+
 /**
- * message -> decode -> pool.run -> settle. The caller has taken one capacity slot per message; the
- * dispatcher gives it back exactly once, when the handler settled.
+ * receive batch -> pool (decoded and run in the threads) -> settle each message. The caller has
+ * taken one capacity slot per message; the slot is freed when the message's handler settled, and
+ * the message counts as settling until SQS has its delete or visibility change (Capacity).
  */
 export class Dispatcher {
   readonly #o: DispatcherOptions;
-  readonly #running = new Set<Promise<void>>();
+  #running = 0;
+  #idleWaiters: Array<() => void> = [];
   readonly #seenTypes = new Map<string, Set<string>>();
+  /** Mean handler duration per queue (exponentially weighted), to choose how to split a batch. */
+  readonly #meanMs = new Map<string, number>();
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -40,27 +46,58 @@ export class Dispatcher {
   /** Set at the shutdown deadline: what fails from now on was cut short, so it is released, not retried later. */
   releaseFailures = false;
 
+  /** Messages whose handler runs or whose settling with SQS is on its way. */
   get running(): number {
-    return this.#running.size;
+    return this.#running;
   }
 
-  /** Resolves when no handler runs, or after `timeoutMs`; returns whether everything settled. */
+  /** Resolves when no message is running or settling, or after `timeoutMs`; returns whether everything settled. */
   async idle(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#running.size > 0) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled([...this.#running]), new Promise((r) => (timer = setTimeout(r, left)))]);
-      clearTimeout(timer);
-    }
-    return true;
+    if (this.#running === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    let waiter: (() => void) | undefined;
+    const settled = await Promise.race([
+      new Promise<boolean>((resolve) => this.#idleWaiters.push((waiter = () => resolve(true)))),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    this.#idleWaiters = this.#idleWaiters.filter((w) => w !== waiter);
+    return settled;
   }
 
-  /** Starts a message's handler; `visibleUntilMs` counts from when its receive was sent. */
-  dispatch(q: QueueRuntime, m: ReceivedMessage, visibleUntilMs: number): void {
-    const p = this.#handle(q, m, visibleUntilMs).finally(() => this.#running.delete(p));
-    this.#running.add(p);
+  /** Starts the handlers of one receive's messages; `visibleUntilMs` counts from when the receive was sent. */
+  dispatchBatch(q: QueueRuntime, messages: ReceivedMessage[], visibleUntilMs: number): void {
+    const { inFlight, metrics, pool } = this.#o;
+    const n = messages.length;
+    const labels = { queue: q.queue };
+    const ids = messages.map((m) =>
+      inFlight.add({ queue: q, messageId: m.messageId, receiptHandle: m.receiptHandle, visibilityTimeoutSec: q.handler.visibilityTimeoutSec, visibleUntilMs }),
+    );
+    metrics.inFlight.inc(labels, n);
+    const now = Date.now();
+    for (const m of messages) if (m.sentTimestampMs) metrics.age.observe(labels, Math.max(0, (now - m.sentTimestampMs) / 1000));
+    this.#running += n;
+    let outcomes: Array<Promise<RunOutcome>>;
+    try {
+      const mean = this.#meanMs.get(q.queue);
+      outcomes = pool.runBatch(
+        q.queue,
+        q.arn,
+        q.handler.timeoutMs,
+        messages.map((m) => ({ messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs })),
+        mean === undefined || mean >= SPREAD_FROM_MS,
+      );
+    } catch (err) {
+      outcomes = messages.map((m) => Promise.resolve(crashed(m, err)));
+    }
+    for (let i = 0; i < n; i++) {
+      const m = messages[i]!;
+      const id = ids[i]!;
+      outcomes[i]!.then(
+        (o) => this.#settle(q, m, id, o),
+        (err: unknown) => this.#settle(q, m, id, crashed(m, err)),
+      );
+    }
   }
 
   /** A bounded `event_type` label: declared types as is, others `other`, at most 100 per queue without a filter. */
@@ -77,53 +114,34 @@ export class Dispatcher {
     return 'other';
   }
 
-  async #handle(q: QueueRuntime, m: ReceivedMessage, visibleUntilMs: number): Promise<void> {
-    const { inFlight, capacity, metrics, pool, log } = this.#o;
-    const id = inFlight.add({
-      queue: q,
-      messageId: m.messageId,
-      receiptHandle: m.receiptHandle,
-      visibilityTimeoutSec: q.handler.visibilityTimeoutSec,
-      visibleUntilMs,
-    });
-    metrics.inFlight.inc({ queue: q.queue });
-    let eventType: string | null = null;
-    let eventId = m.messageId;
+  async #settle(q: QueueRuntime, m: ReceivedMessage, id: number, outcome: RunOutcome): Promise<void> {
+    const { inFlight, capacity, metrics, log } = this.#o;
+    const mean = this.#meanMs.get(q.queue);
+    this.#meanMs.set(q.queue, mean === undefined ? outcome.durationMs : mean * 0.9 + outcome.durationMs * 0.1);
+    // The handler is done: its slot takes the next message while SQS settles this one.
+    capacity.settle(q.queue);
     try {
-      let outcome;
-      try {
-        const { event } = decodeMessage({
-          messageId: m.messageId,
-          body: m.body,
-          attributes: m.attributes,
-          sentTimestampMs: m.sentTimestampMs,
-          queueArn: q.arn,
-        });
-        eventType = event.type;
-        eventId = event.id;
-        if (m.sentTimestampMs) metrics.age.observe({ queue: q.queue }, Math.max(0, (Date.now() - m.sentTimestampMs) / 1000));
-        outcome = await pool.run({ queue: q.queue, messageId: m.messageId, receiveCount: m.receiveCount, timeoutMs: q.handler.timeoutMs, event });
-      } catch (err) {
-        outcome = { result: 'crashed' as const, error: `dispatch failed: ${(err as Error)?.message ?? err}`, durationMs: 0 };
-      }
       metrics.duration.observe({ queue: q.queue }, outcome.durationMs / 1000);
-      metrics.results.inc({ queue: q.queue, event_type: this.#typeLabel(q, eventType), result: outcome.result });
-      const fields = { queue: q.queue, messageId: m.messageId, eventType, receiveCount: m.receiveCount };
+      metrics.results.inc({ queue: q.queue, event_type: this.#typeLabel(q, outcome.eventType), result: outcome.result });
       if (outcome.result === 'success') {
-        log.debug({ ...fields, durationMs: Math.round(outcome.durationMs) }, 'handled');
+        if (log.isLevelEnabled('debug')) {
+          log.debug({ queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount, durationMs: Math.round(outcome.durationMs) }, 'handled');
+        }
         const entry = inFlight.get(id);
         if (entry) entry.deleting = true;
         // No extension may reach SQS after the delete: its receipt handle is gone by then
         // (ReceiptHandleIsInvalid, counted as an SQS error), which a slow network makes common.
-        await inFlight.quiesce(id);
+        if (entry?.extension) await inFlight.quiesce(id);
+        else if (entry) entry.closing = true;
         try {
           await this.#o.acker.delete(q, m.receiptHandle);
           metrics.deleted.inc({ queue: q.queue });
         } catch (err) {
-          log.warn({ ...fields, err }, 'delete failed; the message will be delivered again');
+          log.warn({ queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount, err }, 'delete failed; the message will be delivered again');
         }
         return;
       }
+      const fields = { queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount };
       // Stop extending first: a late extension must not undo the backoff or a release.
       if (!(await inFlight.quiesce(id))) return; // released by shutdown already
       if (this.releaseFailures) {
@@ -140,8 +158,8 @@ export class Dispatcher {
       );
       this.#o.failureEvents.report({
         queue: q.queue,
-        eventType,
-        eventId,
+        eventType: outcome.eventType,
+        eventId: outcome.eventId,
         messageId: m.messageId,
         receiveCount: m.receiveCount,
         result: outcome.result,
@@ -153,11 +171,16 @@ export class Dispatcher {
         log.warn({ ...fields, err }, 'backoff not set; the message comes back after its visibility timeout');
       }
     } finally {
-      // The slot is held until the message is settled with SQS (deleted or its visibility set), so
-      // what is in flight never exceeds the caps; released here, exactly once.
+      // Released here, exactly once: the message is settled with SQS (deleted or its visibility
+      // set), or given up on.
       inFlight.remove(id);
       metrics.inFlight.dec({ queue: q.queue });
-      capacity.release(q.queue, 1);
+      capacity.settled(q.queue);
+      if (--this.#running === 0) for (const w of this.#idleWaiters.splice(0)) w();
     }
   }
+}
+
+function crashed(m: ReceivedMessage, err: unknown): RunOutcome {
+  return { result: 'crashed', error: `dispatch failed: ${(err as Error)?.message ?? err}`, durationMs: 0, eventType: null, eventId: m.messageId };
 }

@@ -60,8 +60,10 @@ export class InFlight {
 
   add(e: Omit<InFlightEntry, 'extending' | 'retryAtMs' | 'closing' | 'extension' | 'deleting'>): number {
     const id = this.#nextId++;
-    this.#entries.set(id, { ...e, extending: false, retryAtMs: 0, closing: false, extension: null, deleting: false });
-    this.#schedule();
+    const entry: InFlightEntry = { ...e, extending: false, retryAtMs: 0, closing: false, extension: null, deleting: false };
+    this.#entries.set(id, entry);
+    // Only the new entry can move the timer earlier: no scan of every entry per message.
+    this.#scheduleAt(InFlight.dueAt(entry));
     return id;
   }
 
@@ -107,7 +109,11 @@ export class InFlight {
     if (this.#stopped) return;
     let next = Infinity;
     for (const e of this.#entries.values()) if (!e.extending && !e.closing) next = Math.min(next, InFlight.dueAt(e));
-    if (next === Infinity) return;
+    this.#scheduleAt(next);
+  }
+
+  #scheduleAt(next: number): void {
+    if (this.#stopped || next === Infinity) return;
     if (this.#timer && next >= this.#timerAt) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timerAt = next;

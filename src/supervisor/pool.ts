@@ -2,9 +2,10 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { Piscina } from 'piscina';
 import { describeError } from '../errors.js';
+import { decodeMessage } from './envelope.js';
 import type { Logger } from '../log.js';
 import type { HandlerResult } from '../types.js';
-import type { ControlMessage, TaskInput, TaskOutput, WorkerConfig, WorkerData } from '../worker/task.js';
+import type { ControlMessage, EarlyResults, ItemResults, TaskInput, TaskItem, TaskOutput, WorkerConfig, WorkerData } from '../worker/task.js';
 
 /** After `timeoutMs` + grace, how much longer the main thread waits before it ends a thread that never yields. */
 export const WATCHDOG_MARGIN_MS = 1_000;
@@ -15,34 +16,66 @@ export const WATCHDOG_MARGIN_MS = 1_000;
  * Bounded: a thread that dies on every start would otherwise loop.
  */
 export const UNSTARTED_RERUNS = 2;
+/** How long a failed task waits for outcomes its thread sent just before it died. */
+const RESULTS_SETTLE_MS = 20;
 
 export interface PoolOptions {
   threads: number;
   tasksPerThread: number;
-  worker: Omit<WorkerConfig, 'slotThreads' | 'slotEpochMs' | 'controlChannel'>;
+  worker: Omit<WorkerConfig, 'slotThreads' | 'slotEpochMs' | 'controlChannel' | 'resultsChannel'>;
   threadData?: unknown;
   log: Logger;
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number };
 }
 
+/** A message's outcome as the dispatcher sees it. */
 export interface RunOutcome {
   result: HandlerResult;
   error?: string | undefined;
   durationMs: number;
+  /** The decoded event's type and id; null/messageId when the handler never got to run. */
+  eventType: string | null;
+  eventId: string;
+}
+
+/** A message for `runBatch`: what the thread needs to decode and run it. */
+export type BatchMessage = Omit<TaskItem, 'slot'>;
+
+interface PendingItem {
+  item: TaskItem;
+  resolve: (o: RunOutcome) => void;
+  done: boolean;
+  killedByWatchdog: boolean;
+  warnedQueued: boolean;
+  startedMs: number;
+}
+
+interface Chunk {
+  batch: number;
+  queue: string;
+  queueArn: string;
+  timeoutMs: number;
+  items: PendingItem[];
+  reruns: number;
 }
 
 /**
- * The piscina pool that runs handlers. Tasks carry no piscina abort signal: a task with one runs
- * alone on its thread, which would cost the many tasks per thread that I/O-bound handlers need.
- * Deadlines live inside the thread (ctx.signal); only a handler that never yields has its thread
- * ended, by the watchdog here, which knows the thread from a shared slot table.
+ * The piscina pool that runs handlers, a batch of one receive per task (split across threads when
+ * its handlers take time). Tasks carry no piscina abort signal: a task with one runs alone on its
+ * thread, which would cost the many tasks per thread that I/O-bound handlers need. Deadlines live
+ * inside the thread (ctx.signal); only a handler that never yields has its thread ended, by the
+ * watchdog here, which knows the thread from a shared slot table.
  */
 export class HandlerPool {
   readonly capacity: number;
+  readonly #threads: number;
   readonly #pool: Piscina<TaskInput, TaskOutput>;
   readonly #slotThreads: Int32Array;
   readonly #freeSlots: number[];
   readonly #control: BroadcastChannel;
+  readonly #results: BroadcastChannel;
+  readonly #chunks = new Map<number, Chunk>();
+  #nextBatch = 1;
   readonly #log: Logger;
   readonly #graceMs: number;
   readonly #slotEpochMs = Date.now();
@@ -52,19 +85,33 @@ export class HandlerPool {
 
   constructor(o: PoolOptions) {
     this.capacity = o.threads * o.tasksPerThread;
+    this.#threads = o.threads;
     const slotBuffer = new SharedArrayBuffer(4 * 2 * this.capacity);
     this.#slotThreads = new Int32Array(slotBuffer);
     this.#freeSlots = Array.from({ length: this.capacity }, (_, i) => this.capacity - 1 - i);
     this.#log = o.log;
     this.#graceMs = o.worker.graceMs;
-    const controlChannel = `eventbus:${randomUUID()}`;
+    const id = randomUUID();
+    const controlChannel = `eventbus:${id}`;
+    const resultsChannel = `eventbus:results:${id}`;
     this.#control = new BroadcastChannel(controlChannel);
     this.#control.unref();
-    const workerData: WorkerData = { eventbus: { ...o.worker, slotThreads: slotBuffer, slotEpochMs: this.#slotEpochMs, controlChannel }, threadData: o.threadData };
+    this.#results = new BroadcastChannel(resultsChannel);
+    this.#results.unref();
+    this.#results.onmessage = (ev) => {
+      const { batch, results } = (ev as { data: EarlyResults }).data;
+      const chunk = this.#chunks.get(batch);
+      if (chunk) this.#apply(chunk, results);
+    };
+    const workerData: WorkerData = {
+      eventbus: { ...o.worker, slotThreads: slotBuffer, slotEpochMs: this.#slotEpochMs, controlChannel, resultsChannel },
+      threadData: o.threadData,
+    };
     this.#pool = new Piscina<TaskInput, TaskOutput>({
       filename: new URL('../worker/index.js', import.meta.url).href,
       minThreads: o.threads,
       maxThreads: o.threads,
+      // Counts tasks, not messages: the dispatcher's slots bound the messages.
       concurrentTasksPerWorker: o.tasksPerThread,
       // Idle threads must not block in Atomics.wait: handlers keep sockets and un-awaited work alive.
       atomics: 'disabled',
@@ -79,70 +126,129 @@ export class HandlerPool {
     return this.#pool.threads.length;
   }
 
-  /** Runs one task; resolves with its outcome (a dead thread is `crashed`, a thread ended by the watchdog `timeout`). */
-  async run(input: Omit<TaskInput, 'slot'>): Promise<RunOutcome> {
-    const slot = this.#freeSlots.pop();
-    if (slot === undefined) throw new Error('handler pool: no free slot (caps exceed pool capacity)');
-    Atomics.store(this.#slotThreads, 2 * slot, 0);
-    Atomics.store(this.#slotThreads, 2 * slot + 1, 0);
-    const started = performance.now();
-    let killedByWatchdog = false;
-    const limitMs = input.timeoutMs + this.#graceMs + WATCHDOG_MARGIN_MS;
+  /**
+   * Runs one receive's messages of one queue; a promise per message with its outcome (a dead thread
+   * is `crashed`, a thread ended by the watchdog `timeout`). `spread`: split the batch across the
+   * threads (handlers that take time); otherwise one task carries them all (fast handlers, where the
+   * task's own cost is what counts).
+   */
+  runBatch(queue: string, queueArn: string, timeoutMs: number, messages: BatchMessage[], spread: boolean): Array<Promise<RunOutcome>> {
+    const items: PendingItem[] = [];
+    const promises = messages.map(
+      (m) =>
+        new Promise<RunOutcome>((resolve) => {
+          const slot = this.#freeSlots.pop();
+          if (slot === undefined) throw new Error('handler pool: no free slot (caps exceed pool capacity)');
+          Atomics.store(this.#slotThreads, 2 * slot, 0);
+          Atomics.store(this.#slotThreads, 2 * slot + 1, 0);
+          items.push({ item: { ...m, slot }, resolve, done: false, killedByWatchdog: false, warnedQueued: false, startedMs: performance.now() });
+        }),
+    );
+    const chunks = spread ? Math.min(items.length, this.#threads) : 1;
+    const size = Math.ceil(items.length / chunks);
+    for (let i = 0; i < items.length; i += size) this.#start(queue, queueArn, timeoutMs, items.slice(i, i + size), 0);
+    return promises;
+  }
+
+  #start(queue: string, queueArn: string, timeoutMs: number, items: PendingItem[], reruns: number): void {
+    const chunk: Chunk = { batch: this.#nextBatch++, queue, queueArn, timeoutMs, items, reruns };
+    this.#chunks.set(chunk.batch, chunk);
+    const limitMs = timeoutMs + this.#graceMs + WATCHDOG_MARGIN_MS;
     let watchdog: NodeJS.Timeout | undefined;
-    let warnedQueued = false;
     const arm = (ms: number) => {
       watchdog = setTimeout(() => {
-        const tid = Atomics.load(this.#slotThreads, 2 * slot);
-        const startedAt = Atomics.load(this.#slotThreads, 2 * slot + 1);
-        if (tid === 0 || startedAt === 0) {
-          // Not started: queued behind a thread being replaced, or its setup still running.
-          if (!warnedQueued) this.#log.warn({ queue: input.queue, messageId: input.messageId }, 'handler has not started yet; waiting for a thread');
-          warnedQueued = true;
-          return arm(limitMs);
+        let next = limitMs;
+        for (const p of chunk.items) {
+          if (p.done) continue;
+          const tid = Atomics.load(this.#slotThreads, 2 * p.item.slot);
+          const startedAt = Atomics.load(this.#slotThreads, 2 * p.item.slot + 1);
+          if (tid < 0) continue; // settled on its thread; the outcome is on its way
+          if (tid === 0 || startedAt === 0) {
+            // Not started: queued behind a thread being replaced, or its setup still running.
+            if (!p.warnedQueued) this.#log.warn({ queue, messageId: p.item.messageId }, 'handler has not started yet; waiting for a thread');
+            p.warnedQueued = true;
+            continue;
+          }
+          // Timed from the handler's own start, as the thread's timer is.
+          const elapsed = Date.now() - this.#slotEpochMs - (startedAt - 1);
+          if (elapsed < limitMs) {
+            next = Math.min(next, limitMs - elapsed);
+            continue;
+          }
+          p.killedByWatchdog = true;
+          if (!this.#endedThreads.has(tid)) {
+            this.#log.warn({ queue, messageId: p.item.messageId, thread: tid }, 'handler did not yield after its timeout; replacing its thread');
+            this.#endThread(tid);
+          }
         }
-        // Timed from the handler's own start, as the thread's timer is.
-        const elapsed = Date.now() - this.#slotEpochMs - (startedAt - 1);
-        if (elapsed < limitMs) return arm(limitMs - elapsed);
-        killedByWatchdog = true;
-        this.#log.warn({ queue: input.queue, messageId: input.messageId, thread: tid }, 'handler did not yield after its timeout; replacing its thread');
-        this.#endThread(tid);
+        arm(next);
       }, ms);
       watchdog.unref();
     };
     arm(limitMs);
-    try {
-      for (let rerun = 0; ; rerun++) {
-        try {
-          const out = await this.#pool.run({ ...input, slot });
+    this.#pool
+      .run({ batch: chunk.batch, queue, queueArn, timeoutMs, items: items.map((p) => p.item) })
+      .then(
+        (out) => {
+          this.#apply(chunk, out.results);
           if (out.abandonedOnThread !== undefined) this.#endThread(out.abandonedOnThread);
-          return out;
-        } catch (err) {
-          const durationMs = performance.now() - started;
-          // Past its own timeout when a watchdog ended its thread (its own or a neighbour's, whichever
-          // fired first): a timeout too; `crashed` would blame the neighbour.
-          const tid = Atomics.load(this.#slotThreads, 2 * slot);
-          const startedAt = Atomics.load(this.#slotThreads, 2 * slot + 1);
-          const overdue = this.#endedThreads.has(tid) && startedAt !== 0 && Date.now() - this.#slotEpochMs - (startedAt - 1) >= input.timeoutMs;
-          if (killedByWatchdog || overdue) return { result: 'timeout', error: `handler did not yield ${input.timeoutMs} ms after start; thread replaced`, durationMs };
-          if (tid === 0 && !isCloneable(input.event)) {
-            // Not a dead thread: the event could not be posted to one (nested too deeply for
-            // structured clone). No thread will ever take it; the handler cannot see it.
-            return { result: 'error', error: `the event cannot be passed to a worker thread: ${describeError(err)}`, durationMs };
-          }
-          // The thread died before it took this task (the worker marks the slot first thing).
-          if (tid === 0 && rerun < UNSTARTED_RERUNS) {
-            this.#log.info({ queue: input.queue, messageId: input.messageId, err }, 'thread died before the handler started; running it on another thread');
-            continue;
-          }
-          return { result: 'crashed', error: `worker thread died: ${(err as Error)?.message ?? err}`, durationMs };
-        }
-      }
-    } finally {
-      clearTimeout(watchdog);
-      Atomics.store(this.#slotThreads, 2 * slot, 0);
-      Atomics.store(this.#slotThreads, 2 * slot + 1, 0);
-      this.#freeSlots.push(slot);
+        },
+        // Outcomes the thread sent just before it died may still be on the results channel: let
+        // them arrive before deciding what the rest of the batch became.
+        (err: unknown) => new Promise<void>((resolve) => setTimeout(resolve, RESULTS_SETTLE_MS)).then(() => this.#failed(chunk, err)),
+      )
+      .finally(() => {
+        clearTimeout(watchdog);
+        // Early results may still be on their way after the task's return: keep the chunk until all came.
+        if (chunk.items.every((p) => p.done)) this.#chunks.delete(chunk.batch);
+      });
+  }
+
+  #apply(chunk: Chunk, results: ItemResults): void {
+    for (const [i, out] of results) {
+      const p = chunk.items[i];
+      if (p) this.#resolve(p, out);
     }
+    if (chunk.items.every((p) => p.done)) this.#chunks.delete(chunk.batch);
+  }
+
+  #resolve(p: PendingItem, outcome: RunOutcome): void {
+    if (p.done) return;
+    p.done = true;
+    Atomics.store(this.#slotThreads, 2 * p.item.slot, 0);
+    Atomics.store(this.#slotThreads, 2 * p.item.slot + 1, 0);
+    this.#freeSlots.push(p.item.slot);
+    p.resolve(outcome);
+  }
+
+  /** The task failed: its thread died (or was ended). Decide each unsettled message's outcome. */
+  #failed(chunk: Chunk, err: unknown): void {
+    const rerun: PendingItem[] = [];
+    for (const p of chunk.items) {
+      if (p.done) continue;
+      const durationMs = performance.now() - p.startedMs;
+      // The thread decodes events; for the few that never came back, decode here for labels and failure events.
+      const { event } = decodeMessage({ ...p.item, attributes: p.item.attributes ?? {}, queueArn: chunk.queueArn });
+      const base = { durationMs, eventType: event.type, eventId: event.id };
+      // Past its own timeout when a watchdog ended its thread (its own or a neighbour's, whichever
+      // fired first): a timeout too; `crashed` would blame the neighbour.
+      const tid = Atomics.load(this.#slotThreads, 2 * p.item.slot);
+      const startedAt = Atomics.load(this.#slotThreads, 2 * p.item.slot + 1);
+      const overdue = this.#endedThreads.has(tid) && startedAt !== 0 && Date.now() - this.#slotEpochMs - (startedAt - 1) >= chunk.timeoutMs;
+      if (p.killedByWatchdog || overdue) {
+        this.#resolve(p, { ...base, result: 'timeout', error: `handler did not yield ${chunk.timeoutMs} ms after start; thread replaced` });
+      } else if (tid < 0) {
+        this.#resolve(p, { ...base, result: 'crashed', error: `worker thread died before its outcome reached the supervisor: ${describeError(err)}` });
+      } else if (tid === 0 && chunk.reruns < UNSTARTED_RERUNS) {
+        // The thread died before it took this task (the worker marks the slots first thing).
+        this.#log.info({ queue: chunk.queue, messageId: p.item.messageId, err }, 'thread died before the handler started; running it on another thread');
+        rerun.push(p);
+      } else {
+        this.#resolve(p, { ...base, result: 'crashed', error: `worker thread died: ${describeError(err)}` });
+      }
+    }
+    this.#chunks.delete(chunk.batch);
+    if (rerun.length) this.#start(chunk.queue, chunk.queueArn, chunk.timeoutMs, rerun, chunk.reruns + 1);
   }
 
   /** Ends one thread; piscina fails its other tasks (they become `crashed`) and starts a replacement. */
@@ -159,7 +265,7 @@ export class HandlerPool {
   async warmup(): Promise<void> {
     const threads = this.#pool.threads.length || 1;
     // One task per thread: piscina's least-busy balancer gives each idle thread one.
-    await Promise.all(Array.from({ length: threads }, () => this.#pool.run({ warmup: true, slot: -1, queue: '', messageId: '', receiveCount: 0, timeoutMs: 0, event: null as never })));
+    await Promise.all(Array.from({ length: threads }, () => this.#pool.run({ warmup: true, batch: 0, queue: '', queueArn: '', timeoutMs: 0, items: [] })));
   }
 
   /** Aborts every running handler's signal (shutdown deadline). */
@@ -192,17 +298,10 @@ export class HandlerPool {
   }
 
   destroy(): Promise<void> {
-    this.#destroyed ??= this.#pool.destroy().finally(() => this.#control.close());
+    this.#destroyed ??= this.#pool.destroy().finally(() => {
+      this.#control.close();
+      this.#results.close();
+    });
     return this.#destroyed;
-  }
-}
-
-/** Whether a value survives postMessage (asked only after a task failed before any thread took it). */
-function isCloneable(value: unknown): boolean {
-  try {
-    structuredClone(value);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -13,7 +13,8 @@ export interface ReceivedMessage {
   messageId: string;
   receiptHandle: string;
   body: string;
-  attributes: Record<string, string>;
+  /** SQS message attributes (raw delivery), String values; undefined when there are none. */
+  attributes: Record<string, string> | undefined;
   receiveCount: number;
   sentTimestampMs: number | undefined;
 }

@@ -20,6 +20,8 @@ export interface WorkerConfig {
   slotEpochMs: number;
   /** BroadcastChannel name for teardown and shutdown aborts. */
   controlChannel: string;
+  /** BroadcastChannel name for outcomes a thread sends before its whole task is done. */
+  resultsChannel: string;
   /** The archive store's url for the built-in archive handler (absolute file path or postgres://); null = archive off. */
   archiveUrl?: string | null;
 }
@@ -31,25 +33,61 @@ export interface WorkerData {
   threadData?: unknown;
 }
 
-/** One message for a handler; small, plain data. */
+/** One message of a batch task: the SQS body as is (decoded in the thread, not on the main thread). */
+export interface TaskItem {
+  /** Its cells in `slotThreads`. */
+  slot: number;
+  messageId: string;
+  receiveCount: number;
+  body: string;
+  /** SQS message attributes (raw delivery), String values; undefined when there are none. */
+  attributes?: Record<string, string> | undefined;
+  sentTimestampMs?: number | undefined;
+}
+
+/**
+ * One pool task: some messages of one receive of one queue, run concurrently on one thread. A
+ * whole batch per task, not a task per message: a piscina task costs two postMessages and its
+ * bookkeeping on the main thread, which is the supervisor's bottleneck.
+ */
 export interface TaskInput {
   /** Warm-up: the thread has loaded the handlers; run their setup hooks and return. */
   warmup?: boolean;
-  slot: number;
+  /** Id of this task; results sent early on the results channel carry it. */
+  batch: number;
   queue: string;
-  messageId: string;
-  receiveCount: number;
+  /** The queue ARN: an event's `source` when the body has none. */
+  queueArn: string;
   timeoutMs: number;
-  event: CloudEvent;
+  items: TaskItem[];
 }
 
-/** What comes back across the thread boundary: data, never an exception. */
-export interface TaskOutput {
+/** One message's outcome: data, never an exception. */
+export interface ItemOutput {
   result: Exclude<HandlerResult, 'crashed'>;
   error?: string;
   durationMs: number;
-  /** The handler ignored its aborted signal and is still running: its thread must be ended. */
+  /** The decoded event's type and id (labels, failure events). */
+  eventType: string | null;
+  eventId: string;
+}
+
+/** Outcomes as [index in `items`, outcome]. */
+export type ItemResults = Array<[number, ItemOutput]>;
+
+/** What a task returns: the outcomes not already sent on the results channel. */
+export interface TaskOutput {
+  results: ItemResults;
+  /** Warm-up: what the setup hooks threw. */
+  setupErrors?: string[];
+  /** A handler ignored its aborted signal and is still running: its thread must be ended. */
   abandonedOnThread?: number;
+}
+
+/** Sent on the results channel by a thread while the rest of its task still runs. */
+export interface EarlyResults {
+  batch: number;
+  results: ItemResults;
 }
 
 /** Messages on the control channel. */
