@@ -16,7 +16,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { CreateTopicCommand, PublishCommand, SNSClient, SubscribeCommand, UnsubscribeCommand } from '@aws-sdk/client-sns';
-import { cpuMs, machine, machineCpu, memory, selfAndChildrenCpuMs } from './lib/proc.mjs';
+import { cpuMs, mainThreadCpuMs, machine, machineCpu, memory, selfAndChildrenCpuMs } from './lib/proc.mjs';
 import { median, percentile, min, max } from './lib/stats.mjs';
 import { hrNow } from './lib/work.mjs';
 import { cloudEvent, eventData, EVENT_TYPE, TOPIC, TOPIC_ARN } from './lib/messages.mjs';
@@ -334,6 +334,7 @@ async function drain(name, scenario, n, extra = {}) {
   try {
     const [first] = await Promise.race([withTimeout(firstP, 60_000, 'no ReceiveMessage'), exitedEarly]);
     const cpu0 = cpuMs(c.pid);
+    let mainMark = mainThreadCpuMs(c.pid);
     sampler = setInterval(() => rssSamples.push(memory(c.pid)?.rssMB ?? NaN), 250);
     // Stall detection: fail when the depth has not moved for 20 s; at most 180 s per drain.
     let lastDepth = -1;
@@ -353,9 +354,11 @@ async function drain(name, scenario, n, extra = {}) {
     if (WARMUP > 0) {
       [mark] = await Promise.race([markP, exitedEarly, stalled]);
       cpuMark = cpuMs(c.pid);
+      mainMark = mainThreadCpuMs(c.pid);
     }
     const [drained] = await Promise.race([drainedP, exitedEarly, stalled]);
     const cpu1 = cpuMs(c.pid);
+    const main1 = mainThreadCpuMs(c.pid);
     const mem = memory(c.pid);
     clearInterval(stall);
     clearInterval(sampler);
@@ -371,6 +374,7 @@ async function drain(name, scenario, n, extra = {}) {
     result.elapsedMs = drained.t - mark.t;
     result.rate = (m * 1000) / result.elapsedMs;
     result.cpuPer1k = cpuMark !== null && cpu1 !== null ? ((cpu1 - cpuMark) * 1000) / m : NaN;
+    result.mainCpuPer1k = mainMark !== null && main1 !== null ? ((main1 - mainMark) * 1000) / m : NaN;
     result.rssMB = mem?.hwmMB ?? NaN;
     const callsFrom = WARMUP > 0 ? w.callsAtMark : {};
     result.calls = Object.fromEntries(Object.entries(w.callsAtDrain).map(([op, k]) => [op, k - (callsFrom[op] ?? 0)]));
@@ -585,6 +589,7 @@ function summarize(runs) {
     calls: median(good.map((r) => r.callsPer1k)),
     empty: median(good.map((r) => r.emptyPer1k)),
     emuCpu: median(good.map((r) => r.emuCpuPer1k)),
+    mainCpu: median(good.map((r) => r.mainCpuPer1k)),
     wholeRate: median(good.map((r) => r.wholeRate)),
     wholeCpu: median(good.map((r) => r.wholeCpuPer1k)),
     dup: runs.reduce((a, r) => a + r.dup, 0),
@@ -651,15 +656,15 @@ function report() {
   }
 
   const detail = [
-    '| scenario | consumer | whole drain msgs/s | whole drain CPU ms / 1k | calls / 1k msgs by operation | empty receives / 1k | emulator CPU ms / 1k | SIGTERM to exit ms |',
-    '|---|---|---|---|---|---|---|---|',
+    '| scenario | consumer | whole drain msgs/s | whole drain CPU ms / 1k | main thread CPU ms / 1k (measured window) | calls / 1k msgs by operation | empty receives / 1k | emulator CPU ms / 1k | SIGTERM to exit ms |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const [sname, S] of Object.entries(summaries)) {
     for (const [c, s] of Object.entries(S)) {
       const ops = Object.entries(s.ops)
         .map(([op, v]) => `${SHORT_OPS[op] ?? op} ${v < 10 ? v.toFixed(1) : Math.round(v)}`)
         .join(', ');
-      detail.push(`| ${sname} | ${CONSUMERS[c].label} | ${f0(s.wholeRate)} | ${f0(s.wholeCpu)} | ${ops} | ${f0(s.empty)} | ${f0(s.emuCpu)} | ${f0(s.shutdown)} |`);
+      detail.push(`| ${sname} | ${CONSUMERS[c].label} | ${f0(s.wholeRate)} | ${f0(s.wholeCpu)} | ${f0(s.mainCpu)} | ${ops} | ${f0(s.empty)} | ${f0(s.emuCpu)} | ${f0(s.shutdown)} |`);
     }
   }
   const rssCurve = [];

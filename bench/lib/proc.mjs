@@ -21,6 +21,17 @@ export function cpuMs(pid) {
   }
 }
 
+/** User + system CPU of the process's main thread only (tid = pid), in ms; null when it is gone. */
+export function mainThreadCpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / clkTck;
+  } catch {
+    return null;
+  }
+}
+
 /** { rssMB, hwmMB } from /proc/<pid>/status; null when it is gone. */
 export function memory(pid) {
   try {

@@ -3,6 +3,7 @@ interface Waiter {
   max: number;
   /** Resolved only once this many are granted, or when the fill window closed with at least one. */
   min: number;
+  fillMs: number;
   granted: number;
   seq: number;
   fillTimer?: NodeJS.Timeout;
@@ -79,14 +80,7 @@ export class Capacity {
     if (!this.#queueCaps.has(queue)) throw new Error(`unknown queue ${queue}`);
     if (this.#closed || max < 1 || signal?.aborted) return Promise.resolve(0);
     return new Promise((resolve) => {
-      const w: Waiter = { queue, max, min: fillMs > 0 ? Math.min(max, this.capOf(queue)) : 1, granted: 0, seq: this.#seq++, resolve };
-      if (w.min > 1) {
-        w.fillTimer = setTimeout(() => {
-          w.min = 1;
-          this.#pump();
-        }, fillMs);
-        w.fillTimer.unref();
-      }
+      const w: Waiter = { queue, max, min: fillMs > 0 ? Math.min(max, this.capOf(queue)) : 1, fillMs, granted: 0, seq: this.#seq++, resolve };
       this.#waiters.push(w);
       if (signal) {
         // An aborted wait (the poller stopping) gives up its place.
@@ -146,6 +140,14 @@ export class Capacity {
     }
   }
 
+  #openFillWindow(w: Waiter): void {
+    w.fillTimer = setTimeout(() => {
+      w.min = 1;
+      this.#pump();
+    }, w.fillMs);
+    w.fillTimer.unref();
+  }
+
   #pump(): void {
     if (this.#waiters.length === 0) return;
     let progressed = true;
@@ -165,6 +167,9 @@ export class Capacity {
         if (a < b || (a === b && w.seq < best.seq)) best = w;
       }
       if (best) {
+        // The fill window opens with the first slot: waiting long for the first one says nothing
+        // about how soon the others free up.
+        if (best.granted === 0 && best.min > 1) this.#openFillWindow(best);
         best.granted++;
         this.#held.set(best.queue, this.held(best.queue) + 1);
         this.#total++;

@@ -34,16 +34,20 @@ export type PollerState = 'polling' | 'failing' | 'stopping' | 'stopped';
 /**
  * One queue's receive loop. It receives only into slots it holds (never more than the caps allow).
  * Idle, one lane long-polls with a single slot, so a quiet queue holds at most one slot. Once a
- * receive returns messages the queue is busy: every lane (one per 10 slots of the queue's cap)
- * receives up to 10 at once without waiting, so one round trip does not cap the queue at 10 messages.
+ * receive returns messages the queue is busy: receives take up to 10 without waiting, and each
+ * receive that comes back full lets one more lane (up to one per 10 slots of the queue's cap)
+ * receive at the same time, so one round trip does not cap a backlogged queue at 10 messages.
  */
 export class Poller {
   readonly #o: PollerOptions;
   readonly #lanes: number;
   readonly #stop = new AbortController();
+  /** The last receive returned messages: receive up to 10 without waiting. */
   #busy = false;
   /** The last receive filled every slot it had. */
   #full = false;
+  /** Lanes that may receive now (the others wait): 1 while the queue is quiet, up to `#lanes`. */
+  #active = 1;
   #wakeIdleLanes: Array<() => void> = [];
   #running: Promise<void>[] = [];
   #state: PollerState = 'polling';
@@ -81,24 +85,25 @@ export class Poller {
     this.#state = 'stopped';
   }
 
-  #setBusy(busy: boolean): void {
-    if (busy === this.#busy) return;
-    this.#busy = busy;
-    if (busy) for (const wake of this.#wakeIdleLanes.splice(0)) wake();
+  /** A receive came back full: there is a backlog, so one more lane may receive beside the others. */
+  #grow(): void {
+    if (this.#active >= this.#lanes) return;
+    this.#active++;
+    this.#wakeIdleLanes.shift()?.();
   }
 
   async #lane(index: number): Promise<void> {
     const { capacity, queue: q, log } = this.#o;
     const stopped = this.#stop.signal;
     while (!stopped.aborted) {
-      if (index > 0 && !this.#busy) {
+      if (index >= this.#active) {
         await new Promise<void>((resolve) => this.#wakeIdleLanes.push(resolve));
         continue;
       }
       const busy = this.#busy;
-      // While the last receive came back full, more messages are waiting: wait a moment for a
-      // whole batch of slots, since a receive of 10 costs the same call (and the same bill) as a
-      // receive of 1. Once receives come back short, take what is free at once (latency).
+      // While receives come back full, more messages are waiting: wait a moment for a whole batch
+      // of slots, since a receive of 10 costs the same call (and the same bill) as a receive of 1.
+      // Once they come back short, take what is free at once (latency).
       const slots = await capacity.acquire(q.queue, busy ? SQS_MAX_RECEIVE : 1, stopped, busy && this.#full ? FILL_MS : 0);
       if (slots === 0) break; // stopping, or capacity closed
       if (stopped.aborted) {
@@ -122,9 +127,16 @@ export class Poller {
         continue;
       }
       capacity.release(q.queue, slots - messages.length);
-      this.#setBusy(messages.length > 0);
+      // Busy while receives return messages; one more lane per full receive, one fewer per empty
+      // one: a trickle is served by one lane (no herd of empty receives, FAUXQS.md F2), a backlog
+      // by one receive per 10 slots of the cap.
+      this.#busy = messages.length > 0;
       this.#full = messages.length > 0 && messages.length === slots;
-      if (messages.length === 0) continue;
+      if (this.#full) this.#grow();
+      if (messages.length === 0) {
+        if (this.#active > 1) this.#active--;
+        continue;
+      }
       this.#o.metrics.received.inc({ queue: q.queue }, messages.length);
       if (log.isLevelEnabled('debug')) log.debug({ queue: q.queue, count: messages.length, lane: index, slots, waitedMs: Date.now() - sentAt }, 'received');
       const received = messages.map(toReceived);
