@@ -145,7 +145,6 @@ export class Capacity {
       w.min = 1;
       this.#pump();
     }, w.fillMs);
-    w.fillTimer.unref();
   }
 
   #pump(): void {

@@ -83,3 +83,62 @@ t.test('granted waits leave no listener on the stop signal (one per receive woul
   }
   t.equal(getEventListeners(ac.signal, 'abort').length, 0);
 });
+
+t.test('with a fill window a receive waits for a whole batch of slots, then takes what it has', async (t) => {
+  // Expected: a busy receive asks SQS for 10 only once 10 slots are free, or after the window.
+  // Broke: lanes received into the 1-2 slots that had just freed, 2.6 receives per 10 messages.
+  const c = new Capacity(20, { a: 20 });
+  t.equal(await c.acquire('a', 15), 15);
+  let got = -1;
+  const started = Date.now();
+  const waiting = c.acquire('a', 10, undefined, 60).then((n) => (got = n));
+  c.release('a', 3); // 8 free now: still short of 10
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(got, -1, 'not resolved with 8 of 10 inside the window');
+  await waiting;
+  t.equal(got, 8, 'the window closed: it takes the 8 it has');
+  t.ok(Date.now() - started >= 55, 'after the window');
+  c.release('a', 8);
+  c.release('a', 10);
+  t.equal(c.total, 2);
+  t.equal(await c.acquire('a', 10, undefined, 60_000), 10, 'resolves at once when the whole batch is free');
+});
+
+t.test('the fill window opens with the first free slot, not when the wait began', async (t) => {
+  const c = new Capacity(10, { a: 10 });
+  t.equal(await c.acquire('a', 10), 10);
+  let got = -1;
+  const waiting = c.acquire('a', 10, undefined, 40).then((n) => (got = n));
+  await new Promise((r) => setTimeout(r, 80)); // longer than the window, with no slot free
+  c.release('a', 1);
+  await new Promise((r) => setTimeout(r, 5));
+  t.equal(got, -1, 'one free slot after a long wait does not end the window at once');
+  c.release('a', 9);
+  await waiting;
+  t.equal(got, 10, 'the batch filled inside the window');
+});
+
+t.test('messages settling with SQS free their slot but are bounded by the cap', async (t) => {
+  const c = new Capacity(4, { a: 2 });
+  t.equal(await c.acquire('a', 2), 2);
+  c.settle('a');
+  t.equal(c.held('a'), 1, 'a settled handler frees its slot');
+  t.equal(c.settlingOf('a'), 1);
+  t.equal(await c.acquire('a', 1), 1, 'and the next message can be received into it');
+  c.settle('a');
+  c.settle('a');
+  t.equal(c.settlingOf('a'), 3, 'a running message always may settle (received-not-settled stays <= 2 x cap)');
+  t.equal(c.held('a'), 0);
+  let got = -1;
+  const waiting = c.acquire('a', 1).then((n) => (got = n));
+  await new Promise((r) => setImmediate(r));
+  t.equal(got, -1, 'no slot while more messages than the cap are settling');
+  c.settled('a');
+  await new Promise((r) => setImmediate(r));
+  t.equal(got, -1, 'nor while as many as the cap are');
+  c.settled('a');
+  await waiting;
+  t.equal(got, 1, 'below the cap: a slot');
+  c.settled('a');
+  t.throws(() => c.settled('a'), /settled on a with nothing settling/);
+});
