@@ -176,8 +176,8 @@ export class Capacity {
       }
     }
     const ready = (w: Waiter) => w.granted >= w.min || (w.granted > 0 && w.granted >= w.max);
+    if (!this.#waiters.some(ready)) return;
     const done = this.#waiters.filter(ready);
-    if (done.length === 0) return;
     this.#waiters = this.#waiters.filter((w) => !ready(w));
     for (const w of done) {
       w.detach?.();

@@ -60,7 +60,18 @@ export class InFlight {
 
   add(e: Omit<InFlightEntry, 'extending' | 'retryAtMs' | 'closing' | 'extension' | 'deleting'>): number {
     const id = this.#nextId++;
-    const entry: InFlightEntry = { ...e, extending: false, retryAtMs: 0, closing: false, extension: null, deleting: false };
+    const entry: InFlightEntry = {
+      queue: e.queue,
+      messageId: e.messageId,
+      receiptHandle: e.receiptHandle,
+      visibilityTimeoutSec: e.visibilityTimeoutSec,
+      visibleUntilMs: e.visibleUntilMs,
+      extending: false,
+      retryAtMs: 0,
+      closing: false,
+      extension: null,
+      deleting: false,
+    };
     this.#entries.set(id, entry);
     // Only the new entry can move the timer earlier: no scan of every entry per message.
     this.#scheduleAt(InFlight.dueAt(entry));
