@@ -4,7 +4,9 @@
 // what SQS held in flight at the kills. At each kill the process is first frozen (SIGSTOP) so the
 // in-flight count read from SQS is the one the kill leaves behind; then SIGKILL.
 import t, { type Test } from 'tap';
-import { spawnNode, writeConfig } from '../helpers/process.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, spawnNode, writeConfig } from '../helpers/process.js';
 import {
   KNOBS,
   metricSum,
@@ -44,16 +46,29 @@ async function messages(w: World, n: number): Promise<string[]> {
 /** Freezes `pids`, counts what SQS holds in flight, kills `victim`, thaws the rest. */
 async function freezeCountKill(w: World, pids: number[], victim: number): Promise<number> {
   for (const pid of pids) process.kill(pid, 'SIGSTOP');
-  const { inFlight } = await w.depth('work');
-  process.kill(victim, 'SIGKILL');
-  for (const pid of pids) if (pid !== victim) process.kill(pid, 'SIGCONT');
-  return inFlight;
+  try {
+    const { inFlight } = await w.depth('work');
+    process.kill(victim, 'SIGKILL');
+    return inFlight;
+  } finally {
+    // Never leave a process frozen, even if the count failed.
+    for (const pid of pids) if (pid !== victim && alive(pid)) process.kill(pid, 'SIGCONT');
+  }
 }
 
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
     return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Alive and still a supervisor of this checkout (a pid of a child that exited long ago may have been reused). */
+const ourSupervisor = (pid: number) => {
+  try {
+    return alive(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(join(ROOT, 'dist', 'supervisor'));
   } catch {
     return false;
   }
@@ -120,6 +135,7 @@ t.test('kill -9 of the supervisor at random moments, restarted each time', async
   t.ok(tl.duplicated(ids) <= inFlightAtKills, `duplicates (${tl.duplicated(ids)}) <= in flight at the kills (${inFlightAtKills})`);
   t.ok(tl.reruns(ids) <= inFlightAtKills, `re-runs (${tl.reruns(ids)}) <= in flight at the kills (${inFlightAtKills})`);
   t.ok(kills.some((k) => k.handledBefore > 0 && k.handledBefore < ids.length), 'kills landed in the middle of the work');
+  t.ok(inFlightAtKills > 0, `kills left messages in flight (${kills.map((k) => k.inFlight).join(', ')})`);
   record({
     fault: 'crash',
     case: 'supervisor kill -9 x' + kills.length,
@@ -148,7 +164,12 @@ t.test('cluster (processes: 2): kill -9 of one child at random moments, then of 
   const config = supervisorConfig(w, { processes: 2, concurrency: 20, threads: 1, shutdownTimeoutMs: 5_000 });
   const primary = await spawnSupervisor(config, { EVENTBUS_TEST_LOG: logFile }, { cluster: true });
   t.teardown(() => primary.kill());
+  let next: RunningSupervisor | undefined;
   const running = () => primary.logs().filter((l) => l.msg === 'child running').map((l) => Number(l.pid));
+  // Children are reaped by their primary; if the test fails half-way, end whatever is left of them too.
+  t.teardown(() => {
+    for (const pid of [...running(), ...(next ? next.logs().filter((l) => l.msg === 'child running').map((l) => Number(l.pid)) : [])]) if (ourSupervisor(pid)) process.kill(pid, 'SIGKILL');
+  });
   await waitFor('two children running', () => running().length >= 2, 30_000);
   const kills: Kill[] = [];
   const dead = new Set<number>();
@@ -180,8 +201,8 @@ t.test('cluster (processes: 2): kill -9 of one child at random moments, then of 
   t.pass('orphaned children stopped');
 
   const killedAt = Date.now();
-  const next = await spawnSupervisor(config, { EVENTBUS_TEST_LOG: logFile }, { cluster: true });
-  t.teardown(() => next.kill());
+  next = await spawnSupervisor(config, { EVENTBUS_TEST_LOG: logFile }, { cluster: true });
+  t.teardown(() => next?.kill());
   await finish(t, w, logFile, ids, next, 'crash-cluster');
   const tl = tally(readHandlerLog(logFile), 'work');
   const inFlightAtKills = kills.reduce((a, k) => a + k.inFlight, 0);
@@ -189,6 +210,9 @@ t.test('cluster (processes: 2): kill -9 of one child at random moments, then of 
   t.equal(lost, 0, 'nothing lost');
   t.ok(tl.duplicated(ids) <= inFlightAtKills, `duplicates (${tl.duplicated(ids)}) <= in flight at the kills (${inFlightAtKills})`);
   t.ok(tl.reruns(ids) <= inFlightAtKills, `re-runs (${tl.reruns(ids)}) <= in flight at the kills (${inFlightAtKills})`);
+  const childKills = kills.filter((k) => k.target === 'child');
+  t.ok(childKills.some((k) => k.handledBefore > 0 && k.handledBefore < ids.length), 'child kills landed in the middle of the work');
+  t.ok(childKills.some((k) => k.inFlight > 0), `child kills left messages in flight (${childKills.map((k) => k.inFlight).join(', ')})`);
   record({
     fault: 'crash',
     case: `cluster child kill -9 x${KNOBS.childKills} + primary`,

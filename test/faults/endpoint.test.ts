@@ -29,6 +29,8 @@ const SQS_FAILURE_SEC = 2;
 const LATENCY_MS = 3_000;
 /** While failing, the supervisor may not call the endpoint more often than this (requests/s, averaged after the first 2 s). */
 const MAX_FAILING_RATE = 10;
+/** Nor more often than this in any 1 s window of the fault (a burst of retries without backoff). */
+const MAX_FAILING_PEAK_RATE = 30;
 /** A hung call must be given up within this long (the SDK's own retries included), so readiness can see it. */
 const HANG_DETECT_MS = 45_000;
 const failing = (m: FaultMode) => m !== 'latency';
@@ -103,6 +105,7 @@ t.test('endpoint faults while running: stays up, backs off, reports not-ready, r
       const calls = proxy.byOperation(faultAt);
       const faulted = proxy.faulted(undefined, faultAt);
       const hung = proxy.hanging();
+      const logsAtClear = sup.logs().filter((l) => typeof l.time === 'number' && l.time >= faultAt);
       proxy.clear();
       t.equal(sup.child.exitCode, null, 'the supervisor process is still up');
       t.equal((await fetch(`${sup.http}/healthz`)).status, 200, '/healthz 200 throughout');
@@ -119,9 +122,18 @@ t.test('endpoint faults while running: stays up, backs off, reports not-ready, r
       const tl = tally(readHandlerLog(logFile));
       const lost = tl.missing(ids).length;
       t.equal(lost, 0, 'nothing lost');
+      // The receive loop's own retries, as it logged them while the fault lasted.
+      const retries = logsAtClear.filter((l) => l.msg === 'receive failed').map((l) => Number(l.retryInMs));
       if (failing(mode)) {
+        t.ok(faulted > 0, `the fault was applied (${faulted} requests faulted)`);
         t.ok(errors > 0, `errors counted in eventbus_sqs_errors_total (${errors})`);
         t.ok(failingRate <= MAX_FAILING_RATE, `no tight loop: ${failingRate.toFixed(1)} requests/s while failing (normal: ${normalRate.toFixed(1)}/s)`);
+        t.ok(peakRate <= MAX_FAILING_PEAK_RATE, `no burst: at most ${peakRate.toFixed(0)} requests in any second while failing (bound ${MAX_FAILING_PEAK_RATE})`);
+        // Under a hang every slot stays held by a message whose delete hangs (a slot is freed only once
+        // SQS settled it), so no receive is sent; the others fail fast enough to see the backoff grow.
+        if (mode !== 'hang') {
+          t.ok(retries.length >= 3 && retries.at(-1)! >= 2 * retries[0]!, `receive retries back off: ${retries.join(', ')} ms`);
+        }
       }
       if (!failing(mode)) {
         t.equal(errors, 0, 'a slow endpoint is not an error: nothing counted in eventbus_sqs_errors_total');
@@ -152,11 +164,22 @@ t.test('endpoint faults while running: stays up, backs off, reports not-ready, r
           requestsPerSecNormal: Number(normalRate.toFixed(1)),
           byOperation: calls,
           sqsErrorsCounted: errors,
+          receiveRetryDelaysMs: retries,
         },
       });
     });
   }
 
+  // Jitter: a retry attempt met in several faults did not wait the same time each time.
+  const byAttempt = new Map<number, number[]>();
+  for (const l of sup.logs()) {
+    if (l.msg !== 'receive failed') continue;
+    byAttempt.set(Number(l.attempt), [...(byAttempt.get(Number(l.attempt)) ?? []), Number(l.retryInMs)]);
+  }
+  const repeated = [...byAttempt].filter(([, delays]) => delays.length >= 3);
+  if (MODES.filter((m) => failing(m) && m !== 'hang').length >= 3) {
+    t.ok(repeated.length > 0 && repeated.every(([, delays]) => new Set(delays).size > 1), `receive retries are jittered: ${JSON.stringify(repeated)}`);
+  }
   sup.child.kill('SIGTERM');
   const exit = await sup.exited;
   saveOutput('endpoint-running', sup.output());
@@ -190,6 +213,8 @@ t.test('endpoint faults at start: retried with backoff, not ready meanwhile, sta
     await sup.waitForOutput(/"msg":"supervisor running"/, 30_000);
     const runningAt = Date.now();
     t.notMatch(sup.output(), /topic not resolved/, 'the topic was resolved: failure events and ctx.publish stay on');
+    t.ok(proxy.faulted('ListTopics', faultAt) > 0, `ListTopics was throttled (${proxy.faulted('ListTopics', faultAt)} times) and retried (${proxy.calls('ListTopics', faultAt)} calls)`);
+    t.ok(proxy.calls('ListTopics', faultAt) > proxy.faulted('ListTopics', faultAt), 'ListTopics succeeded after the fault');
     await waitFor('the queued messages handled', () => tally(readHandlerLog(logFile)).handled(ids) === ids.length, 30_000, 200);
     sup.child.kill('SIGTERM');
     t.equal((await sup.exited).code, 0, 'exit 0');
@@ -226,11 +251,13 @@ t.test('endpoint faults at start: retried with backoff, not ready meanwhile, sta
       t.equal((await readyz(sup.http)).status, 503, '/readyz 503 while it cannot start');
       t.equal((await fetch(`${sup.http}/healthz`)).status, 200, '/healthz 200');
       t.ok(rate <= MAX_FAILING_RATE, `start retries back off: ${rate.toFixed(1)} requests/s`);
+      t.ok(proxy.faulted(undefined, faultAt) > 0, `the fault was applied (${proxy.faulted(undefined, faultAt)} requests faulted)`);
       proxy.clear();
       await sup.waitForOutput(/"msg":"supervisor running"/, HANG_DETECT_MS + 30_000);
       const runningAt = Date.now();
       await waitFor('the queued messages handled', () => tally(readHandlerLog(logFile)).handled(ids) === ids.length, 30_000, 200);
       const doneAt = Date.now();
+      t.equal(tally(readHandlerLog(logFile)).missing(ids).length, 0, 'nothing lost');
       t.notMatch(sup.output(), /topic not resolved/, 'the topic was resolved (failure events and ctx.publish stay on)');
       sup.child.kill('SIGTERM');
       t.equal((await sup.exited).code, 0, 'exit 0');

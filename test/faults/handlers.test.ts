@@ -89,6 +89,7 @@ t.test('misbehaving handlers: retried, dead-lettered with the reason logged, the
   const always = await publishMany(w.publisher, ALWAYS.map((k) => ({ type: 'BAD', data: dataFor(k, { tag: `always:${k}` }) })));
   const once = await publishMany(w.publisher, ONCE.map((k) => ({ type: 'BAD', data: dataFor(k, { tag: `once:${k}`, failTimes: 1 }) })));
   const garbage = await publishMany(w.publisher, GARBAGE.map((k) => ({ type: 'BAD', data: { misbehave: 'garbage', garbage: k, tag: `garbage:${k}` } })));
+  const sent = always.length + once.length + garbage.length;
   const kindOf = new Map<string, string>();
   ALWAYS.forEach((k, i) => kindOf.set(always[i]!, `always:${k}`));
   ONCE.forEach((k, i) => kindOf.set(once[i]!, `once:${k}`));
@@ -96,10 +97,15 @@ t.test('misbehaving handlers: retried, dead-lettered with the reason logged, the
 
   // The DLQ gets every always-failing message (SQS moves it on the receive after maxReceiveCount).
   const dlqIds = new Set<string>();
+  const dlqReceives = new Map<string, number>();
   await waitFor(
     'every always-failing message in the DLQ',
     async () => {
-      for (const m of await w.drain('bad', { dlq: true, remove: true })) dlqIds.add(JSON.parse(JSON.parse(m.Body!).Message).id);
+      for (const m of await w.drain('bad', { dlq: true, remove: true })) {
+        const id = JSON.parse(JSON.parse(m.Body!).Message).id as string;
+        dlqIds.add(id);
+        dlqReceives.set(id, Number(m.Attributes?.ApproximateReceiveCount));
+      }
       return always.every((id) => dlqIds.has(id));
     },
     120_000,
@@ -113,6 +119,10 @@ t.test('misbehaving handlers: retried, dead-lettered with the reason logged, the
   for (const id of [...once, ...garbage]) t.ok(tb.ends.has(id), `${kindOf.get(id)} succeeded`);
   t.same([...dlqIds].filter((id) => !always.includes(id)), [], 'nothing else in the DLQ');
   for (const id of always) t.notOk(tb.ends.has(id), `${kindOf.get(id)} never succeeded`);
+  // Retried before the DLQ: SQS received it maxReceiveCount times (the move itself counts one more, FAUXQS F8).
+  for (const id of always) t.ok(dlqReceives.get(id)! > MAX_RECEIVES, `${kindOf.get(id)} was received ${MAX_RECEIVES} times before the DLQ (ApproximateReceiveCount ${dlqReceives.get(id)})`);
+  const badLost = sent - tb.handled([...once, ...garbage]) - always.filter((id) => dlqIds.has(id)).length;
+  t.equal(badLost, 0, 'nothing of the misbehaving queue lost: handled or in the DLQ');
 
   // The reason is logged for each message on its last attempt.
   const logs = sup.logs();
@@ -135,6 +145,7 @@ t.test('misbehaving handlers: retried, dead-lettered with the reason logged, the
   for (let i = 1; i < goodEnds.length; i++) maxGapMs = Math.max(maxGapMs, goodEnds[i]! - goodEnds[i - 1]!);
   t.ok(maxGapMs < MAX_PAUSE_MS, `the good queue kept flowing (longest pause ${maxGapMs} ms, bound ${MAX_PAUSE_MS} ms)`);
   const tg = tally(readHandlerLog(logFile), 'good');
+  t.equal(tg.missing(goodIds).length, 0, 'nothing of the good queue lost');
   t.equal((await w.depth('good', true)).visible, 0, 'nothing of the good queue in its DLQ');
 
   // The pool recovered: a last wave runs on whatever threads there are now.
@@ -149,7 +160,6 @@ t.test('misbehaving handlers: retried, dead-lettered with the reason logged, the
   t.equal((await sup.exited).code, 0, 'exit 0 on SIGTERM');
   saveOutput('handlers', sup.output());
 
-  const sent = always.length + once.length + garbage.length;
   record({
     fault: 'handlers',
     case: 'misbehaving queue',
@@ -158,7 +168,7 @@ t.test('misbehaving handlers: retried, dead-lettered with the reason logged, the
     handled: tb.handled([...once, ...garbage]),
     deadLettered: always.filter((id) => dlqIds.has(id)).length,
     duplicated: tb.duplicated([...once, ...garbage]),
-    lost: sent - tb.handled([...once, ...garbage]) - always.filter((id) => dlqIds.has(id)).length,
+    lost: badLost,
     recoveryMs: null,
     durationMs: badDoneAt - started,
     details: { results, reasonsLogged: reasons },

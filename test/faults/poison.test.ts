@@ -158,6 +158,12 @@ t.test('poison input never crashes the supervisor; what the handler rejects ends
     t.match(lastAttempt.get(id)?.error, c.undeliverable ?? /invalid input/, `reason logged for "${c.name}": ${lastAttempt.get(id)?.error}`);
   }
   for (const id of undeliverable) t.match(lastAttempt.get(id)?.error, sent.get(id)!.c.undeliverable!, `reason logged for "${sent.get(id)!.c.name}" (lenient)`);
+  const numericOrder = finalLog.find((r) => r.queue === 'strict' && r.kind === 'start' && r.id === viaSns[2]!.id);
+  t.match(lastAttempt.get(numericOrder?.messageId)?.error, /invalid input: ORDER without a string orderId/, `reason logged for the ORDER with a numeric orderId (via SNS): ${lastAttempt.get(numericOrder?.messageId)?.error}`);
+  // Handled once each: a decoded body is not run again after it succeeded.
+  const lenientDup = finalLog.filter((r) => r.queue === 'lenient' && r.kind === 'end').length - lenientEnds.size;
+  const strictDup = finalLog.filter((r) => r.queue === 'strict' && r.kind === 'end').length - new Set(finalLog.filter((r) => r.queue === 'strict' && r.kind === 'end').map((r) => r.messageId)).size;
+  t.equal(lenientDup + strictDup, 0, 'no body handled twice');
 
   await waitFor('queues empty', async () => {
     const [a, b] = [await w.depth('lenient'), await w.depth('strict')];
@@ -177,6 +183,8 @@ t.test('poison input never crashes the supervisor; what the handler rejects ends
   const lenientHandled = lenientIds.filter((id) => lenientEnds.has(id)).length;
   const lenientDead = undeliverable.filter((id) => lenientDlq.has(id)).length;
   const strictAccepted = acceptedIds.length;
+  t.equal(CASES.length - lenientHandled - lenientDead, 0, 'lenient: nothing lost');
+  t.equal(strictSent - strictHandled - dead, 0, 'strict: nothing lost');
   record({
     fault: 'poison',
     case: 'lenient handler',
@@ -184,7 +192,7 @@ t.test('poison input never crashes the supervisor; what the handler rejects ends
     sent: CASES.length,
     handled: lenientHandled,
     deadLettered: lenientDead,
-    duplicated: 0,
+    duplicated: lenientDup,
     lost: CASES.length - lenientHandled - lenientDead,
     recoveryMs: null,
     durationMs: Date.now() - started,
@@ -196,7 +204,7 @@ t.test('poison input never crashes the supervisor; what the handler rejects ends
     sent: strictSent,
     handled: strictHandled,
     deadLettered: dead,
-    duplicated: 0,
+    duplicated: strictDup,
     lost: strictSent - strictHandled - dead,
     recoveryMs: null,
     durationMs: Date.now() - started,
