@@ -14,6 +14,9 @@ const args = process.argv.slice(2);
 
 if (args.includes('--clean')) {
   rmSync(RESULTS, { recursive: true, force: true });
+  // When the run started (the suite runs right after this), for the report's run time.
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, 'started-at'), new Date().toISOString());
   process.exit(0);
 }
 
@@ -45,8 +48,9 @@ const secs = (ms) => (ms === null || ms === undefined ? '-' : `${(ms / 1000).toF
 
 const lines = [];
 const first = records.map((r) => r.at).sort()[0];
-// From the start of the earliest case (its record is written at its end) to the last record.
-const startedMs = Math.min(...records.map((r) => Date.parse(r.at) - (r.durationMs ?? 0)));
+// From the `--clean` before the suite (else the start of the earliest case, whose record is written at its end) to the last record.
+const startedFile = join(RESULTS, 'started-at');
+const startedMs = existsSync(startedFile) ? Date.parse(readFileSync(startedFile, 'utf8')) : Math.min(...records.map((r) => Date.parse(r.at) - (r.durationMs ?? 0)));
 const endedMs = Math.max(...records.map((r) => Date.parse(r.at)));
 const runMinutes = records.length ? Math.round((endedMs - startedMs) / 60_000) : '?';
 const totals = records.reduce((a, r) => ({ sent: a.sent + r.sent, handled: a.handled + r.handled, dup: a.dup + r.duplicated, lost: a.lost + r.lost, dlq: a.dlq + (r.deadLettered ?? 0) }), { sent: 0, handled: 0, dup: 0, lost: 0, dlq: 0 });
@@ -56,7 +60,7 @@ lines.push('Written by `npm run test:faults` (the fault-injection suite in `test
 lines.push('number below was measured in that run. The guarantees under test are in `../shared/SPEC.md`');
 lines.push('("Guarantees", "Supervisor semantics", "Handlers").');
 lines.push('');
-lines.push(`Run: ${first ? first.slice(0, 16).replace('T', ' ') : '?'} UTC, profile \`${profile}\`, Node ${records[0]?.node ?? process.version}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, fauxqs 1.9.2 on 127.0.0.1, real processes (the supervisor is \`node dist/supervisor\` spawned by the test).`);
+lines.push(`Run: ${Number.isFinite(startedMs) ? new Date(startedMs).toISOString().slice(0, 16).replace('T', ' ') : first ? first.slice(0, 16).replace('T', ' ') : '?'} UTC, profile \`${profile}\`, Node ${records[0]?.node ?? process.version}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, fauxqs 1.9.2 on 127.0.0.1, real processes (the supervisor is \`node dist/supervisor\` spawned by the test).`);
 lines.push('');
 lines.push(`**${records.length} fault cases, ${fmt(totals.sent)} messages sent, ${fmt(totals.handled)} handled, ${fmt(totals.dlq)} dead-lettered on purpose, ${fmt(totals.dup)} duplicated, ${fmt(totals.lost)} lost.**`);
 lines.push('');
@@ -77,7 +81,7 @@ lines.push('From a clean checkout: `npm ci` first (Node 20; fauxqs 1.9.2 is a de
 lines.push('127.0.0.1, no network needed). The script renders this file only after every test passed, and fails if any case');
 lines.push('lost a message; each case also leaves its JSON record in `dist-test/faults-results/` and the supervisor logs in');
 lines.push('`dist-test/faults-logs/`.');
-lines.push(`This run took ${runMinutes} minutes on the machine above; \`.ci/run\` runs the CI profile (about 6 minutes) after \`npm test\` on Node 20.`);
+lines.push(`This run took ${runMinutes} minutes on the machine above; \`.ci/run\` runs the CI profile (6 to 7 minutes here) after \`npm test\` on Node 20.`);
 lines.push('');
 for (const [key, title, what] of FAULTS) {
   const rs = records.filter((r) => r.fault === key).sort((a, b) => a.at.localeCompare(b.at));
