@@ -1,7 +1,6 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { Piscina } from 'piscina';
-import { describeError } from '../errors.js';
 import { decodeMessage } from './envelope.js';
 import type { Logger } from '../log.js';
 import type { HandlerResult } from '../types.js';
@@ -238,13 +237,13 @@ export class HandlerPool {
       if (p.killedByWatchdog || overdue) {
         this.#resolve(p, { ...base, result: 'timeout', error: `handler did not yield ${chunk.timeoutMs} ms after start; thread replaced` });
       } else if (tid < 0) {
-        this.#resolve(p, { ...base, result: 'crashed', error: `worker thread died before its outcome reached the supervisor: ${describeError(err)}` });
+        this.#resolve(p, { ...base, result: 'crashed', error: `worker thread died before its outcome reached the supervisor: ${(err as Error)?.message ?? err}` });
       } else if (tid === 0 && chunk.reruns < UNSTARTED_RERUNS) {
         // The thread died before it took this task (the worker marks the slots first thing).
         this.#log.info({ queue: chunk.queue, messageId: p.item.messageId, err }, 'thread died before the handler started; running it on another thread');
         rerun.push(p);
       } else {
-        this.#resolve(p, { ...base, result: 'crashed', error: `worker thread died: ${describeError(err)}` });
+        this.#resolve(p, { ...base, result: 'crashed', error: `worker thread died: ${(err as Error)?.message ?? err}` });
       }
     }
     this.#chunks.delete(chunk.batch);

@@ -140,7 +140,12 @@ t.test(`a backlog of ${KNOBS.backlog.toLocaleString('en-US')} messages with a sl
   t.ok(slowTrend.late <= slowTrend.early * 1.2 + 20, `RSS flat in the slow phase: ${slowTrend.early.toFixed(0)} MB early, ${slowTrend.late.toFixed(0)} MB late`);
   const fastTrend = trend(fastMb);
   const maxHeld = held.reduce((a, b) => Math.max(a, b), 0);
-  t.ok(held.length >= 10 && maxHeld <= CONCURRENCY, `SQS never held more than the caps in flight: at most ${maxHeld} of ${CONCURRENCY} (${held.length} samples)`);
+  // The caps bound running handlers (C) and, apart from them, messages whose handler settled and whose
+  // delete is on its way to SQS (at most C more): SPEC "Slots" as changed by issue 5.
+  t.ok(
+    held.length >= 10 && maxHeld <= 2 * CONCURRENCY,
+    `SQS never held more than the caps in flight: at most ${maxHeld} of ${CONCURRENCY} running + ${CONCURRENCY} settling (${held.length} samples)`,
+  );
   // At full speed the heap first grows to its working size (V8 sizes it to the allocation rate, over the
   // first ~25,000 messages here); after that it must not grow with the messages handled. So the drain
   // is cut in quarters by messages handled: late in the drain (the last quarter, the backlog nearly

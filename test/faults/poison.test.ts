@@ -25,7 +25,11 @@ interface Case {
   strictAccepts: boolean;
   /** The event type the lenient handler must see (undefined: do not check). */
   type?: string | null;
-  /** Cannot reach any handler: ends in the DLQ of the lenient queue too, with this reason logged. */
+  /**
+   * Fails in the lenient handler too (which accepts any event but must record it): ends in the DLQ of
+   * the lenient queue as well, with this reason logged. (Bodies cross to the threads as strings and
+   * are decoded there, so every body reaches its handler.)
+   */
   undeliverable?: RegExp;
 }
 
@@ -56,7 +60,7 @@ const CASES: Case[] = [
   { name: 'forged envelope, attributes garbage', body: envelope('{"orderId":"g"}', { 'event-type': 'ORDER', x: null }), strictAccepts: false, type: null },
   { name: 'forged envelope, valid ORDER', body: envelope('{"type":"ORDER","data":{"orderId":"env"}}'), strictAccepts: true, type: 'ORDER' },
   // Valid JSON, but deeper than structured clone can copy to a worker thread: no handler can get it.
-  { name: 'deeply nested JSON (20,000 levels)', body: deep(20_000), strictAccepts: false, undeliverable: /^the event cannot be passed to a worker thread: RangeError: Maximum call stack size exceeded/ },
+  { name: 'deeply nested JSON (20,000 levels)', body: deep(20_000), strictAccepts: false, undeliverable: /^RangeError: Maximum call stack size exceeded/ },
   { name: 'ORDER of exactly 256 KiB', body: paddedOrder('256k', KIB_256), strictAccepts: true, type: 'ORDER' },
   { name: 'text of exactly 256 KiB', body: 'x'.repeat(KIB_256), strictAccepts: false, type: null },
   { name: 'ORDER of 1 MiB - 1 (fauxqs and AWS SQS maximum)', body: paddedOrder('1m', MIB_1 - 1), strictAccepts: true, type: 'ORDER' },
@@ -155,7 +159,7 @@ t.test('poison input never crashes the supervisor; what the handler rejects ends
   const lastAttempt = new Map(sup.logs().filter((l) => l.msg === 'handler failed; the next receive moves the message to the DLQ').map((l) => [l.messageId, l]));
   for (const id of rejected) {
     const c = sent.get(id)!.c;
-    t.match(lastAttempt.get(id)?.error, c.undeliverable ?? /invalid input/, `reason logged for "${c.name}": ${lastAttempt.get(id)?.error}`);
+    t.match(lastAttempt.get(id)?.error, /invalid input/, `reason logged for "${c.name}": ${lastAttempt.get(id)?.error}`);
   }
   for (const id of undeliverable) t.match(lastAttempt.get(id)?.error, sent.get(id)!.c.undeliverable!, `reason logged for "${sent.get(id)!.c.name}" (lenient)`);
   const numericOrder = finalLog.find((r) => r.queue === 'strict' && r.kind === 'start' && r.id === viaSns[2]!.id);
