@@ -48,7 +48,8 @@ export class Poller {
   #full = false;
   /** Lanes that may receive now (the others wait): 1 while the queue is quiet, up to `#lanes`. */
   #active = 1;
-  #wakeIdleLanes: Array<() => void> = [];
+  /** Lanes waiting to be let receive, by lane index. */
+  readonly #sleeping = new Map<number, () => void>();
   #running: Promise<void>[] = [];
   #state: PollerState = 'polling';
   #consecutiveErrors = 0;
@@ -80,7 +81,8 @@ export class Poller {
     if (this.#state !== 'stopped') this.#state = 'stopping';
     this.#stop.abort();
     for (const ac of this.#longPolls) ac.abort();
-    for (const wake of this.#wakeIdleLanes.splice(0)) wake();
+    for (const wake of this.#sleeping.values()) wake();
+    this.#sleeping.clear();
     await Promise.allSettled(this.#running);
     this.#state = 'stopped';
   }
@@ -89,7 +91,10 @@ export class Poller {
   #grow(): void {
     if (this.#active >= this.#lanes) return;
     this.#active++;
-    this.#wakeIdleLanes.shift()?.();
+    // Wake the lane that just became active (lanes sleep in no particular order).
+    const wake = this.#sleeping.get(this.#active - 1);
+    this.#sleeping.delete(this.#active - 1);
+    wake?.();
   }
 
   async #lane(index: number): Promise<void> {
@@ -97,7 +102,7 @@ export class Poller {
     const stopped = this.#stop.signal;
     while (!stopped.aborted) {
       if (index >= this.#active) {
-        await new Promise<void>((resolve) => this.#wakeIdleLanes.push(resolve));
+        await new Promise<void>((resolve) => this.#sleeping.set(index, resolve));
         continue;
       }
       const busy = this.#busy;
