@@ -4,7 +4,7 @@ import { Piscina } from 'piscina';
 import { decodeMessage } from './envelope.js';
 import type { Logger } from '../log.js';
 import type { HandlerResult } from '../types.js';
-import type { ControlMessage, EarlyResults, ItemResults, TaskInput, TaskItem, TaskOutput, WorkerConfig, WorkerData } from '../worker/task.js';
+import { RESULT_CODES, type ControlMessage, type EarlyResults, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type WorkerConfig, type WorkerData } from '../worker/task.js';
 
 /** After `timeoutMs` + grace, how much longer the main thread waits before it ends a thread that never yields. */
 export const WATCHDOG_MARGIN_MS = 1_000;
@@ -227,8 +227,13 @@ export class HandlerPool {
       if (p.done) continue;
       const durationMs = performance.now() - p.startedMs;
       // The thread decodes events; for the few that never came back, decode here for labels and failure events.
-      const { event } = decodeMessage({ ...p.item, attributes: p.item.attributes ?? {}, queueArn: chunk.queueArn });
-      const base = { durationMs, eventType: event.type, eventId: event.id };
+      let base: RunOutcome = { result: 'crashed', durationMs, eventType: null, eventId: p.item.messageId };
+      try {
+        const { event } = decodeMessage({ ...p.item, attributes: p.item.attributes ?? {}, queueArn: chunk.queueArn });
+        base = { ...base, eventType: event.type, eventId: event.id };
+      } catch {
+        // decodeMessage does not throw; if it ever did, the labels fall back to the message id.
+      }
       // Past its own timeout when a watchdog ended its thread (its own or a neighbour's, whichever
       // fired first): a timeout too; `crashed` would blame the neighbour.
       const tid = Atomics.load(this.#slotThreads, 2 * p.item.slot);
@@ -237,9 +242,13 @@ export class HandlerPool {
       if (p.killedByWatchdog || overdue) {
         this.#resolve(p, { ...base, result: 'timeout', error: `handler did not yield ${chunk.timeoutMs} ms after start; thread replaced` });
       } else if (tid < 0) {
-        this.#resolve(p, { ...base, result: 'crashed', error: `worker thread died before its outcome reached the supervisor: ${(err as Error)?.message ?? err}` });
-      } else if (tid === 0 && chunk.reruns < UNSTARTED_RERUNS) {
-        // The thread died before it took this task (the worker marks the slots first thing).
+        // Its handler settled but the outcome died with the thread: the slot table kept the result.
+        const result = RESULT_CODES[-startedAt - 1];
+        if (result === 'success') this.#resolve(p, { ...base, result });
+        else this.#resolve(p, { ...base, result: result ?? 'crashed', error: `${result ?? 'outcome'} (its details were lost with the thread: ${(err as Error)?.message ?? err})` });
+      } else if (startedAt === 0 && chunk.reruns < UNSTARTED_RERUNS) {
+        // Its handler never started: the thread died before it took this task (the worker marks
+        // the slots first thing), or while a neighbour in the same task blocked it.
         this.#log.info({ queue: chunk.queue, messageId: p.item.messageId, err }, 'thread died before the handler started; running it on another thread');
         rerun.push(p);
       } else {

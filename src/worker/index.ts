@@ -7,7 +7,7 @@ import { createPublisher, type Publisher } from '../publisher/index.js';
 import { derivedEventId } from '../publisher/event.js';
 import type { CloudEvent, EventOptions, HandlerContext, HandlerDefinition } from '../types.js';
 import { decodeMessage } from '../supervisor/envelope.js';
-import type { ControlMessage, EarlyResults, ItemOutput, ItemResults, TaskInput, TaskItem, TaskOutput, WorkerData } from './task.js';
+import { RESULT_CODES, type ControlMessage, type EarlyResults, type ItemOutput, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type WorkerData } from './task.js';
 
 const cfg = (workerData as WorkerData).eventbus;
 const log = createLogger({ level: cfg.logLevel, pretty: cfg.pretty, base: { pid: process.pid, thread: threadId } });
@@ -26,6 +26,9 @@ for (const h of cfg.handlers) {
   const mod = (await import(pathToFileURL(h.file).href)) as { default: HandlerDefinition };
   handlers.set(h.queue, { def: mod.default, log: log.child({ queue: h.queue }), setup: null, setupDone: false });
 }
+
+/** Starting a batch's handlers, how long the thread may run them back to back before it lets its event loop turn. */
+const YIELD_AFTER_MS = 5;
 
 /** Every handler running on this thread (shutdown aborts them all). */
 const running = new Set<ItemRun>();
@@ -114,7 +117,11 @@ class ItemRun {
   #ac: AbortController | undefined;
   #reason: unknown;
   #log: typeof log | undefined;
-  readonly startedMs = performance.now();
+  /** performance.now() and Date.now() when its handler was called. */
+  startedMs = 0;
+  startedAtMs = 0;
+  /** Date.now() when its signal was aborted for its timeout (the grace runs from here). */
+  abortedAtMs: number | undefined;
   output: ItemOutput | undefined;
   event: CloudEvent | undefined;
 
@@ -152,7 +159,7 @@ class ItemRun {
     return (this.output = {
       result,
       ...(error !== undefined ? { error } : {}),
-      durationMs: performance.now() - this.startedMs,
+      durationMs: this.startedMs ? performance.now() - this.startedMs : 0,
       eventType: this.event?.type ?? null,
       eventId: this.event?.id ?? this.item.messageId,
     });
@@ -165,11 +172,19 @@ function contextOf(r: ItemRun, task: TaskInput, event: CloudEvent): HandlerConte
     messageId: r.item.messageId,
     receiveCount: r.item.receiveCount,
     queue: task.queue,
+    // Made on first use; still plain properties to a handler that assigns them (strict-mode ES
+    // modules would throw on a getter-only property).
     get signal() {
       return r.signal();
     },
+    set signal(value: AbortSignal) {
+      Object.defineProperty(this, 'signal', { value, writable: true, enumerable: true, configurable: true });
+    },
     get log() {
       return r.log();
+    },
+    set log(value: typeof log) {
+      Object.defineProperty(this, 'log', { value, writable: true, enumerable: true, configurable: true });
     },
     publish(type: string, data: unknown, opts: EventOptions = {}): Promise<CloudEvent> {
       const id = opts.id ?? derivedEventId(event.id, task.queue, position++);
@@ -212,10 +227,6 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
       return fail(`setup failed: ${describeError(err)}`);
     }
   }
-  // The watchdog on the main thread times the handlers from here, as the timers below do.
-  const mark = Date.now() - cfg.slotEpochMs + 1;
-  for (const it of task.items) Atomics.store(slotThreads, 2 * it.slot + 1, mark);
-
   const runs: ItemRun[] = new Array(n);
   let left = n;
   let unsent: number[] = [];
@@ -234,9 +245,10 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
     if (r.output) return; // already timed out
     out();
     running.delete(r);
-    // Settled here, its outcome on its way: a thread that dies now must not make it run again.
+    // Settled here, its outcome on its way: a thread that dies now must not make it run again, and
+    // the main thread can still tell what it returned (the result cell first, then the marker).
+    Atomics.store(slotThreads, 2 * r.item.slot + 1, -(1 + RESULT_CODES.indexOf(r.output!.result)));
     Atomics.store(slotThreads, 2 * r.item.slot, -threadId);
-    Atomics.store(slotThreads, 2 * r.item.slot + 1, 0);
     unsent.push(i);
     if (--left === 0) return finish();
     if (!flushQueued) {
@@ -245,6 +257,40 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
     }
   };
 
+  // One timer for the batch: each handler's signal aborts at its own start + timeoutMs; one that has
+  // not settled a grace later is given up on (the main thread then ends this thread).
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    timer = undefined;
+    let next = Infinity;
+    for (const r of runs) {
+      if (!r || r.output) continue; // not started yet, or settled
+      next = Math.min(next, r.abortedAtMs !== undefined ? r.abortedAtMs + cfg.graceMs : r.startedAtMs + task.timeoutMs);
+    }
+    if (next !== Infinity) timer = setTimeout(tick, Math.max(0, next - Date.now()));
+  };
+  const tick = () => {
+    const now = Date.now();
+    for (let i = 0; i < n; i++) {
+      const r = runs[i];
+      if (!r || r.output) continue;
+      if (r.abortedAtMs === undefined) {
+        if (now < r.startedAtMs + task.timeoutMs) continue;
+        r.abort(new Error(`handler timed out after ${task.timeoutMs} ms`));
+        r.abortedAtMs = now;
+        // The watchdog's clock restarts from the abort: a thread that was busy (its timers late)
+        // but whose handlers do honour their signal gets its whole grace.
+        Atomics.store(slotThreads, 2 * r.item.slot + 1, now - task.timeoutMs - cfg.slotEpochMs + 1);
+      } else if (now >= r.abortedAtMs + cfg.graceMs) {
+        // The handler ignored its signal and is still running: the main thread ends this thread,
+        // so an abandoned handler cannot go on beside its own retry.
+        abandoned = true;
+        settle(i, () => r.finish('timeout', `${describeError(r.reason)}; the handler ignored its signal, thread ended`));
+      }
+    }
+    if (left > 0) schedule();
+  };
+  let sliceStartMs = performance.now();
   for (let i = 0; i < n; i++) {
     const item = task.items[i]!;
     const r = (runs[i] = new ItemRun(h, item));
@@ -263,6 +309,12 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
       continue;
     }
     const ctx = contextOf(r, task, event);
+    // Each handler is timed from its own start, here and by the watchdog on the main thread. A
+    // message whose handler never started (a neighbour blocks the thread) keeps no mark, so if
+    // the thread is ended it runs again elsewhere instead of spending a receive.
+    r.startedMs = performance.now();
+    r.startedAtMs = Date.now();
+    Atomics.store(slotThreads, 2 * item.slot + 1, r.startedAtMs - cfg.slotEpochMs + 1);
     let handled: Promise<unknown>;
     try {
       handled = Promise.resolve(h.def.handle(event, ctx));
@@ -274,30 +326,22 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
       (value) => settle(i, () => (value === false ? r.finish('failure', 'handler returned false') : r.finish('success'))),
       (err: unknown) => settle(i, () => (r.aborted ? r.finish('timeout', describeError(r.reason)) : r.finish('error', describeError(err)))),
     );
+    if (!timer) schedule();
+    if (i < n - 1) {
+      if (performance.now() - sliceStartMs > YIELD_AFTER_MS) {
+        // Handlers that run synchronously for a while: let the event loop turn between them, so
+        // timers (their timeouts) and outcomes are not held up behind the whole batch.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStartMs = performance.now();
+      } else {
+        // Let a handler that settled at once record its outcome before the next one starts: if a
+        // later one blocks the thread for good, the finished one is known to have finished.
+        await null;
+      }
+    }
   }
-
-  // One timer for the batch (its handlers started together): abort at timeoutMs, give up after the grace.
-  let graceTimer: NodeJS.Timeout | undefined;
-  const abortTimer =
-    left > 0
-      ? setTimeout(() => {
-          const reason = new Error(`handler timed out after ${task.timeoutMs} ms`);
-          for (const r of runs) if (!r.output) r.abort(reason);
-          graceTimer = setTimeout(() => {
-            for (let i = 0; i < n; i++) {
-              const r = runs[i]!;
-              if (r.output) continue;
-              // The handler ignored its signal and is still running: the main thread ends this
-              // thread, so an abandoned handler cannot go on beside its own retry.
-              abandoned = true;
-              settle(i, () => r.finish('timeout', `${describeError(r.reason)}; the handler ignored its signal, thread ended`));
-            }
-          }, cfg.graceMs);
-        }, task.timeoutMs)
-      : undefined;
   if (left > 0) await allDone;
-  clearTimeout(abortTimer);
-  clearTimeout(graceTimer);
+  clearTimeout(timer);
   return {
     results: unsent.map((i): [number, ItemOutput] => [i, runs[i]!.output!]),
     ...(abandoned ? { abandonedOnThread: threadId } : {}),

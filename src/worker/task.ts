@@ -14,7 +14,8 @@ export interface WorkerConfig {
   graceMs: number;
   /**
    * Int32Array over this buffer, two cells per slot: the threadId running the task in that slot,
-   * and when its handler started (ms since `slotEpochMs`, +1; 0 = not started).
+   * and when its handler started (ms since `slotEpochMs`, +1; 0 = not started). Once the handler
+   * settled: -threadId, and -(1 + index in RESULT_CODES).
    */
   slotThreads: SharedArrayBuffer;
   slotEpochMs: number;
@@ -32,6 +33,13 @@ export interface WorkerData {
   /** Opaque data the embedding application passed to every thread (`threadData()`). */
   threadData?: unknown;
 }
+
+/**
+ * A settled handler's result as a code in the slot table (stored negated in the start cell, with the
+ * thread cell set to -threadId), so the main thread knows it even if its thread dies before the
+ * outcome message reaches it.
+ */
+export const RESULT_CODES = ['success', 'failure', 'error', 'timeout'] as const;
 
 /** One message of a batch task: the SQS body as is (decoded in the thread, not on the main thread). */
 export interface TaskItem {
