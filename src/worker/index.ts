@@ -251,6 +251,9 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
     Atomics.store(slotThreads, 2 * r.item.slot, -threadId);
     unsent.push(i);
     if (--left === 0) return finish();
+    // A failure's details (its error) cannot be kept in the slot table: send it at once, in case the
+    // thread dies before the next turn (a neighbour out of memory). Successes are coalesced.
+    if (r.output!.result !== 'success') return flush();
     if (!flushQueued) {
       flushQueued = true;
       setImmediate(flush);
