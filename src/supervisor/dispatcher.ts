@@ -120,12 +120,14 @@ export class Dispatcher {
     this.#meanMs.set(q.queue, mean === undefined ? outcome.durationMs : mean * 0.9 + outcome.durationMs * 0.1);
     // The handler is done: its slot takes the next message while SQS settles this one.
     capacity.settle(q.queue);
+    // Log fields, made only when a line is written (not per message on the success path).
+    const fields = () => ({ queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount });
     try {
       metrics.duration.observe({ queue: q.queue }, outcome.durationMs / 1000);
       metrics.results.inc({ queue: q.queue, event_type: this.#typeLabel(q, outcome.eventType), result: outcome.result });
       if (outcome.result === 'success') {
         if (log.isLevelEnabled('debug')) {
-          log.debug({ queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount, durationMs: Math.round(outcome.durationMs) }, 'handled');
+          log.debug({ ...fields(), durationMs: Math.round(outcome.durationMs) }, 'handled');
         }
         const entry = inFlight.get(id);
         if (entry) entry.deleting = true;
@@ -137,23 +139,22 @@ export class Dispatcher {
           await this.#o.acker.delete(q, m.receiptHandle);
           metrics.deleted.inc({ queue: q.queue });
         } catch (err) {
-          log.warn({ queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount, err }, 'delete failed; the message will be delivered again');
+          log.warn({ ...fields(), err }, 'delete failed; the message will be delivered again');
         }
         return;
       }
-      const fields = { queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount };
       // Stop extending first: a late extension must not undo the backoff or a release.
       if (!(await inFlight.quiesce(id))) return; // released by shutdown already
       if (this.releaseFailures) {
-        log.info({ ...fields, result: outcome.result }, 'released at shutdown');
+        log.info({ ...fields(), result: outcome.result }, 'released at shutdown');
         metrics.released.inc({ queue: q.queue, reason: 'shutdown' });
-        await this.#o.acker.changeVisibility(q, m.receiptHandle, 0).catch((err: unknown) => log.warn({ ...fields, err }, 'release failed'));
+        await this.#o.acker.changeVisibility(q, m.receiptHandle, 0).catch((err: unknown) => log.warn({ ...fields(), err }, 'release failed'));
         return;
       }
       const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
       const atMax = m.receiveCount >= q.handler.maxReceiveCount;
       log.warn(
-        { ...fields, result: outcome.result, error: outcome.error, retryInSec: delaySec, lastAttempt: atMax },
+        { ...fields(), result: outcome.result, error: outcome.error, retryInSec: delaySec, lastAttempt: atMax },
         atMax ? 'handler failed; the next receive moves the message to the DLQ' : 'handler failed; will retry',
       );
       this.#o.failureEvents.report({
@@ -168,7 +169,7 @@ export class Dispatcher {
       try {
         await this.#o.acker.changeVisibility(q, m.receiptHandle, delaySec);
       } catch (err) {
-        log.warn({ ...fields, err }, 'backoff not set; the message comes back after its visibility timeout');
+        log.warn({ ...fields(), err }, 'backoff not set; the message comes back after its visibility timeout');
       }
     } finally {
       // Released here, exactly once: the message is settled with SQS (deleted or its visibility

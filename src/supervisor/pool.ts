@@ -138,8 +138,7 @@ export class HandlerPool {
         new Promise<RunOutcome>((resolve) => {
           const slot = this.#freeSlots.pop();
           if (slot === undefined) throw new Error('handler pool: no free slot (caps exceed pool capacity)');
-          Atomics.store(this.#slotThreads, 2 * slot, 0);
-          Atomics.store(this.#slotThreads, 2 * slot + 1, 0);
+          this.#clearSlot(slot);
           items.push({ item: { ...m, slot }, resolve, done: false, killedByWatchdog: false, warnedQueued: false, startedMs: performance.now() });
         }),
     );
@@ -211,11 +210,15 @@ export class HandlerPool {
     if (chunk.items.every((p) => p.done)) this.#chunks.delete(chunk.batch);
   }
 
+  #clearSlot(slot: number): void {
+    Atomics.store(this.#slotThreads, 2 * slot, 0);
+    Atomics.store(this.#slotThreads, 2 * slot + 1, 0);
+  }
+
   #resolve(p: PendingItem, outcome: RunOutcome): void {
     if (p.done) return;
     p.done = true;
-    Atomics.store(this.#slotThreads, 2 * p.item.slot, 0);
-    Atomics.store(this.#slotThreads, 2 * p.item.slot + 1, 0);
+    this.#clearSlot(p.item.slot);
     this.#freeSlots.push(p.item.slot);
     p.resolve(outcome);
   }
