@@ -41,6 +41,7 @@ Environment:
   BENCH_WARMUP      fraction of each drain left out of msgs/s, CPU and calls (default 0.2: measured from
                     the delete that left 80% of the queue to the one that left it empty; 0 = whole drain)
   BENCH_EB_THREADS  eventbus 'threads' (default: the supervisor's default, usable cores)
+  BENCH_EB_NODE_ARGS node flags for the supervisor's process (e.g. --trace-gc), space-separated
   BENCH_PROFILE=1   run eventbus under --cpu-prof (profiles in bench/results/profiles)
   BENCH_OUT         markdown output (default bench/results/latest.md; smoke.md with --smoke)
   BENCH_KEEP=1      keep the temporary folder (configs, handled ids, consumer logs)
@@ -263,7 +264,8 @@ function startConsumer(name, scenario, q, extra = {}) {
     childEnv.EVENTBUS_LOG_FORMAT = 'json';
     childEnv.BENCH_EB_QUEUE = 'q';
     const prof = env.BENCH_PROFILE === '1' ? ['--cpu-prof', `--cpu-prof-dir=${join(BENCH_DIR, 'results', 'profiles')}`] : [];
-    args = [...prof, join(REPO, 'dist', 'supervisor'), '--config', cfgFile];
+    const nodeArgs = env.BENCH_EB_NODE_ARGS ? env.BENCH_EB_NODE_ARGS.split(/\s+/).filter(Boolean) : [];
+    args = [...prof, ...nodeArgs, join(REPO, 'dist', 'supervisor'), '--config', cfgFile];
   } else {
     args = [join(BENCH_DIR, 'consumers', spec.file)];
   }

@@ -31,7 +31,15 @@ export interface AckerOptions {
   onError(queue: string, operation: string, count: number): void;
   /** How long a delete waits for others to share its call. */
   lingerMs?: number;
+  /**
+   * Whether a queue's part batch of `pending` deletes should wait for more: its handlers still
+   * running will settle soon (bounded by MAX_DELETE_LINGER_MS).
+   */
+  holdDeletes?: (queue: string, pending: number) => boolean;
 }
+
+/** The longest a delete waits for company while `holdDeletes` says more are coming. */
+export const MAX_DELETE_LINGER_MS = 20;
 
 /**
  * Deletes and visibility changes, batched per queue across completions. Failed entries are
@@ -55,7 +63,7 @@ export class Acker {
           new DeleteMessageBatchCommand({ QueueUrl: q.url, Entries: handles.map((h, i) => ({ Id: String(i), ReceiptHandle: h })) }),
         );
         return perEntry(handles.length, out.Failed);
-      });
+      }, this.#o.holdDeletes && ((pending: number) => this.#o.holdDeletes!(q.queue, pending)));
       this.#deletes.set(q.url, b);
     }
     return b.add(receiptHandle);
@@ -84,11 +92,17 @@ export class Acker {
     await Promise.all([...this.#deletes.values(), ...this.#changes.values()].map((b) => b.flush()));
   }
 
-  #batcher<T>(q: QueueRef, operation: string, send: (items: T[]) => Promise<Array<EntryFailure | null>>): Batcher<T> {
+  #batcher<T>(
+    q: QueueRef,
+    operation: string,
+    send: (items: T[]) => Promise<Array<EntryFailure | null>>,
+    hold?: (pending: number) => boolean,
+  ): Batcher<T> {
     const { health, log, onError } = this.#o;
     return new Batcher<T>({
       maxBatch: SQS_MAX_BATCH,
       lingerMs: this.#o.lingerMs ?? 5,
+      ...(hold ? { hold, maxLingerMs: MAX_DELETE_LINGER_MS } : {}),
       maxAttempts: 4,
       retryDelayMs: (n) => callRetryDelayMs(n, 2_000),
       isRetryable: isRetryableAwsError,

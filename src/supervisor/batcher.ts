@@ -18,6 +18,12 @@ export interface BatcherOptions<T> {
   maxBatch: number;
   /** How long the first entry waits for company before the batch is sent. */
   lingerMs: number;
+  /**
+   * Asked when `lingerMs` is up with a part batch: true = more entries are on their way, wait
+   * another `lingerMs` (up to `maxLingerMs` in all). A call of 10 costs what a call of 1 does.
+   */
+  hold?: (pending: number) => boolean;
+  maxLingerMs?: number;
   /** Sends one batch; returns a failure per entry (null = done). Throwing fails the whole batch. */
   send(items: T[]): Promise<Array<EntryFailure | null>>;
   /** Whether a thrown (whole-call) error is worth another attempt. */
@@ -38,6 +44,8 @@ export class Batcher<T> {
   readonly #o: BatcherOptions<T>;
   #pending: Pending<T>[] = [];
   #timer: NodeJS.Timeout | undefined;
+  /** When the first pending entry arrived (the linger is counted from it). */
+  #firstAt = 0;
   readonly #inProgress = new Set<Promise<void>>();
 
   constructor(options: BatcherOptions<T>) {
@@ -48,9 +56,22 @@ export class Batcher<T> {
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ item, resolve, reject });
       if (this.#pending.length >= this.#o.maxBatch) this.#drain();
-      else this.#timer ??= setTimeout(() => this.#drain(), this.#o.lingerMs);
+      else if (!this.#timer) {
+        this.#firstAt = Date.now();
+        this.#timer = setTimeout(this.#lingered, this.#o.lingerMs);
+      }
     });
   }
+
+  readonly #lingered = (): void => {
+    const { hold, maxLingerMs = 0, lingerMs } = this.#o;
+    const left = this.#firstAt + maxLingerMs - Date.now();
+    if (left > 0 && this.#pending.length > 0 && hold?.(this.#pending.length)) {
+      this.#timer = setTimeout(this.#lingered, Math.min(lingerMs, left));
+      return;
+    }
+    this.#drain();
+  };
 
   /** Sends everything pending now and waits until every call in progress has settled. */
   async flush(): Promise<void> {

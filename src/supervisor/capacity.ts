@@ -4,6 +4,9 @@ interface Waiter {
   /** Resolved only once this many are granted, or when the fill window closed with at least one. */
   min: number;
   fillMs: number;
+  /** While this says so (and for at most `maxFillMs` in all), the fill window stays open. */
+  holdFill: (() => boolean) | undefined;
+  fillEndsAt: number;
   granted: number;
   seq: number;
   fillTimer?: NodeJS.Timeout;
@@ -74,13 +77,25 @@ export class Capacity {
   /**
    * Waits until at least one slot is free for `queue` and takes up to `max`. Resolves 0 once closed.
    * With `fillMs`, waits up to that long for all `max` (a receive of 10 costs what a receive of 1
-   * does), then takes what it has. The caller must release every slot it was given, exactly once.
+   * does), then takes what it has; `fill.hold` keeps the window open, `fillMs` at a time, for as long
+   * as it returns true, up to `fill.maxMs` in all (the slots that are held are not idle meanwhile:
+   * their messages wait on a busy thread). The caller must release every slot it was given, exactly once.
    */
-  acquire(queue: string, max: number, signal?: AbortSignal, fillMs = 0): Promise<number> {
+  acquire(queue: string, max: number, signal?: AbortSignal, fillMs = 0, fill?: { hold: () => boolean; maxMs: number }): Promise<number> {
     if (!this.#queueCaps.has(queue)) throw new Error(`unknown queue ${queue}`);
     if (this.#closed || max < 1 || signal?.aborted) return Promise.resolve(0);
     return new Promise((resolve) => {
-      const w: Waiter = { queue, max, min: fillMs > 0 ? Math.min(max, this.capOf(queue)) : 1, fillMs, granted: 0, seq: this.#seq++, resolve };
+      const w: Waiter = {
+        queue,
+        max,
+        min: fillMs > 0 ? Math.min(max, this.capOf(queue)) : 1,
+        fillMs,
+        holdFill: fill?.hold,
+        fillEndsAt: fill?.maxMs ?? 0,
+        granted: 0,
+        seq: this.#seq++,
+        resolve,
+      };
       this.#waiters.push(w);
       if (signal) {
         // An aborted wait (the poller stopping) gives up its place.
@@ -141,10 +156,18 @@ export class Capacity {
   }
 
   #openFillWindow(w: Waiter): void {
-    w.fillTimer = setTimeout(() => {
+    // From here on, fillEndsAt is a deadline (it held the window's longest duration until now).
+    w.fillEndsAt = w.holdFill ? Date.now() + Math.max(w.fillMs, w.fillEndsAt) : 0;
+    const close = () => {
+      const left = w.fillEndsAt - Date.now();
+      if (left > 0 && w.holdFill?.()) {
+        w.fillTimer = setTimeout(close, Math.min(w.fillMs, left));
+        return;
+      }
       w.min = 1;
       this.#pump();
-    }, w.fillMs);
+    };
+    w.fillTimer = setTimeout(close, w.fillMs);
   }
 
   #pump(): void {

@@ -46,6 +46,11 @@ export class Dispatcher {
   /** Set at the shutdown deadline: what fails from now on was cut short, so it is released, not retried later. */
   releaseFailures = false;
 
+  /** Whether some of a queue's messages wait on their thread for their handler to start. */
+  hasUnstarted(queue: string): boolean {
+    return this.#o.pool.hasUnstarted(queue);
+  }
+
   /** Messages whose handler runs or whose settling with SQS is on its way. */
   get running(): number {
     return this.#running;

@@ -16,6 +16,11 @@ export const SQS_MAX_RECEIVE = 10;
 export const SQS_MAX_WAIT_SEC = 20;
 /** How long a busy lane waits for a whole batch of free slots before it receives into fewer. */
 export const FILL_MS = 5;
+/**
+ * How long the fill window may stay open while the queue's threads still have messages of it that
+ * have not started (handlers that take their thread's time: receiving early would only add calls).
+ */
+export const FILL_MAX_MS = 25;
 
 export interface PollerOptions {
   queue: QueueRuntime;
@@ -54,6 +59,9 @@ export class Poller {
   #state: PollerState = 'polling';
   #consecutiveErrors = 0;
   readonly #longPolls = new Set<AbortController>();
+
+  /** Keeps a fill window open while the queue's threads have messages of it not yet started. */
+  readonly #hold = { hold: () => this.#o.dispatcher.hasUnstarted(this.#o.queue.queue), maxMs: FILL_MAX_MS };
 
   constructor(options: PollerOptions) {
     this.#o = options;
@@ -109,7 +117,7 @@ export class Poller {
       // While receives come back full, more messages are waiting: wait a moment for a whole batch
       // of slots, since a receive of 10 costs the same call (and the same bill) as a receive of 1.
       // Once they come back short, take what is free at once (latency).
-      const slots = await capacity.acquire(q.queue, busy ? SQS_MAX_RECEIVE : 1, stopped, busy && this.#full ? FILL_MS : 0);
+      const slots = await capacity.acquire(q.queue, busy ? SQS_MAX_RECEIVE : 1, stopped, busy && this.#full ? FILL_MS : 0, this.#hold);
       if (slots === 0) break; // stopping, or capacity closed
       if (stopped.aborted) {
         capacity.release(q.queue, slots);

@@ -126,6 +126,19 @@ export class HandlerPool {
   }
 
   /**
+   * Whether a queue has messages handed to the threads whose handler has not started yet (queued
+   * behind other handlers on their thread): the threads have work for a while, so a receive need
+   * not hurry. Scans that queue's tasks in progress (at most its cap of messages).
+   */
+  hasUnstarted(queue: string): boolean {
+    for (const chunk of this.#chunks.values()) {
+      if (chunk.queue !== queue) continue;
+      for (const p of chunk.items) if (!p.done && Atomics.load(this.#slotThreads, 2 * p.item.slot + 1) === 0) return true;
+    }
+    return false;
+  }
+
+  /**
    * Runs one receive's messages of one queue; a promise per message with its outcome (a dead thread
    * is `crashed`, a thread ended by the watchdog `timeout`). `spread`: split the batch across the
    * threads (handlers that take time); otherwise one task carries them all (fast handlers, where the

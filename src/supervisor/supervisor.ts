@@ -7,7 +7,7 @@ import { loadHandlers, type ResolvedHandler } from '../handlers.js';
 import { createLogger, type Logger } from '../log.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';
 import { provision } from '../publisher/provision.js';
-import { Acker } from './acker.js';
+import { Acker, SQS_MAX_BATCH } from './acker.js';
 import { callRetryDelayMs } from './backoff.js';
 import { Capacity } from './capacity.js';
 import { Dispatcher } from './dispatcher.js';
@@ -202,6 +202,13 @@ export class Supervisor {
         log: this.log,
         health: this.#health,
         onError: (queue, operation, n) => this.metrics.sqsErrors.inc({ queue, operation }, n),
+        // Wait for a fuller delete while enough of the queue's handlers run to fill it, unless the
+        // queue is at its settling bound (then receives wait on these deletes).
+        holdDeletes: (queue, pending) => {
+          const c = this.#capacity;
+          if (!c) return false;
+          return c.held(queue) >= SQS_MAX_BATCH - pending && c.settlingOf(queue) < c.capOf(queue);
+        },
       });
       this.#inFlight = new InFlight({ acker: this.#acker, log: this.log, onExtended: (queue, n) => this.metrics.extensions.inc({ queue }, n) });
       this.#failureEvents = new FailureEvents({

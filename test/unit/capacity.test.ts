@@ -118,6 +118,35 @@ t.test('the fill window opens with the first free slot, not when the wait began'
   t.equal(got, 10, 'the batch filled inside the window');
 });
 
+t.test('the fill window stays open while told the held slots are busy, up to its longest', async (t) => {
+  // Expected: handlers that take their thread's time (messages queued on it) let the window stay
+  // open past fillMs, so a receive of 4 does not go out while 6 more slots are about to free.
+  // Broke: CPU-bound handlers got 2 receives and 2.4 deletes per 10 messages instead of 1 and 1.
+  const c = new Capacity(10, { a: 10 });
+  t.equal(await c.acquire('a', 10), 10);
+  let busy = true;
+  let asked = 0;
+  let got = -1;
+  const waiting = c.acquire('a', 10, undefined, 10, { hold: () => (asked++, busy), maxMs: 60_000 }).then((n) => (got = n));
+  c.release('a', 4);
+  await new Promise((r) => setTimeout(r, 45));
+  t.equal(got, -1, 'held past several fill windows while the slots are busy');
+  t.ok(asked >= 2, `asked each time the window was up (${asked})`);
+  busy = false;
+  await waiting;
+  t.equal(got, 4, 'closed once no longer busy: takes the 4 it has');
+  c.release('a', 4);
+
+  // Bounded: a hold that never lets go ends at maxMs.
+  const started = Date.now();
+  const bounded = c.acquire('a', 10, undefined, 10, { hold: () => true, maxMs: 40 });
+  t.equal(await bounded, 4, 'takes what it has at the longest window');
+  const waited = Date.now() - started;
+  t.ok(waited >= 38 && waited < 1_000, `closed at maxMs (${waited} ms)`);
+  c.release('a', 10);
+  t.equal(c.total, 0);
+});
+
 t.test('messages settling with SQS free their slot but are bounded by the cap', async (t) => {
   const c = new Capacity(4, { a: 2 });
   t.equal(await c.acquire('a', 2), 2);
