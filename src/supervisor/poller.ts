@@ -14,6 +14,16 @@ import type { QueueRuntime, ReceivedMessage } from './queue.js';
 export const SQS_MAX_RECEIVE = 10;
 /** SQS limit: the longest long poll. */
 export const SQS_MAX_WAIT_SEC = 20;
+/**
+ * The long poll of a busy lane. Not 0: a short poll answers from a sample of SQS's servers (it can
+ * come back empty while messages wait) and misses every message that arrives while it is on its
+ * way, which the next receive then has to fetch: a round trip of latency per message. A long poll
+ * returns the moment one arrives. 1 s, not 20: the lane holds up to 10 slots while it waits, and a
+ * queue that has just gone quiet must give them back soon (then it long-polls with one). Only the
+ * first lane waits so; the others (a backlog's) poll short, so a queue that goes quiet holds at most
+ * 10 slots for at most this long.
+ */
+export const BUSY_WAIT_SEC = 1;
 /** How long a busy lane waits for a whole batch of free slots before it receives into fewer. */
 export const FILL_MS = 5;
 /**
@@ -39,9 +49,10 @@ export type PollerState = 'polling' | 'failing' | 'stopping' | 'stopped';
 /**
  * One queue's receive loop. It receives only into slots it holds (never more than the caps allow).
  * Idle, one lane long-polls with a single slot, so a quiet queue holds at most one slot. Once a
- * receive returns messages the queue is busy: receives take up to 10 without waiting, and each
- * receive that comes back full lets one more lane (up to one per 10 slots of the queue's cap)
- * receive at the same time, so one round trip does not cap a backlogged queue at 10 messages.
+ * receive returns messages the queue is busy: receives take up to 10 (the first lane with a 1 s long
+ * poll, BUSY_WAIT_SEC), and each receive that comes back full lets one more lane (up to one per 10
+ * slots of the queue's cap) receive at the same time, so one round trip does not cap a backlogged
+ * queue at 10 messages.
  */
 export class Poller {
   readonly #o: PollerOptions;
@@ -126,7 +137,10 @@ export class Poller {
       let messages: Message[];
       const sentAt = Date.now();
       try {
-        messages = await this.#receive(slots, busy ? 0 : (this.#o.waitTimeSec ?? SQS_MAX_WAIT_SEC));
+        const idleWaitSec = this.#o.waitTimeSec ?? SQS_MAX_WAIT_SEC;
+        // Busy: the first lane long-polls briefly; the lanes a backlog added poll short, so that when
+        // the backlog ends they come back empty at once and give their slots back.
+        messages = await this.#receive(slots, !busy ? idleWaitSec : index === 0 ? Math.min(BUSY_WAIT_SEC, idleWaitSec) : 0);
         this.#consecutiveErrors = 0;
         this.#o.health.ok(q.queue);
         if (this.#state === 'failing') {
