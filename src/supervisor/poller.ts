@@ -72,7 +72,7 @@ export class Poller {
   readonly #longPolls = new Set<AbortController>();
 
   /** Keeps a fill window open while the queue's threads have messages of it not yet started. */
-  readonly #hold = { hold: () => this.#o.dispatcher.hasUnstarted(this.#o.queue.queue), maxMs: FILL_MAX_MS };
+  readonly #hold = { hold: () => this.#o.dispatcher.threadsStayBusy(this.#o.queue.queue), maxMs: FILL_MAX_MS };
 
   constructor(options: PollerOptions) {
     this.#o = options;

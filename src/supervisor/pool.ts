@@ -126,14 +126,15 @@ export class HandlerPool {
   }
 
   /**
-   * Whether a queue has messages handed to the threads whose handler has not started yet (queued
+   * Whether more than `n` of a queue's messages handed to the threads have not started yet (queued
    * behind other handlers on their thread): the threads have work for a while, so a receive need
    * not hurry. Scans that queue's tasks in progress (at most its cap of messages).
    */
-  hasUnstarted(queue: string): boolean {
+  moreUnstartedThan(queue: string, n: number): boolean {
+    let waiting = 0;
     for (const chunk of this.#chunks.values()) {
       if (chunk.queue !== queue) continue;
-      for (const p of chunk.items) if (!p.done && Atomics.load(this.#slotThreads, 2 * p.item.slot + 1) === 0) return true;
+      for (const p of chunk.items) if (!p.done && Atomics.load(this.#slotThreads, 2 * p.item.slot + 1) === 0 && ++waiting > n) return true;
     }
     return false;
   }
