@@ -23,7 +23,10 @@ export interface DispatcherOptions {
   retry: { baseDelaySec: number; maxDelaySec: number };
 }
 
-/** A queue's handlers "take time" (batches are split across threads) from this mean duration on. */
+/**
+ * A queue's batches are split across the threads when its handlers take this long on average and
+ * keep their thread busy meanwhile (CPU, not waiting on I/O: see HandlerPool.keepsThreadsBusy).
+ */
 const SPREAD_FROM_MS = 1;
 
 /**
@@ -95,7 +98,7 @@ export class Dispatcher {
         q.arn,
         q.handler.timeoutMs,
         messages.map((m) => ({ messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs })),
-        mean === undefined || mean >= SPREAD_FROM_MS,
+        (mean === undefined || mean >= SPREAD_FROM_MS) && pool.keepsThreadsBusy(q.queue),
       );
     } catch (err) {
       outcomes = messages.map((m) => Promise.resolve(crashed(m, err)));

@@ -15,6 +15,8 @@ export const WATCHDOG_MARGIN_MS = 1_000;
  * Bounded: a thread that dies on every start would otherwise loop.
  */
 export const UNSTARTED_RERUNS = 2;
+/** The share of its task's time a thread's event loop was busy from which a queue's batches are split. */
+const BUSY_THREAD_FROM = 0.5;
 /** How long a failed task waits for outcomes its thread sent just before it died. */
 const RESULTS_SETTLE_MS = 20;
 
@@ -74,6 +76,8 @@ export class HandlerPool {
   readonly #control: BroadcastChannel;
   readonly #results: BroadcastChannel;
   readonly #chunks = new Map<number, Chunk>();
+  /** How busy a queue's tasks kept their thread (exponentially weighted, 0-1). */
+  readonly #busy = new Map<string, number>();
   #nextBatch = 1;
   readonly #log: Logger;
   readonly #graceMs: number;
@@ -123,6 +127,15 @@ export class HandlerPool {
 
   get threads(): number {
     return this.#pool.threads.length;
+  }
+
+  /**
+   * Whether a queue's tasks keep their thread busy (CPU): its batches are worth splitting across
+   * the threads. Handlers that mostly wait (I/O) run concurrently on one thread just as well, and a
+   * split costs a task per thread. Unknown yet: yes.
+   */
+  keepsThreadsBusy(queue: string): boolean {
+    return (this.#busy.get(queue) ?? 1) >= BUSY_THREAD_FROM;
   }
 
   /**
@@ -202,6 +215,10 @@ export class HandlerPool {
       .run({ batch: chunk.batch, queue, queueArn, timeoutMs, items: items.map((p) => p.item) })
       .then(
         (out) => {
+          if (out.busy !== undefined) {
+            const b = this.#busy.get(queue);
+            this.#busy.set(queue, b === undefined ? out.busy : b * 0.8 + out.busy * 0.2);
+          }
           this.#apply(chunk, out.results);
           if (out.abandonedOnThread !== undefined) this.#endThread(out.abandonedOnThread);
         },

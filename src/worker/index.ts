@@ -227,6 +227,7 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
       return fail(`setup failed: ${describeError(err)}`);
     }
   }
+  const elu = performance.eventLoopUtilization();
   const runs: ItemRun[] = new Array(n);
   let left = n;
   let unsent: number[] = [];
@@ -348,5 +349,6 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
   return {
     results: unsent.map((i): [number, ItemOutput] => [i, runs[i]!.output!]),
     ...(abandoned ? { abandonedOnThread: threadId } : {}),
+    busy: performance.eventLoopUtilization(elu).utilization,
   };
 }

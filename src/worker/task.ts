@@ -90,6 +90,8 @@ export interface TaskOutput {
   setupErrors?: string[];
   /** A handler ignored its aborted signal and is still running: its thread must be ended. */
   abandonedOnThread?: number;
+  /** How busy the thread's event loop was while the task ran (0-1): handlers that burn CPU, or wait. */
+  busy?: number;
 }
 
 /** Sent on the results channel by a thread while the rest of its task still runs. */
