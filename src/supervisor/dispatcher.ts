@@ -50,13 +50,26 @@ export class Dispatcher {
   releaseFailures = false;
 
   /**
-   * Whether a queue's threads are busy with it for a while yet: some of its messages wait on their
-   * thread for their handler to start. (Waiting only while more than one per thread wait, so that
-   * the receive is back before they run dry, made 35 % more receives for no throughput in the cpu
-   * bench: the threads' CPU, not their idle gaps, is what limits there.)
+   * Whether a queue's handlers take their thread's time: ≥ 1 ms on average with the thread's event
+   * loop busy meanwhile (CPU, not I/O waits). Such batches are split across the threads, and their
+   * completions come one by one, so receives and deletes wait a little to fill. `unknown`: the
+   * answer before the first outcome.
+   */
+  cpuBound(queue: string, unknown = false): boolean {
+    const mean = this.#meanMs.get(queue);
+    if (mean === undefined) return unknown;
+    return mean >= SPREAD_FROM_MS && this.#o.pool.keepsThreadsBusy(queue);
+  }
+
+  /**
+   * Whether a CPU-bound queue's threads are busy with it for a while yet: some of its messages wait
+   * on their thread for their handler to start. Not for other queues: a task in transit to its
+   * thread also counts as not started, which held fast handlers' receives for nothing (noop bench
+   * -5 %). (Waiting only while more than one per thread wait, so the receive is back before they
+   * run dry, made 35 % more receives for no throughput in the cpu bench: CPU limits there.)
    */
   threadsStayBusy(queue: string): boolean {
-    return this.#o.pool.moreUnstartedThan(queue, 0);
+    return this.cpuBound(queue) && this.#o.pool.moreUnstartedThan(queue, 0);
   }
 
   /** Messages whose handler runs or whose settling with SQS is on its way. */
@@ -92,13 +105,12 @@ export class Dispatcher {
     this.#running += n;
     let outcomes: Array<Promise<RunOutcome>>;
     try {
-      const mean = this.#meanMs.get(q.queue);
       outcomes = pool.runBatch(
         q.queue,
         q.arn,
         q.handler.timeoutMs,
         messages.map((m) => ({ messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs })),
-        (mean === undefined || mean >= SPREAD_FROM_MS) && pool.keepsThreadsBusy(q.queue),
+        this.cpuBound(q.queue, true),
       );
     } catch (err) {
       outcomes = messages.map((m) => Promise.resolve(crashed(m, err)));

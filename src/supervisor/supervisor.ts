@@ -202,11 +202,12 @@ export class Supervisor {
         log: this.log,
         health: this.#health,
         onError: (queue, operation, n) => this.metrics.sqsErrors.inc({ queue, operation }, n),
-        // Wait for a fuller delete while enough of the queue's handlers run to fill it, unless the
-        // queue is at its settling bound (then receives wait on these deletes).
+        // CPU-bound handlers complete one by one: wait for a fuller delete while enough of the
+        // queue's handlers run to fill it, unless the queue is at its settling bound (then
+        // receives wait on these deletes). Others complete in bunches and need no wait.
         holdDeletes: (queue, pending) => {
           const c = this.#capacity;
-          if (!c) return false;
+          if (!c || !this.#dispatcher?.cpuBound(queue)) return false;
           return c.held(queue) >= SQS_MAX_BATCH - pending && c.settlingOf(queue) < c.capOf(queue);
         },
       });
