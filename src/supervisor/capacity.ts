@@ -60,6 +60,11 @@ export class Capacity {
     return this.#held.get(queue) ?? 0;
   }
 
+  /** Messages of every queue whose handler settled and whose SQS call has not returned. */
+  get settlingTotal(): number {
+    return this.#settlingTotal;
+  }
+
   /** Messages of a queue whose handler settled and whose SQS call has not returned. */
   settlingOf(queue: string): number {
     return this.#settling.get(queue) ?? 0;

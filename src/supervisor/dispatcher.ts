@@ -41,6 +41,8 @@ export class Dispatcher {
   readonly #seenTypes = new Map<string, Set<string>>();
   /** Mean handler duration per queue (exponentially weighted), to choose how to split a batch. */
   readonly #meanMs = new Map<string, number>();
+  /** Messages per queue whose handler has not settled yet. */
+  readonly #handling = new Map<string, number>();
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -70,6 +72,11 @@ export class Dispatcher {
    */
   threadsStayBusy(queue: string): boolean {
     return this.cpuBound(queue) && this.#o.pool.moreUnstartedThan(queue, 0);
+  }
+
+  /** A queue's messages whose handler has not settled yet (received slots waiting on SQS are not counted). */
+  handlersRunning(queue: string): number {
+    return this.#handling.get(queue) ?? 0;
   }
 
   /** Messages whose handler runs or whose settling with SQS is on its way. */
@@ -103,6 +110,7 @@ export class Dispatcher {
     const now = Date.now();
     for (const m of messages) if (m.sentTimestampMs) metrics.age.observe(labels, Math.max(0, (now - m.sentTimestampMs) / 1000));
     this.#running += n;
+    this.#handling.set(q.queue, this.handlersRunning(q.queue) + n);
     let outcomes: Array<Promise<RunOutcome>>;
     try {
       outcomes = pool.runBatch(
@@ -144,6 +152,7 @@ export class Dispatcher {
     const mean = this.#meanMs.get(q.queue);
     this.#meanMs.set(q.queue, mean === undefined ? outcome.durationMs : mean * 0.9 + outcome.durationMs * 0.1);
     // The handler is done: its slot takes the next message while SQS settles this one.
+    this.#handling.set(q.queue, this.handlersRunning(q.queue) - 1);
     capacity.settle(q.queue);
     // Log fields, made only when a line is written (not per message on the success path).
     const fields = () => ({ queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount });

@@ -18,10 +18,10 @@ export const SQS_MAX_WAIT_SEC = 20;
  * The long poll of a busy lane. Not 0: a short poll answers from a sample of SQS's servers (it can
  * come back empty while messages wait) and misses every message that arrives while it is on its
  * way, which the next receive then has to fetch: a round trip of latency per message. A long poll
- * returns the moment one arrives. 1 s, not 20: the lane holds up to 10 slots while it waits, and a
- * queue that has just gone quiet must give them back soon (then it long-polls with one). Only the
- * first lane waits so; the others (a backlog's) poll short, so a queue that goes quiet holds at most
- * 10 slots for at most this long.
+ * returns the moment one arrives. 1 s, not 20: the lane holds slots while it waits (twice what the
+ * last receive got, 10 after a full one), and a queue that has just gone quiet must give them back
+ * soon (then it long-polls with one). Only the first lane waits so; the others (a backlog's) poll
+ * short. Not aborted at shutdown (it ends within this long), so what it took is released at once.
  */
 export const BUSY_WAIT_SEC = 1;
 /** How long a busy lane waits for a whole batch of free slots before it receives into fewer. */
@@ -49,8 +49,8 @@ export type PollerState = 'polling' | 'failing' | 'stopping' | 'stopped';
 /**
  * One queue's receive loop. It receives only into slots it holds (never more than the caps allow).
  * Idle, one lane long-polls with a single slot, so a quiet queue holds at most one slot. Once a
- * receive returns messages the queue is busy: receives take up to 10 (the first lane with a 1 s long
- * poll, BUSY_WAIT_SEC), and each receive that comes back full lets one more lane (up to one per 10
+ * receive returns messages the queue is busy: receives ask for twice what the last one got, up to
+ * 10 (the first lane with a 1 s long poll, BUSY_WAIT_SEC), and each receive that comes back full lets one more lane (up to one per 10
  * slots of the queue's cap) receive at the same time, so one round trip does not cap a backlogged
  * queue at 10 messages.
  */
@@ -62,6 +62,8 @@ export class Poller {
   #busy = false;
   /** The last receive filled every slot it had. */
   #full = false;
+  /** Messages the last receive returned: a busy receive asks for twice that (at most 10). */
+  #lastCount = 0;
   /** Lanes that may receive now (the others wait): 1 while the queue is quiet, up to `#lanes`. */
   #active = 1;
   /** Lanes waiting to be let receive, by lane index. */
@@ -128,7 +130,10 @@ export class Poller {
       // While receives come back full, more messages are waiting: wait a moment for a whole batch
       // of slots, since a receive of 10 costs the same call (and the same bill) as a receive of 1.
       // Once they come back short, take what is free at once (latency).
-      const slots = await capacity.acquire(q.queue, busy ? SQS_MAX_RECEIVE : 1, stopped, busy && this.#full ? FILL_MS : 0, this.#hold);
+      // Busy: ask for twice what the last receive got (1, 2, 4, 8, 10 as a backlog builds): a
+      // trickle's long poll (up to 1 s) must not sit on 10 slots that other queues could use.
+      const want = busy ? Math.min(SQS_MAX_RECEIVE, 2 * this.#lastCount) : 1;
+      const slots = await capacity.acquire(q.queue, want, stopped, busy && this.#full ? FILL_MS : 0, this.#hold);
       if (slots === 0) break; // stopping, or capacity closed
       if (stopped.aborted) {
         capacity.release(q.queue, slots);
@@ -140,7 +145,12 @@ export class Poller {
         const idleWaitSec = this.#o.waitTimeSec ?? SQS_MAX_WAIT_SEC;
         // Busy: the first lane long-polls briefly; the lanes a backlog added poll short, so that when
         // the backlog ends they come back empty at once and give their slots back.
-        messages = await this.#receive(slots, !busy ? idleWaitSec : index === 0 ? Math.min(BUSY_WAIT_SEC, idleWaitSec) : 0);
+        // Only an idle long poll may be aborted at shutdown: a busy one returns within a second,
+        // and an aborted call may already have taken messages (hidden for their visibility timeout,
+        // a receive spent), which a finished one releases at once.
+        messages = busy
+          ? await this.#receive(slots, index === 0 ? Math.min(BUSY_WAIT_SEC, idleWaitSec) : 0, false)
+          : await this.#receive(slots, idleWaitSec, true);
         this.#consecutiveErrors = 0;
         this.#o.health.ok(q.queue);
         if (this.#state === 'failing') {
@@ -159,6 +169,7 @@ export class Poller {
       // by one receive per 10 slots of the cap.
       this.#busy = messages.length > 0;
       this.#full = messages.length > 0 && messages.length === slots;
+      this.#lastCount = messages.length;
       if (this.#full) this.#grow();
       if (messages.length === 0) {
         if (this.#active > 1) this.#active--;
@@ -176,11 +187,10 @@ export class Poller {
     }
   }
 
-  async #receive(max: number, waitTimeSec: number): Promise<Message[]> {
+  async #receive(max: number, waitTimeSec: number, abortable: boolean): Promise<Message[]> {
     const q = this.#o.queue;
     const ac = new AbortController();
-    // Only an idle long poll may be aborted at shutdown; a short receive is let finish.
-    if (waitTimeSec > 0) this.#longPolls.add(ac);
+    if (abortable) this.#longPolls.add(ac);
     try {
       const out = await this.#o.sqs.send(
         new ReceiveMessageCommand({

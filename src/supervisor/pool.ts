@@ -132,7 +132,9 @@ export class HandlerPool {
   /**
    * Whether a queue's tasks keep their thread busy (CPU): its batches are worth splitting across
    * the threads. Handlers that mostly wait (I/O) run concurrently on one thread just as well, and a
-   * split costs a task per thread. Unknown yet: yes.
+   * split costs a task per thread. Unknown yet: yes. Measured per thread, so a queue whose tasks
+   * share threads with a CPU-bound queue's reads as busy too (it then gets split batches: the
+   * cost of a task per thread, nothing worse).
    */
   keepsThreadsBusy(queue: string): boolean {
     return (this.#busy.get(queue) ?? 1) >= BUSY_THREAD_FROM;
@@ -141,7 +143,7 @@ export class HandlerPool {
   /**
    * Whether more than `n` of a queue's messages handed to the threads have not started yet (queued
    * behind other handlers on their thread): the threads have work for a while, so a receive need
-   * not hurry. Scans that queue's tasks in progress (at most its cap of messages).
+   * not hurry. Scans the tasks in progress (at most the pool's capacity of messages).
    */
   moreUnstartedThan(queue: string, n: number): boolean {
     let waiting = 0;
@@ -215,7 +217,7 @@ export class HandlerPool {
       .run({ batch: chunk.batch, queue, queueArn, timeoutMs, items: items.map((p) => p.item) })
       .then(
         (out) => {
-          if (out.busy !== undefined) {
+          if (out.busy !== undefined && Number.isFinite(out.busy)) {
             const b = this.#busy.get(queue);
             this.#busy.set(queue, b === undefined ? out.busy : b * 0.8 + out.busy * 0.2);
           }

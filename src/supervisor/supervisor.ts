@@ -203,12 +203,17 @@ export class Supervisor {
         health: this.#health,
         onError: (queue, operation, n) => this.metrics.sqsErrors.inc({ queue, operation }, n),
         // CPU-bound handlers complete one by one: wait for a fuller delete while enough of the
-        // queue's handlers run to fill it, unless the queue is at its settling bound (then
-        // receives wait on these deletes). Others complete in bunches and need no wait.
+        // queue's handlers run to fill it, unless the queue (or the host) is at its settling bound
+        // (then receives wait on these deletes). Others complete in bunches and need no wait.
         holdDeletes: (queue, pending) => {
           const c = this.#capacity;
-          if (!c || !this.#dispatcher?.cpuBound(queue)) return false;
-          return c.held(queue) >= SQS_MAX_BATCH - pending && c.settlingOf(queue) < c.capOf(queue);
+          const d = this.#dispatcher;
+          if (!c || !d?.cpuBound(queue)) return false;
+          return (
+            d.handlersRunning(queue) >= SQS_MAX_BATCH - pending &&
+            c.settlingOf(queue) < c.capOf(queue) &&
+            c.settlingTotal < c.globalCap
+          );
         },
       });
       this.#inFlight = new InFlight({ acker: this.#acker, log: this.log, onExtended: (queue, n) => this.metrics.extensions.inc({ queue }, n) });

@@ -7,6 +7,8 @@ export interface CountingProxy {
   /** Most calls of an operation in progress at once. */
   maxConcurrent(operation: string): number;
   calls(operation: string): number;
+  /** Every ReceiveMessage's MaxNumberOfMessages and WaitTimeSeconds, in order. */
+  receives(): Array<{ max: number; waitSec: number }>;
   /** While down, every request has its connection reset. */
   setDown(down: boolean): void;
   close(): Promise<void>;
@@ -24,6 +26,7 @@ export async function countingProxy(targetEndpoint: string): Promise<CountingPro
   const inFlight = new Map<string, number>();
   const peak = new Map<string, number>();
   const total = new Map<string, number>();
+  const receives: Array<{ max: number; waitSec: number }> = [];
   let down = false;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     if (down) {
@@ -39,6 +42,14 @@ export async function countingProxy(targetEndpoint: string): Promise<CountingPro
       inFlight.set(op, n);
       peak.set(op, Math.max(peak.get(op) ?? 0, n));
       total.set(op, (total.get(op) ?? 0) + 1);
+      if (op === 'ReceiveMessage') {
+        try {
+          const input = JSON.parse(body.toString()) as { MaxNumberOfMessages?: number; WaitTimeSeconds?: number };
+          receives.push({ max: input.MaxNumberOfMessages ?? 1, waitSec: input.WaitTimeSeconds ?? 0 });
+        } catch {
+          receives.push({ max: NaN, waitSec: NaN }); // not the JSON protocol: the test sees NaN
+        }
+      }
       const done = () => inFlight.set(op, (inFlight.get(op) ?? 1) - 1);
       const upstream = request(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
@@ -62,6 +73,7 @@ export async function countingProxy(targetEndpoint: string): Promise<CountingPro
     endpoint: `http://127.0.0.1:${port}`,
     maxConcurrent: (op) => peak.get(op) ?? 0,
     calls: (op) => total.get(op) ?? 0,
+    receives: () => [...receives],
     setDown: (d) => {
       down = d;
       if (d) server.closeAllConnections();

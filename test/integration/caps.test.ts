@@ -78,3 +78,34 @@ t.test('a queue with more than 10 free slots runs several receives at once', asy
   t.ok(bus.peak('wide') > 10, `more than one receive's worth ran at once (peak ${bus.peak('wide')})`);
   t.ok(bus.peak('wide') <= 30, 'within the cap');
 });
+
+t.test('a trickle does not hold a batch of slots in its long polls; a backlog still gets full receives', async (t) => {
+  // Expected: a busy queue long-polls asking for twice what its last receive got, so a trickle of
+  // single messages asks for 1-2 slots per (up to 1 s) long poll, and a backlog ramps to 10.
+  // Broke (review): a busy long poll took 10 slots for up to 1 s on every receive of a trickle.
+  const emu = await emulator();
+  const proxy = await countingProxy(emu.endpoint);
+  const bus = await startBus([{ queue: 'trickle', events: ['T'], concurrency: 20 }], {
+    emu,
+    supervisorEndpoint: proxy.endpoint,
+    config: { concurrency: 20, threads: 1, tasksPerThread: 20 },
+  });
+  t.teardown(async () => {
+    await bus.stop();
+    await proxy.close();
+    await emu.stop();
+  });
+  for (let i = 0; i < 12; i++) {
+    await bus.publisher.createEvent('T', {});
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await waitFor('trickle handled', () => bus.ended('trickle').length === 12, 20_000);
+  const trickle = proxy.receives();
+  const busyPolls = trickle.filter((r) => r.waitSec === 1);
+  t.ok(busyPolls.length >= 3, `busy long polls happened (${busyPolls.length} of ${trickle.length} receives)`);
+  t.ok(trickle.every((r) => r.max <= 2), `every receive of the trickle asked for at most 2 (${trickle.map((r) => `${r.max}/${r.waitSec}s`).join(' ')})`);
+  for (let i = 0; i < 5; i++) await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'T', data: {} })));
+  await waitFor('backlog handled', () => bus.ended('trickle').length === 62, 20_000);
+  const backlog = proxy.receives().slice(trickle.length);
+  t.ok(backlog.some((r) => r.max === 10), `the backlog ramped to receives of 10 (${backlog.map((r) => r.max).join(' ')})`);
+});

@@ -54,14 +54,14 @@ t.test('moreUnstartedThan: counts the messages of a queue that wait on their thr
   // The poller keeps its fill window open on it (CPU-bound handlers: fewer, fuller receives).
   const p = await pool(t);
   t.notOk(p.moreUnstartedThan('q', 0), 'nothing handed over yet');
-  const out = p.runBatch('q', 'arn:q', 10_000, [msg('s1', 'SPIN', { ms: 150 }), msg('s2', 'SPIN', { ms: 150 }), msg('s3', 'SPIN', { ms: 150 })], false);
+  const out = p.runBatch('q', 'arn:q', 10_000, [msg('s1', 'SPIN', { ms: 150 }), msg('s2', 'SPIN', { ms: 150 }), msg('s3', 'SPIN', { ms: 600 })], false);
   t.ok(p.moreUnstartedThan('q', 1), 'the batch is queued on one thread: at least two wait');
   t.notOk(p.moreUnstartedThan('q', 3), 'but not more than the three handed over');
   t.notOk(p.moreUnstartedThan('other', 0), 'per queue');
   let thirdDone = false;
   void out[2]!.then(() => (thirdDone = true));
   await Promise.all([out[0], out[1]]);
-  const deadline = Date.now() + 120;
+  const deadline = Date.now() + 400;
   while (p.moreUnstartedThan('q', 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   t.notOk(p.moreUnstartedThan('q', 0), 'none once the last handler started');
   t.notOk(thirdDone, 'while that handler still runs');

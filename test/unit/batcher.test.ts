@@ -35,14 +35,14 @@ t.test('while hold says more are coming, a part batch waits for them, up to maxL
   // Expected: completions 2 ms apart (CPU-bound handlers on 2 threads) share one delete call.
   // Broke: a 5 ms linger sent them in calls of 3-4.
   const asked: number[] = [];
-  const { b, calls } = recorder((pending) => (asked.push(pending), true), 200);
+  const { b, calls } = recorder((pending) => (asked.push(pending), true), 2_000);
   const done: Array<Promise<void>> = [];
   for (let i = 0; i < 10; i++) {
     done.push(b.add(i));
     await new Promise((r) => setTimeout(r, 4));
   }
   await Promise.all(done);
-  t.equal(calls.length, 1, 'ten entries spread over 40 ms went out in one call');
+  t.equal(calls.length, 1, 'ten entries spread over 40 ms or more went out in one call');
   t.equal(calls[0]!.items.length, 10);
   t.ok(asked.length >= 2 && asked.every((n) => n > 0 && n < 10), `hold was asked with the pending count (${asked.join(',')})`);
 

@@ -129,7 +129,7 @@ t.test('the fill window stays open while told the held slots are busy, up to its
   let got = -1;
   const waiting = c.acquire('a', 10, undefined, 10, { hold: () => (asked++, busy), maxMs: 60_000 }).then((n) => (got = n));
   c.release('a', 4);
-  await new Promise((r) => setTimeout(r, 45));
+  await new Promise((r) => setTimeout(r, 120));
   t.equal(got, -1, 'held past several fill windows while the slots are busy');
   t.ok(asked >= 2, `asked each time the window was up (${asked})`);
   busy = false;
