@@ -132,7 +132,7 @@ export class Poller {
       // Once they come back short, take what is free at once (latency).
       // Busy: ask for twice what the last receive got (1, 2, 4, 8, 10 as a backlog builds): a
       // trickle's long poll (up to 1 s) must not sit on 10 slots that other queues could use.
-      const want = busy ? Math.min(SQS_MAX_RECEIVE, 2 * this.#lastCount) : 1;
+      const want = busy ? Math.max(1, Math.min(SQS_MAX_RECEIVE, 2 * this.#lastCount)) : 1;
       const slots = await capacity.acquire(q.queue, want, stopped, busy && this.#full ? FILL_MS : 0, this.#hold);
       if (slots === 0) break; // stopping, or capacity closed
       if (stopped.aborted) {
