@@ -7,7 +7,7 @@ import { loadHandlers, type ResolvedHandler } from '../handlers.js';
 import { createLogger, type Logger } from '../log.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';
 import { provision } from '../publisher/provision.js';
-import { Acker, SQS_MAX_BATCH } from './acker.js';
+import { Acker } from './acker.js';
 import { callRetryDelayMs } from './backoff.js';
 import { Capacity } from './capacity.js';
 import { Dispatcher } from './dispatcher.js';
@@ -202,15 +202,17 @@ export class Supervisor {
         log: this.log,
         health: this.#health,
         onError: (queue, operation, n) => this.metrics.sqsErrors.inc({ queue, operation }, n),
-        // CPU-bound handlers complete one by one: wait for a fuller delete while enough of the
-        // queue's handlers run to fill it, unless the queue (or the host) is at its settling bound
-        // (then receives wait on these deletes). Others complete in bunches and need no wait.
+        // CPU-bound handlers complete one by one: wait for a fuller delete while more of the
+        // queue's handlers run (counting held slots instead also waited for receives in flight;
+        // requiring enough running to fill the batch let C = 10 never wait: 172 vs 128 deletes per
+        // 1,000 in the cpu bench), unless the queue (or the host) is at its settling bound (then
+        // receives wait on these deletes). Others complete in bunches and need no wait.
         holdDeletes: (queue, pending) => {
           const c = this.#capacity;
           const d = this.#dispatcher;
           if (!c || !d?.cpuBound(queue)) return false;
           return (
-            d.handlersRunning(queue) >= SQS_MAX_BATCH - pending &&
+            d.handlersRunning(queue) > 0 &&
             c.settlingOf(queue) < c.capOf(queue) &&
             c.settlingTotal < c.globalCap
           );

@@ -80,8 +80,8 @@ t.test('a queue with more than 10 free slots runs several receives at once', asy
 });
 
 t.test('a trickle does not hold a batch of slots in its long polls; a backlog still gets full receives', async (t) => {
-  // Expected: a busy queue long-polls asking for twice what its last receive got, so a trickle of
-  // single messages asks for 1-2 slots per (up to 1 s) long poll, and a backlog ramps to 10.
+  // Expected: a busy queue's first lane long-polls asking for twice what its last receive got, so a
+  // trickle of single messages asks for 1-2 slots per (up to 1 s) long poll, and a backlog ramps to 10.
   // Broke (review): a busy long poll took 10 slots for up to 1 s on every receive of a trickle.
   const emu = await emulator();
   const proxy = await countingProxy(emu.endpoint);
@@ -103,7 +103,9 @@ t.test('a trickle does not hold a batch of slots in its long polls; a backlog st
   const trickle = proxy.receives();
   const busyPolls = trickle.filter((r) => r.waitSec === 1);
   t.ok(busyPolls.length >= 3, `busy long polls happened (${busyPolls.length} of ${trickle.length} receives)`);
-  t.ok(trickle.every((r) => r.max <= 2), `every receive of the trickle asked for at most 2 (${trickle.map((r) => `${r.max}/${r.waitSec}s`).join(' ')})`);
+  // A short poll (a lane the ramp added) may ask for 10: it returns at once. A long poll holds what it asked for up to 1 s.
+  const longPolls = trickle.filter((r) => r.waitSec > 0);
+  t.ok(longPolls.every((r) => r.max <= 2), `every long poll of the trickle asked for at most 2 (${trickle.map((r) => `${r.max}/${r.waitSec}s`).join(' ')})`);
   for (let i = 0; i < 5; i++) await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'T', data: {} })));
   await waitFor('backlog handled', () => bus.ended('trickle').length === 62, 20_000);
   const backlog = proxy.receives().slice(trickle.length);
