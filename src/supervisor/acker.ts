@@ -31,11 +31,8 @@ export interface AckerOptions {
   onError(queue: string, operation: string, count: number): void;
   /** How long a delete waits for others to share its call. */
   lingerMs?: number;
-  /**
-   * Whether a queue's part batch of `pending` deletes should wait for more: its handlers still
-   * running will settle soon (bounded by MAX_DELETE_LINGER_MS).
-   */
-  holdDeletes?: (queue: string, pending: number) => boolean;
+  /** Whether a queue's part batch of deletes should wait for more (bounded by MAX_DELETE_LINGER_MS). */
+  holdDeletes?: (queue: string) => boolean;
 }
 
 /** The longest a delete waits for company while `holdDeletes` says more are coming. */
@@ -63,7 +60,7 @@ export class Acker {
           new DeleteMessageBatchCommand({ QueueUrl: q.url, Entries: handles.map((h, i) => ({ Id: String(i), ReceiptHandle: h })) }),
         );
         return perEntry(handles.length, out.Failed);
-      }, this.#o.holdDeletes && ((pending: number) => this.#o.holdDeletes!(q.queue, pending)));
+      }, this.#o.holdDeletes && (() => this.#o.holdDeletes!(q.queue)));
       this.#deletes.set(q.url, b);
     }
     return b.add(receiptHandle);

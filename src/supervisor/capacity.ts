@@ -4,9 +4,9 @@ interface Waiter {
   /** Resolved only once this many are granted, or when the fill window closed with at least one. */
   min: number;
   fillMs: number;
-  /** While this says so (and for at most `maxFillMs` in all), the fill window stays open. */
+  /** While this says so (and for at most `fillMaxMs` in all), the fill window stays open. */
   holdFill: (() => boolean) | undefined;
-  fillEndsAt: number;
+  fillMaxMs: number;
   granted: number;
   seq: number;
   fillTimer?: NodeJS.Timeout;
@@ -96,7 +96,7 @@ export class Capacity {
         min: fillMs > 0 ? Math.min(max, this.capOf(queue)) : 1,
         fillMs,
         holdFill: fill?.hold,
-        fillEndsAt: fill?.maxMs ?? 0,
+        fillMaxMs: fill?.maxMs ?? 0,
         granted: 0,
         seq: this.#seq++,
         resolve,
@@ -161,10 +161,9 @@ export class Capacity {
   }
 
   #openFillWindow(w: Waiter): void {
-    // From here on, fillEndsAt is a deadline (it held the window's longest duration until now).
-    w.fillEndsAt = w.holdFill ? Date.now() + Math.max(w.fillMs, w.fillEndsAt) : 0;
+    const endsAt = Date.now() + Math.max(w.fillMs, w.fillMaxMs);
     const close = () => {
-      const left = w.fillEndsAt - Date.now();
+      const left = endsAt - Date.now();
       if (left > 0 && w.holdFill?.()) {
         w.fillTimer = setTimeout(close, Math.min(w.fillMs, left));
         return;

@@ -19,8 +19,8 @@ export const SQS_MAX_WAIT_SEC = 20;
  * come back empty while messages wait) and misses every message that arrives while it is on its
  * way, which the next receive then has to fetch: a round trip of latency per message. A long poll
  * returns the moment one arrives. 1 s, not 20: the lane holds slots while it waits (twice what its
- * last receive got, 10 after one of 5 or more), and a queue that has just gone quiet must give them back
- * soon (then it long-polls with one). Only the first lane waits so; the others (a backlog's) poll
+ * last receive got, 10 after one of 5 or more), and a queue that has just gone quiet must give
+ * them back soon (then it long-polls with one). Only the first lane waits so; the others (a backlog's) poll
  * short. Not aborted at shutdown (it ends within this long), so what it took is released at once.
  */
 export const BUSY_WAIT_SEC = 1;
@@ -50,9 +50,9 @@ export type PollerState = 'polling' | 'failing' | 'stopping' | 'stopped';
  * One queue's receive loop. It receives only into slots it holds (never more than the caps allow).
  * Idle, one lane long-polls with a single slot, so a quiet queue holds at most one slot. Once a
  * receive returns messages the queue is busy: receives take up to 10 (the first lane long-polls
- * for up to 1 s, BUSY_WAIT_SEC, asking for twice what it last got), and each receive that comes back full lets one more lane (up to one per 10
- * slots of the queue's cap) receive at the same time, so one round trip does not cap a backlogged
- * queue at 10 messages.
+ * for up to 1 s, BUSY_WAIT_SEC, asking for twice what it last got), and each receive that comes
+ * back full lets one more lane (up to one per 10 slots of the queue's cap) receive at the same
+ * time, so one round trip does not cap a backlogged queue at 10 messages.
  */
 export class Poller {
   readonly #o: PollerOptions;

@@ -202,21 +202,7 @@ export class Supervisor {
         log: this.log,
         health: this.#health,
         onError: (queue, operation, n) => this.metrics.sqsErrors.inc({ queue, operation }, n),
-        // CPU-bound handlers complete one by one: wait for a fuller delete while more of the
-        // queue's handlers run (counting held slots instead also waited for receives in flight;
-        // requiring enough running to fill the batch let C = 10 never wait: 172 vs 128 deletes per
-        // 1,000 in the cpu bench), unless the queue (or the host) is at its settling bound (then
-        // receives wait on these deletes). Others complete in bunches and need no wait.
-        holdDeletes: (queue, pending) => {
-          const c = this.#capacity;
-          const d = this.#dispatcher;
-          if (!c || !d?.cpuBound(queue)) return false;
-          return (
-            d.handlersRunning(queue) > 0 &&
-            c.settlingOf(queue) < c.capOf(queue) &&
-            c.settlingTotal < c.globalCap
-          );
-        },
+        holdDeletes: (queue) => this.#dispatcher?.holdsDeletes(queue) ?? false,
       });
       this.#inFlight = new InFlight({ acker: this.#acker, log: this.log, onExtended: (queue, n) => this.metrics.extensions.inc({ queue }, n) });
       this.#failureEvents = new FailureEvents({

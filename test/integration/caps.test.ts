@@ -1,8 +1,21 @@
 // Concurrency caps hold inside the handlers; nothing is received without a free slot; a quiet queue is not starved.
 import t from 'tap';
-import { startBus, waitFor } from '../helpers/bus.js';
+import { startBus, waitFor, type HandlerSpec } from '../helpers/bus.js';
 import { emulator } from '../helpers/emulator.js';
 import { countingProxy } from '../helpers/proxy.js';
+
+/** A supervisor whose SQS calls go through a counting proxy (the test's own calls do not). */
+async function busBehindProxy(t: { teardown(fn: () => unknown): void }, handler: HandlerSpec, config: Record<string, unknown>) {
+  const emu = await emulator();
+  const proxy = await countingProxy(emu.endpoint);
+  const bus = await startBus([handler], { emu, supervisorEndpoint: proxy.endpoint, config });
+  t.teardown(async () => {
+    await bus.stop();
+    await proxy.close();
+    await emu.stop();
+  });
+  return { bus, proxy };
+}
 
 t.test('per-queue and global caps are never exceeded, and are reached', async (t) => {
   const bus = await startBus(
@@ -59,18 +72,7 @@ t.test('a flooded queue does not starve a quiet one', async (t) => {
 });
 
 t.test('a queue with more than 10 free slots runs several receives at once', async (t) => {
-  const emu = await emulator();
-  const proxy = await countingProxy(emu.endpoint);
-  const bus = await startBus([{ queue: 'wide', events: ['W'], concurrency: 30 }], {
-    emu,
-    supervisorEndpoint: proxy.endpoint,
-    config: { concurrency: 30, threads: 2, tasksPerThread: 15 },
-  });
-  t.teardown(async () => {
-    await bus.stop();
-    await proxy.close();
-    await emu.stop();
-  });
+  const { bus, proxy } = await busBehindProxy(t, { queue: 'wide', events: ['W'], concurrency: 30 }, { concurrency: 30, threads: 2, tasksPerThread: 15 });
   for (let i = 0; i < 6; i++) await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'W', data: { sleepMs: 1000 } })));
   await waitFor('all handled', () => bus.ended('wide').length === 60, 30_000);
   t.ok(proxy.maxConcurrent('ReceiveMessage') >= 2, `receives overlapped (${proxy.maxConcurrent('ReceiveMessage')} at once)`);
@@ -83,18 +85,7 @@ t.test('a trickle does not hold a batch of slots in its long polls; a backlog st
   // Expected: a busy queue's first lane long-polls asking for twice what its last receive got, so a
   // trickle of single messages asks for 1-2 slots per (up to 1 s) long poll, and a backlog ramps to 10.
   // Broke (review): a busy long poll took 10 slots for up to 1 s on every receive of a trickle.
-  const emu = await emulator();
-  const proxy = await countingProxy(emu.endpoint);
-  const bus = await startBus([{ queue: 'trickle', events: ['T'], concurrency: 20 }], {
-    emu,
-    supervisorEndpoint: proxy.endpoint,
-    config: { concurrency: 20, threads: 1, tasksPerThread: 20 },
-  });
-  t.teardown(async () => {
-    await bus.stop();
-    await proxy.close();
-    await emu.stop();
-  });
+  const { bus, proxy } = await busBehindProxy(t, { queue: 'trickle', events: ['T'], concurrency: 20 }, { concurrency: 20, threads: 1, tasksPerThread: 20 });
   for (let i = 0; i < 12; i++) {
     await bus.publisher.createEvent('T', {});
     await new Promise((r) => setTimeout(r, 150));
