@@ -5,7 +5,6 @@ import type { Config } from './config.js';
 import { EventBusError } from './errors.js';
 import { QUEUE_NAME_RE } from './aws.js';
 import type { HandlerDefinition } from './types.js';
-import { ARCHIVE_DECLARATION, ARCHIVE_HANDLER_FILE } from './archive/declaration.js';
 
 /** Defaults of a handler definition (SPEC "Handlers"). */
 export const HANDLER_DEFAULTS = {
@@ -71,11 +70,25 @@ export async function importHandler(file: string): Promise<HandlerDefinition> {
 }
 
 /**
- * Loads every handler of the folder, applies `queues.<name>` overrides, validates, and checks queue names are unique.
- * With `archive.enabled`, the built-in archive handler (queue `archive`, every event) is one of them.
+ * A handler that ships with eventbus (the archive), handed to `loadHandlers` by the composition
+ * root (`builtInHandlers` in src/built-ins.ts): the loader knows no built-in by name.
+ */
+export interface BuiltInHandler {
+  /** The module the worker threads load. */
+  file: string;
+  /** Its declaration (the main thread never loads the module itself). */
+  definition: HandlerDefinition;
+  /** What turned it on, for the error when a user's handler takes its queue (e.g. `archive.enabled`). */
+  enabledBy: string;
+}
+
+/**
+ * Loads every handler of the folder, then the built-in ones, applies `queues.<name>` overrides,
+ * validates, and checks queue names are unique.
  */
 export async function loadHandlers(
-  cfg: Pick<Config, 'handlersDir' | 'queuePrefix' | 'concurrency' | 'queues'> & { archive?: { enabled: boolean } },
+  cfg: Pick<Config, 'handlersDir' | 'queuePrefix' | 'concurrency' | 'queues'>,
+  builtIns: readonly BuiltInHandler[] = [],
 ): Promise<ResolvedHandler[]> {
   const files = await listHandlerFiles(cfg.handlersDir);
   const out: ResolvedHandler[] = [];
@@ -90,10 +103,10 @@ export async function loadHandlers(
     byQueue.set(h.queue, file);
     out.push(h);
   }
-  if (cfg.archive?.enabled) {
-    const h = resolveHandler(ARCHIVE_HANDLER_FILE, { ...ARCHIVE_DECLARATION, handle: () => true }, cfg);
+  for (const b of builtIns) {
+    const h = resolveHandler(b.file, b.definition, cfg);
     const other = byQueue.get(h.queue);
-    if (other) throw new EventBusError('ERR_HANDLER_DUPLICATE_QUEUE', `handler ${other} uses queue "${h.queue}", which the built-in archive handler owns (archive.enabled)`);
+    if (other) throw new EventBusError('ERR_HANDLER_DUPLICATE_QUEUE', `handler ${other} uses queue "${h.queue}", which a built-in handler owns (${b.enabledBy})`);
     byQueue.set(h.queue, h.file);
     out.push(h);
   }

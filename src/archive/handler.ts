@@ -2,7 +2,7 @@
 // Its store's url comes from the supervisor in workerData.eventbus.archiveUrl.
 import { workerData } from 'node:worker_threads';
 import type { HandlerDefinition } from '../types.js';
-import type { WorkerData } from '../worker/task.js';
+import type { WorkerData } from '../worker/protocol.js';
 import { ARCHIVE_DECLARATION } from './declaration.js';
 import { openArchive, type ArchiveStore } from './store.js';
 

@@ -2,7 +2,7 @@ import { loadConfig } from '../config.js';
 import { startEmulator, type Emulator } from '../emulator.js';
 import { createLogger } from '../log.js';
 import { Supervisor } from '../supervisor/supervisor.js';
-import { failStart, handleSignals } from '../supervisor/run.js';
+import { failStart, handleSignals } from '../supervisor/signals.js';
 import { DEV_PORT } from './common.js';
 
 export interface DevOptions {

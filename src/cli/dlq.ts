@@ -1,4 +1,5 @@
 // `eventbus dlq peek|redrive QUEUE`: look at and move back what ended in `<queuePrefix><queue>-dlq`.
+import { builtInHandlers } from '../built-ins.js';
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
@@ -13,7 +14,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { EventBusError, describeError, toAwsError } from '../errors.js';
 import { loadHandlers, type ResolvedHandler } from '../handlers.js';
-import { decodeMessage } from '../supervisor/envelope.js';
+import { decodeMessage } from '../event/index.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { queueUrlOrNull, readDepth } from './status.js';
 
@@ -136,7 +137,7 @@ export function registerDlq(program: Command, common: (cmd: Command) => Command)
 
 async function resolve(queue: string, o: CommonOptions): Promise<{ sqs: SQSClient; handler: ResolvedHandler; dlqUrl: string }> {
   const ctx = commandContext(o);
-  const handler = findHandler(await loadHandlers(ctx.config), queue);
+  const handler = findHandler(await loadHandlers(ctx.config, builtInHandlers(ctx.config)), queue);
   const sqs = ctx.clients().sqs;
   let dlqUrl: string | null;
   try {

@@ -1,3 +1,4 @@
+import { builtInHandlers } from '../built-ins.js';
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { redactConfig } from '../config.js';
@@ -49,7 +50,7 @@ export async function main(argv: string[]): Promise<void> {
       .option('--prune', 'remove subscriptions of queues no handler owns (never queues)'),
   ).action(async (o: CommonOptions & { dryRun?: boolean; prune?: boolean }) => {
     const ctx = commandContext(o);
-    const handlers = await loadHandlers(ctx.config);
+    const handlers = await loadHandlers(ctx.config, builtInHandlers(ctx.config));
     try {
       const r = await provision(ctx.clients(), { topic: ctx.config.topic, handlers, dryRun: o.dryRun === true, prune: o.prune === true });
       process.stdout.write(`${o.dryRun ? 'plan (dry run, nothing changed):\n' : ''}${formatActions(r.actions)}\n`);

@@ -7,7 +7,7 @@ import { EventBusError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { createPublisher } from '../publisher/index.js';
 import { webhooksEnabled } from '../publisher/webhooks.js';
-import { extraRoutes } from '../supervisor/extra-routes.js';
+import { extraRoutes } from '../http/routes.js';
 import { UsageError, commandContext, type CommonOptions } from './common.js';
 
 export function registerIngress(program: Command, common: (cmd: Command) => Command): void {

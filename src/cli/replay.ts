@@ -8,7 +8,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { EventBusError, describeError, toAwsError } from '../errors.js';
 import type { ArchiveQuery, ArchiveStore } from '../archive/index.js';
-import { encodeEvent } from '../publisher/event.js';
+import { encodeEvent } from '../event/index.js';
 import { resolveTopicArn } from '../publisher/topic.js';
 import type { CloudEvent } from '../types.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';

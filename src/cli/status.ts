@@ -1,4 +1,5 @@
 // `eventbus status`: depths of every handler's queue and of its DLQ, read with GetQueueAttributes only.
+import { builtInHandlers } from '../built-ins.js';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, type QueueAttributeName, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
 import { isNotFound, toAwsError } from '../errors.js';
@@ -140,7 +141,7 @@ export function registerStatus(program: Command, common: (cmd: Command) => Comma
 
 export async function runStatus(o: StatusOptions): Promise<void> {
   const ctx = commandContext(o);
-  const handlers = await loadHandlers(ctx.config);
+  const handlers = await loadHandlers(ctx.config, builtInHandlers(ctx.config));
   let rows: QueueStatus[];
   try {
     rows = await readStatus(ctx.clients().sqs, handlers);

@@ -1,10 +1,10 @@
 import { PublishBatchCommand, PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { EventBusError, awsErrorName, isNotFound, toAwsError } from '../errors.js';
 import type { CloudEvent, EventOptions } from '../types.js';
-import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent, encodeEvent } from './event.js';
+import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent, encodeEvent } from '../event/index.js';
 import { resolveTopicArn } from './topic.js';
 
-export { buildEvent, derivedEventId, encodeEvent, SNS_MAX_BYTES, EVENT_TYPE_ATTRIBUTE } from './event.js';
+export { buildEvent, derivedEventId, encodeEvent, SNS_MAX_BYTES, EVENT_TYPE_ATTRIBUTE } from '../event/index.js';
 export { resolveTopicArn, topicName, isTopicArn } from './topic.js';
 
 export interface PublisherOptions {

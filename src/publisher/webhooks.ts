@@ -5,7 +5,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../log.js';
 import type { WebhookSource } from '../config.js';
 import type { Publisher } from './index.js';
-import { SNS_MAX_BYTES } from './event.js';
+import { SNS_MAX_BYTES } from '../event/index.js';
 
 /** Stripe's default tolerance between the signed timestamp and now. */
 export const STRIPE_TOLERANCE_SEC = 300;

@@ -1,3 +1,4 @@
+import { builtInHandlers } from '../built-ins.js';
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 
@@ -7,9 +8,9 @@ import type { Config } from '../config.js';
 import { EventBusError } from '../errors.js';
 import { loadHandlers } from '../handlers.js';
 import type { Logger } from '../log.js';
-import { startHttp, type Readiness } from './http.js';
+import { startHttp, type Readiness } from '../http/server.js';
 import type { Supervisor } from './supervisor.js';
-import { extraRoutes, type ExtraRoutes } from './extra-routes.js';
+import { extraRoutes, type ExtraRoutes } from '../http/routes.js';
 import { createAwsClients, type AwsClients } from '../aws.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';
 
@@ -88,7 +89,7 @@ export class ClusterPrimary {
   async start(): Promise<void> {
     const cfg = this.#cfg;
     const n = cfg.processes;
-    const handlers = await loadHandlers({ ...cfg, concurrency: cfg.hostConcurrency });
+    const handlers = await loadHandlers({ ...cfg, concurrency: cfg.hostConcurrency }, builtInHandlers(cfg));
     const problems: string[] = [];
     for (const h of handlers) {
       if (h.concurrency < n) problems.push(`queue ${h.queue}: concurrency ${h.concurrency} is below processes (${n}); each child needs at least one slot`);

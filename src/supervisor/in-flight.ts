@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { Acker, QueueRef } from './acker.js';
+import type { Acker, QueueRef } from './settle/acker.js';
 
 /** A message received and not yet settled: what extension and release need. */
 export interface InFlightEntry {

@@ -6,7 +6,7 @@ import { loadConfig } from '../config.js';
 import { createLogger, wantsPretty } from '../log.js';
 import { ClusterPrimary, notifyStarted, serveChild } from './cluster.js';
 import { Supervisor } from './supervisor.js';
-import { failStart, handleSignals } from './run.js';
+import { failStart, handleSignals } from './signals.js';
 
 const USAGE = `usage: node dist/supervisor [--config FILE]
 

@@ -1,5 +1,5 @@
 import type { ResolvedHandler } from '../handlers.js';
-import type { QueueRef } from './acker.js';
+import type { QueueRef } from './settle/acker.js';
 
 /** A queue as the running supervisor knows it: its handler plus resolved URL and ARN. */
 export interface QueueRuntime extends QueueRef {

@@ -1,3 +1,4 @@
+import { builtInHandlers } from '../built-ins.js';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createMetrics, type Metrics } from '#metrics/registry.js';
 import { createAwsClients, type AwsClients, type AwsSettings } from '../aws.js';
@@ -7,20 +8,20 @@ import { loadHandlers, type ResolvedHandler } from '../handlers.js';
 import { createLogger, type Logger } from '../log.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';
 import { provision } from '../publisher/provision.js';
-import { Acker } from './acker.js';
-import { callRetryDelayMs } from './backoff.js';
-import { Capacity } from './capacity.js';
-import { Dispatcher } from './dispatcher.js';
-import { FailureEvents } from './failure-events.js';
-import { SqsHealth } from './health.js';
-import { startHttp, type Readiness } from './http.js';
+import { Acker } from './settle/acker.js';
+import { callRetryDelayMs } from '../backoff.js';
+import { Capacity } from './receive/capacity.js';
+import { Dispatcher } from './run/dispatcher.js';
+import { FailureEvents } from './settle/failure-events.js';
+import { SqsHealth } from './serve/health.js';
+import { startHttp, type Readiness } from '../http/server.js';
 import { InFlight } from './in-flight.js';
-import { Poller } from './poller.js';
-import { HandlerPool } from './pool.js';
+import { Poller } from './receive/poller.js';
+import { HandlerPool } from './run/pool.js';
 import type { QueueRuntime } from './queue.js';
-import { QueueStats } from './queue-stats.js';
+import { QueueStats } from './serve/queue-stats.js';
 import { shareOf } from '../config.js';
-import { extraRoutes, type ExtraRoutes } from './extra-routes.js';
+import { extraRoutes, type ExtraRoutes } from '../http/routes.js';
 import { resolveArchiveUrl } from '../archive/store.js';
 
 /** How long a handler may take to settle after its signal aborted before it counts as `timeout`. */
@@ -119,7 +120,7 @@ export class Supervisor {
       const child = cfg.child;
       // In a cluster child, every per-queue cap is this child's exact share of the host's cap.
       // Handler defaults are resolved against the host-wide cap, then split once.
-      const handlers = (this.#o.handlers ?? (await loadHandlers({ ...cfg, concurrency: cfg.hostConcurrency }))).map((h) =>
+      const handlers = (this.#o.handlers ?? (await loadHandlers({ ...cfg, concurrency: cfg.hostConcurrency }, builtInHandlers(cfg)))).map((h) =>
         child ? { ...h, concurrency: shareOf(h.concurrency, child) } : h,
       );
       const starved = handlers.filter((h) => h.concurrency < 1).map((h) => h.queue);

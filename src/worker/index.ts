@@ -4,10 +4,10 @@ import { createAwsClients } from '../aws.js';
 import { describeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';
-import { derivedEventId } from '../publisher/event.js';
+import { derivedEventId } from '../event/index.js';
 import type { CloudEvent, EventOptions, HandlerContext, HandlerDefinition } from '../types.js';
-import { decodeMessage } from '../supervisor/envelope.js';
-import { RESULT_CODES, type ControlMessage, type EarlyResults, type ItemOutput, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type WorkerData } from './task.js';
+import { decodeMessage } from '../event/index.js';
+import { RESULT_CODES, type ControlMessage, type EarlyResults, type ItemOutput, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type WorkerData } from './protocol.js';
 
 const cfg = (workerData as WorkerData).eventbus;
 const log = createLogger({ level: cfg.logLevel, pretty: cfg.pretty, base: { pid: process.pid, thread: threadId } });

@@ -2,7 +2,7 @@
 // on its own. Real worker threads, no SQS (HandlerPool directly).
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
-import { HandlerPool } from '../../dist/supervisor/pool.js';
+import { HandlerPool } from '../../dist/supervisor/run/pool.js';
 import { createLogger } from '../../dist/log.js';
 
 const PROBE = fileURLToPath(new URL('../../test/fixtures/handlers/batch-probe.mjs', import.meta.url));

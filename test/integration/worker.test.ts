@@ -1,6 +1,6 @@
 // The worker loads handlers once per thread, runs setup once and teardown at shutdown; ctx.publish ids are deterministic.
 import t from 'tap';
-import { derivedEventId } from '../../dist/publisher/event.js';
+import { derivedEventId } from '../../dist/event/index.js';
 import { startBus, waitFor } from '../helpers/bus.js';
 
 t.test('setup once per thread, teardown at stop', async (t) => {

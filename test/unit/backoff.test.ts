@@ -1,5 +1,5 @@
 import t from 'tap';
-import { callRetryDelayMs, retryDelaySec, SQS_MAX_VISIBILITY_SEC } from '../../dist/supervisor/backoff.js';
+import { callRetryDelayMs, retryDelaySec, SQS_MAX_VISIBILITY_SEC } from '../../dist/backoff.js';
 
 t.test('retry delay doubles per receive within [ceiling/2, ceiling]', async (t) => {
   const lo = () => 0;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Batcher } from '../../dist/supervisor/batcher.js';
+import { Batcher } from '../../dist/supervisor/settle/batcher.js';
 
 function recorder(hold?: (pending: number) => boolean, maxLingerMs?: number) {
   const calls: Array<{ at: number; items: number[] }> = [];

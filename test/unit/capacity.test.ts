@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Capacity } from '../../dist/supervisor/capacity.js';
+import { Capacity } from '../../dist/supervisor/receive/capacity.js';
 
 t.test('grants up to the request, never above the queue cap or the global cap', async (t) => {
   const c = new Capacity(5, { a: 3, b: 10 });

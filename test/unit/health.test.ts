@@ -1,5 +1,5 @@
 import t from 'tap';
-import { RECOVERED_AFTER_MS, SqsHealth } from '../../dist/supervisor/health.js';
+import { RECOVERED_AFTER_MS, SqsHealth } from '../../dist/supervisor/serve/health.js';
 
 t.test('a queue failing forever is not hidden by another one working', async (t) => {
   const h = new SqsHealth();

@@ -1,6 +1,6 @@
-import type { Logger } from '../log.js';
-import type { Publisher } from '../publisher/index.js';
-import type { HandlerResult } from '../types.js';
+import type { Logger } from '../../log.js';
+import type { Publisher } from '../../publisher/index.js';
+import type { HandlerResult } from '../../types.js';
 
 export const TASK_WORKER_FAILED = 'TASK_WORKER_FAILED';
 

@@ -1,12 +1,12 @@
 import type { Metrics } from '#metrics/registry.js';
-import type { Logger } from '../log.js';
-import type { Acker } from './acker.js';
-import { retryDelaySec } from './backoff.js';
-import type { Capacity } from './capacity.js';
-import type { FailureEvents } from './failure-events.js';
-import type { InFlight } from './in-flight.js';
+import type { Logger } from '../../log.js';
+import type { Acker } from '../settle/acker.js';
+import { retryDelaySec } from '../../backoff.js';
+import type { Capacity } from '../receive/capacity.js';
+import type { FailureEvents } from '../settle/failure-events.js';
+import type { InFlight } from '../in-flight.js';
 import type { HandlerPool, RunOutcome } from './pool.js';
-import type { QueueRuntime, ReceivedMessage } from './queue.js';
+import type { QueueRuntime, ReceivedMessage } from '../queue.js';
 
 /** Label values per queue without an `events` filter, so odd bodies cannot grow the series without bound. */
 const MAX_TYPE_LABELS = 100;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildEvent, derivedEventId, encodeEvent, SNS_MAX_BYTES } from '../../dist/publisher/event.js';
+import { buildEvent, derivedEventId, encodeEvent, SNS_MAX_BYTES } from '../../dist/event/index.js';
 import { EventBusError } from '../../dist/errors.js';
 
 t.test('buildEvent makes a CloudEvents 1.0 envelope', async (t) => {

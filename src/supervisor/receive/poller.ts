@@ -1,14 +1,14 @@
 import { ReceiveMessageCommand, type Message, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Metrics } from '#metrics/registry.js';
-import { CALL_TIMEOUT_MS } from '../aws.js';
-import { isAbort } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { Acker } from './acker.js';
-import { callRetryDelayMs } from './backoff.js';
+import { CALL_TIMEOUT_MS } from '../../aws.js';
+import { isAbort } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { Acker } from '../settle/acker.js';
+import { callRetryDelayMs } from '../../backoff.js';
 import type { Capacity } from './capacity.js';
-import type { Dispatcher } from './dispatcher.js';
-import type { SqsHealth } from './health.js';
-import type { QueueRuntime, ReceivedMessage } from './queue.js';
+import type { Dispatcher } from '../run/dispatcher.js';
+import type { SqsHealth } from '../serve/health.js';
+import type { QueueRuntime, ReceivedMessage } from '../queue.js';
 
 /** SQS limit: messages per ReceiveMessage. */
 export const SQS_MAX_RECEIVE = 10;

@@ -4,11 +4,11 @@ import {
   type BatchResultErrorEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { isRetryableAwsError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { isRetryableAwsError } from '../../errors.js';
+import type { Logger } from '../../log.js';
 import { Batcher, type EntryFailure } from './batcher.js';
-import { callRetryDelayMs } from './backoff.js';
-import type { SqsHealth } from './health.js';
+import { callRetryDelayMs } from '../../backoff.js';
+import type { SqsHealth } from '../serve/health.js';
 
 /** SQS limit: entries per DeleteMessageBatch / ChangeMessageVisibilityBatch. */
 export const SQS_MAX_BATCH = 10;

@@ -1,5 +1,5 @@
 import type { CloudEvent } from '../types.js';
-import { EVENT_TYPE_ATTRIBUTE } from '../publisher/event.js';
+import { EVENT_TYPE_ATTRIBUTE } from './encode.js';
 
 /** The parts of an SQS message that decoding needs (SDK spellings stay in the poller). */
 export interface RawMessage {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodeMessage, type RawMessage } from '../../dist/supervisor/envelope.js';
+import { decodeMessage, type RawMessage } from '../../dist/event/index.js';
 
 const base: RawMessage = { messageId: 'm-1', body: '', attributes: {}, sentTimestampMs: Date.UTC(2026, 0, 2, 3, 4, 5), queueArn: 'arn:aws:sqs:us-east-1:1:q' };
 const envelope = (message: string, attrs: Record<string, string> = {}) =>

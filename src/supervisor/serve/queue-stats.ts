@@ -1,7 +1,7 @@
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Metrics } from '#metrics/registry.js';
-import type { Logger } from '../log.js';
-import type { QueueRuntime } from './queue.js';
+import type { Logger } from '../../log.js';
+import type { QueueRuntime } from '../queue.js';
 
 /** How often queue depths are read from SQS for `eventbus_queue_messages`. */
 export const QUEUE_STATS_INTERVAL_MS = 5_000;

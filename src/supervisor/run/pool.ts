@@ -1,10 +1,10 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { Piscina } from 'piscina';
-import { decodeMessage } from './envelope.js';
-import type { Logger } from '../log.js';
-import type { HandlerResult } from '../types.js';
-import { RESULT_CODES, type ControlMessage, type EarlyResults, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type WorkerConfig, type WorkerData } from '../worker/task.js';
+import { decodeMessage } from '../../event/index.js';
+import type { Logger } from '../../log.js';
+import type { HandlerResult } from '../../types.js';
+import { RESULT_CODES, type ControlMessage, type EarlyResults, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type WorkerConfig, type WorkerData } from '../../worker/protocol.js';
 
 /** After `timeoutMs` + grace, how much longer the main thread waits before it ends a thread that never yields. */
 export const WATCHDOG_MARGIN_MS = 1_000;
@@ -111,7 +111,7 @@ export class HandlerPool {
       threadData: o.threadData,
     };
     this.#pool = new Piscina<TaskInput, TaskOutput>({
-      filename: new URL('../worker/index.js', import.meta.url).href,
+      filename: new URL('../../worker/index.js', import.meta.url).href,
       minThreads: o.threads,
       maxThreads: o.threads,
       // Counts tasks, not messages: the dispatcher's slots bound the messages.
