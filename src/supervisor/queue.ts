@@ -1,5 +1,10 @@
 import type { ResolvedHandler } from '../handlers.js';
-import type { QueueRef } from './settle/acker.js';
+
+/** What every stage needs of a queue: its logical name (logs, metrics) and its URL (SQS calls). */
+export interface QueueRef {
+  queue: string;
+  url: string;
+}
 
 /** A queue as the running supervisor knows it: its handler plus resolved URL and ARN. */
 export interface QueueRuntime extends QueueRef {

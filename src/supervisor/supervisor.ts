@@ -18,6 +18,7 @@ import { startHttp, type Readiness } from '../http/server.js';
 import { InFlight } from './in-flight.js';
 import { Poller } from './receive/poller.js';
 import { HandlerPool } from './run/pool.js';
+import { LoadModel } from './run/load-model.js';
 import type { QueueRuntime } from './queue.js';
 import { QueueStats } from './serve/queue-stats.js';
 import { shareOf } from '../config.js';
@@ -169,9 +170,18 @@ export class Supervisor {
           })
         : null;
 
+      // The load model asks the pool and the slots; both are made below, before any message.
+      const load = new LoadModel({
+        notStarted: (queue) => this.#pool!.moreNotStartedThan(queue, 0),
+        belowSettlingBound: (queue) => {
+          const c = this.#capacity!;
+          return c.settlingOf(queue) < c.capOf(queue) && c.settlingTotal < c.globalCap;
+        },
+      });
       this.#pool = new HandlerPool({
         threads: cfg.threads,
         tasksPerThread: cfg.tasksPerThread,
+        onThreadBusyShare: (queue, share) => load.taskBusyShare(queue, share),
         ...(cfg.threadHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: cfg.threadHeapMb } } : {}),
         log: this.log,
         threadData: this.#o.threadData,
@@ -203,9 +213,9 @@ export class Supervisor {
         log: this.log,
         health: this.#health,
         onError: (queue, operation, n) => this.metrics.sqsErrors.inc({ queue, operation }, n),
-        holdDeletes: (queue) => this.#dispatcher?.holdsDeletes(queue) ?? false,
+        holdDeletes: (queue) => load.holdsDeletes(queue),
       });
-      this.#inFlight = new InFlight({ acker: this.#acker, log: this.log, onExtended: (queue, n) => this.metrics.extensions.inc({ queue }, n) });
+      this.#inFlight = new InFlight({ sqs: this.#acker, log: this.log, metrics: this.metrics });
       this.#failureEvents = new FailureEvents({
         enabled: cfg.failureEvents.enabled,
         maxPerSecond: cfg.failureEvents.maxPerSecond,
@@ -218,6 +228,7 @@ export class Supervisor {
         acker: this.#acker,
         inFlight: this.#inFlight,
         capacity: this.#capacity,
+        load,
         metrics: this.metrics,
         failureEvents: this.#failureEvents,
         log: this.log,
@@ -229,7 +240,8 @@ export class Supervisor {
           sqs: this.#clients.sqs,
           capacity: this.#capacity,
           dispatcher: this.#dispatcher,
-          acker: this.#acker,
+          load,
+          inFlight: this.#inFlight,
           metrics: this.metrics,
           health: this.#health,
           log: this.log,
@@ -306,11 +318,15 @@ export class Supervisor {
       if (!this.#dispatcher) return;
       let settled = await this.#dispatcher.idle(Math.max(0, drainUntil - Date.now()));
       if (!settled && this.#pool) {
-        this.#dispatcher.releaseFailures = true;
+        this.#dispatcher.releaseFailures();
         this.#pool.abortAll('supervisor shutting down');
         settled = await this.#dispatcher.idle(Math.min(HANDLER_GRACE_MS, Math.max(0, (deadline - Date.now()) / 2)));
       }
-      if (!settled) await this.#releaseInFlight();
+      if (!settled && this.#inFlight) {
+        // Hands back what is still in flight (never a message whose delete is on its way).
+        const released = await this.#inFlight.releaseAll('shutdown');
+        if (released) this.log.warn({ released }, 'released unfinished messages at the shutdown deadline');
+      }
     });
     await step('flush acks', () => this.#acker?.flush(), deadline - 500);
     await step('failure events', () => this.#failureEvents?.flush(), deadline - 400);
@@ -330,22 +346,6 @@ export class Supervisor {
     });
     this.#state = 'stopped';
     if (this.#pollers.length) this.log.info({ ms: Date.now() - started }, 'stopped');
-  }
-
-  /** Hands back every message still in flight (visibility 0), so another host takes it now. */
-  async #releaseInFlight(): Promise<void> {
-    if (!this.#inFlight || !this.#acker) return;
-    // A message whose handler succeeded is being deleted: releasing it would run it again.
-    const entries = this.#inFlight.entries().filter(([, e]) => !e.deleting);
-    await Promise.allSettled(
-      entries.map(async ([id, e]) => {
-        if (!(await this.#inFlight!.quiesce(id))) return;
-        this.#inFlight!.remove(id);
-        this.metrics.released.inc({ queue: e.queue.queue, reason: 'shutdown' });
-        await this.#acker!.changeVisibility(e.queue, e.receiptHandle, 0);
-      }),
-    );
-    if (entries.length) this.log.warn({ released: entries.length }, 'released unfinished messages at the shutdown deadline');
   }
 
   async #retryAtStart<T>(what: string, fn: () => Promise<T>): Promise<T> {

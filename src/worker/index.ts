@@ -1,4 +1,4 @@
-import { BroadcastChannel, threadId, workerData } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { createAwsClients } from '../aws.js';
 import { describeError } from '../errors.js';
@@ -7,11 +7,12 @@ import { createPublisher, type Publisher } from '../publisher/index.js';
 import { derivedEventId } from '../event/index.js';
 import type { CloudEvent, EventOptions, HandlerContext, HandlerDefinition } from '../types.js';
 import { decodeMessage } from '../event/index.js';
-import { RESULT_CODES, type ControlMessage, type EarlyResults, type ItemOutput, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type WorkerData } from './protocol.js';
+import { offerPort, type ItemOutput, type TaskInput, type TaskItem, type TaskOutput, type WorkerData } from './protocol.js';
+import { RunTable } from './run-table.js';
 
 const cfg = (workerData as WorkerData).eventbus;
 const log = createLogger({ level: cfg.logLevel, pretty: cfg.pretty, base: { pid: process.pid, thread: threadId } });
-const slotThreads = new Int32Array(cfg.slotThreads);
+const table = new RunTable(cfg.runTable, cfg.runTableEpochMs);
 
 interface LoadedHandler {
   def: HandlerDefinition;
@@ -34,18 +35,15 @@ const YIELD_AFTER_MS = 5;
 const running = new Set<ItemRun>();
 let publisher: Publisher | undefined;
 
-const control = new BroadcastChannel(cfg.controlChannel);
-control.unref();
-control.onmessage = (ev) => {
-  const msg = (ev as { data: ControlMessage }).data;
-  if ('cmd' in msg && msg.cmd === 'abort-all') {
+if (!parentPort) throw new Error('src/worker/index.js runs only as a piscina worker thread');
+const port = offerPort(parentPort, threadId);
+port.onMessage((msg) => {
+  if (msg.kind === 'abort-all') {
     for (const r of running) r.abort(new Error(msg.reason));
-  } else if ('cmd' in msg && msg.cmd === 'teardown') {
-    void teardown().then((errors) => control.postMessage({ ack: 'teardown', threadId, errors } satisfies ControlMessage));
+  } else if (msg.kind === 'teardown') {
+    void teardown().then((errors) => port.send({ kind: 'teardown-done', errors }));
   }
-};
-const results = new BroadcastChannel(cfg.resultsChannel);
-results.unref();
+});
 
 async function teardown(): Promise<string[]> {
   const errors: string[] = [];
@@ -203,19 +201,16 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
   if (task.warmup) return warmup();
   const n = task.items.length;
   // First thing: the main thread tells "not started on any thread" (run it elsewhere) from "died here".
-  for (const it of task.items) Atomics.store(slotThreads, 2 * it.slot, threadId);
-  const clearSlots = () => {
-    for (const it of task.items) {
-      Atomics.store(slotThreads, 2 * it.slot, 0);
-      Atomics.store(slotThreads, 2 * it.slot + 1, 0);
-    }
+  for (const it of task.items) table.take(it.row, threadId);
+  const clearRows = () => {
+    for (const it of task.items) table.clear(it.row);
   };
   const h = handlers.get(task.queue);
   const fail = (error: string): TaskOutput => ({
     results: task.items.map((it, i) => [i, { result: 'error', error, durationMs: 0, eventType: null, eventId: it.messageId }]),
   });
   if (!h) {
-    clearSlots();
+    clearRows();
     return fail(`no handler for queue ${task.queue} in this thread`);
   }
   const setup = ensureSetup(h, task.queue);
@@ -223,7 +218,7 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
     try {
       await setup;
     } catch (err) {
-      clearSlots();
+      clearRows();
       return fail(`setup failed: ${describeError(err)}`);
     }
   }
@@ -238,18 +233,17 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
   const flush = () => {
     flushQueued = false;
     if (left === 0 || unsent.length === 0) return; // the task's return value carries them
-    results.postMessage({ batch: task.batch, results: unsent.map((i) => [i, runs[i]!.output!]) } satisfies EarlyResults);
+    port.send({ kind: 'outcomes', taskId: task.taskId, results: unsent.map((i) => [i, runs[i]!.output!]) });
     unsent = [];
   };
-  const settle = (i: number, out: () => ItemOutput) => {
+  const record = (i: number, out: () => ItemOutput) => {
     const r = runs[i]!;
     if (r.output) return; // already timed out
     out();
     running.delete(r);
     // Settled here, its outcome on its way: a thread that dies now must not make it run again, and
-    // the main thread can still tell what it returned (the result cell first, then the marker).
-    Atomics.store(slotThreads, 2 * r.item.slot + 1, -(1 + RESULT_CODES.indexOf(r.output!.result)));
-    Atomics.store(slotThreads, 2 * r.item.slot, -threadId);
+    // the main thread can still tell what it returned.
+    table.finish(r.item.row, threadId, r.output!.result);
     unsent.push(i);
     if (--left === 0) return finish();
     // A failure's details (its error) cannot be kept in the slot table: send it at once, in case the
@@ -262,13 +256,13 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
   };
 
   // One timer for the batch: each handler's signal aborts at its own start + timeoutMs; one that has
-  // not settled a grace later is given up on (the main thread then ends this thread).
+  // not finished a grace later is given up on (the main thread then ends this thread).
   let timer: NodeJS.Timeout | undefined;
   const schedule = () => {
     timer = undefined;
     let next = Infinity;
     for (const r of runs) {
-      if (!r || r.output) continue; // not started yet, or settled
+      if (!r || r.output) continue; // not started yet, or finished
       next = Math.min(next, r.abortedAtMs !== undefined ? r.abortedAtMs + cfg.graceMs : r.startedAtMs + task.timeoutMs);
     }
     if (next !== Infinity) timer = setTimeout(tick, Math.max(0, next - Date.now()));
@@ -284,12 +278,12 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
         r.abortedAtMs = now;
         // The watchdog's clock restarts from the abort: a thread that was busy (its timers late)
         // but whose handlers do honour their signal gets its whole grace.
-        Atomics.store(slotThreads, 2 * r.item.slot + 1, now - task.timeoutMs - cfg.slotEpochMs + 1);
+        table.start(r.item.row, now - task.timeoutMs);
       } else if (now >= r.abortedAtMs + cfg.graceMs) {
         // The handler ignored its signal and is still running: the main thread ends this thread,
         // so an abandoned handler cannot go on beside its own retry.
         abandoned = true;
-        settle(i, () => r.finish('timeout', `${describeError(r.reason)}; the handler ignored its signal, thread ended`));
+        record(i, () => r.finish('timeout', `${describeError(r.reason)}; the handler ignored its signal, thread ended`));
       }
     }
     if (left > 0) schedule();
@@ -309,7 +303,7 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
         queueArn: task.queueArn,
       }).event;
     } catch (err) {
-      settle(i, () => r.finish('error', `decode failed: ${describeError(err)}`));
+      record(i, () => r.finish('error', `decode failed: ${describeError(err)}`));
       continue;
     }
     const ctx = contextOf(r, task, event);
@@ -318,17 +312,22 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
     // the thread is ended it runs again elsewhere instead of spending a receive.
     r.startedMs = performance.now();
     r.startedAtMs = Date.now();
-    Atomics.store(slotThreads, 2 * item.slot + 1, r.startedAtMs - cfg.slotEpochMs + 1);
+    table.start(item.row, r.startedAtMs);
     let handled: Promise<unknown>;
     try {
       handled = Promise.resolve(h.def.handle(event, ctx));
     } catch (err) {
-      settle(i, () => (r.aborted ? r.finish('timeout', describeError(r.reason)) : r.finish('error', describeError(err))));
+      record(i, () => (r.aborted ? r.finish('timeout', describeError(r.reason)) : r.finish('error', describeError(err))));
       continue;
     }
     handled.then(
-      (value) => settle(i, () => (value === false ? r.finish('failure', 'handler returned false') : r.finish('success'))),
-      (err: unknown) => settle(i, () => (r.aborted ? r.finish('timeout', describeError(r.reason)) : r.finish('error', describeError(err)))),
+      // A handler whose signal aborted has not done its work, whatever it returns (SPEC "Results"):
+      // one that stops early on its signal and resolves must not have its message deleted.
+      (value) =>
+        record(i, () =>
+          r.aborted ? r.finish('timeout', `${describeError(r.reason)}; the handler returned after its signal aborted`) : value === false ? r.finish('failure', 'handler returned false') : r.finish('success'),
+        ),
+      (err: unknown) => record(i, () => (r.aborted ? r.finish('timeout', describeError(r.reason)) : r.finish('error', describeError(err)))),
     );
     if (!timer) schedule();
     if (i < n - 1) {
@@ -338,7 +337,7 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
         await new Promise<void>((resolve) => setImmediate(resolve));
         sliceStartMs = performance.now();
       } else {
-        // Let a handler that settled at once record its outcome before the next one starts: if a
+        // Let a handler that finished at once record its outcome before the next one starts: if a
         // later one blocks the thread for good, the finished one is known to have finished.
         await null;
       }
@@ -349,6 +348,6 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
   return {
     results: unsent.map((i): [number, ItemOutput] => [i, runs[i]!.output!]),
     ...(abandoned ? { abandonedOnThread: threadId } : {}),
-    busy: performance.eventLoopUtilization(elu).utilization,
+    threadBusyShare: performance.eventLoopUtilization(elu).utilization,
   };
 }

@@ -1,5 +1,9 @@
+// The thread protocol, both directions, in one place: what the main thread hands each worker thread
+// (WorkerData, tasks), what comes back (task returns, outcomes sent early), and the per-thread
+// MessagePort that carries early outcomes and control. The run table's layout is in run-table.ts.
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { AwsSettings } from '../aws.js';
-import type { CloudEvent, HandlerResult } from '../types.js';
+import type { HandlerResult } from '../types.js';
 
 /** Configuration every thread receives as `workerData.eventbus` (structured-clone-safe). */
 export interface WorkerConfig {
@@ -12,17 +16,9 @@ export interface WorkerConfig {
   pretty: boolean;
   /** After a handler's signal aborted, how long it may take to settle before the result is `timeout`. */
   graceMs: number;
-  /**
-   * Int32Array over this buffer, two cells per slot: the threadId running the task in that slot,
-   * and when its handler started (ms since `slotEpochMs`, +1; 0 = not started). Once the handler
-   * settled: -threadId, and -(1 + index in RESULT_CODES).
-   */
-  slotThreads: SharedArrayBuffer;
-  slotEpochMs: number;
-  /** BroadcastChannel name for teardown and shutdown aborts. */
-  controlChannel: string;
-  /** BroadcastChannel name for outcomes a thread sends before its whole task is done. */
-  resultsChannel: string;
+  /** The run table's buffer and epoch (RunTable). */
+  runTable: SharedArrayBuffer;
+  runTableEpochMs: number;
   /** The archive store's url for the built-in archive handler (absolute file path or postgres://); null = archive off. */
   archiveUrl?: string | null;
 }
@@ -34,17 +30,10 @@ export interface WorkerData {
   threadData?: unknown;
 }
 
-/**
- * A settled handler's result as a code in the slot table (stored negated in the start cell, with the
- * thread cell set to -threadId), so the main thread knows it even if its thread dies before the
- * outcome message reaches it.
- */
-export const RESULT_CODES = ['success', 'failure', 'error', 'timeout'] as const;
-
-/** One message of a batch task: the SQS body as is (decoded in the thread, not on the main thread). */
+/** One message of a task: the SQS body as is (decoded in the thread, not on the main thread). */
 export interface TaskItem {
-  /** Its cells in `slotThreads`. */
-  slot: number;
+  /** Its row in the run table. */
+  row: number;
   messageId: string;
   receiveCount: number;
   body: string;
@@ -55,14 +44,14 @@ export interface TaskItem {
 
 /**
  * One pool task: some messages of one receive of one queue, run concurrently on one thread. A
- * whole batch per task, not a task per message: a piscina task costs two postMessages and its
- * bookkeeping on the main thread, which is the supervisor's bottleneck.
+ * whole receive batch per task, not a task per message: a piscina task costs two postMessages and
+ * its bookkeeping on the main thread, which is the supervisor's bottleneck.
  */
 export interface TaskInput {
   /** Warm-up: the thread has loaded the handlers; run their setup hooks and return. */
   warmup?: boolean;
-  /** Id of this task; results sent early on the results channel carry it. */
-  batch: number;
+  /** Id of this task; outcomes sent early carry it. */
+  taskId: number;
   queue: string;
   /** The queue ARN: an event's `source` when the body has none. */
   queueArn: string;
@@ -83,25 +72,50 @@ export interface ItemOutput {
 /** Outcomes as [index in `items`, outcome]. */
 export type ItemResults = Array<[number, ItemOutput]>;
 
-/** What a task returns: the outcomes not already sent on the results channel. */
+/** What a task returns: the outcomes not already sent early. */
 export interface TaskOutput {
   results: ItemResults;
   /** Warm-up: what the setup hooks threw. */
   setupErrors?: string[];
   /** A handler ignored its aborted signal and is still running: its thread must be ended. */
   abandonedOnThread?: number;
-  /** How busy the thread's event loop was while the task ran (0-1): handlers that burn CPU, or wait. */
-  busy?: number;
+  /** The share of the task's time the thread's event loop was busy (0-1): handlers that burn CPU, or wait. */
+  threadBusyShare?: number;
 }
 
-/** Sent on the results channel by a thread while the rest of its task still runs. */
-export interface EarlyResults {
-  batch: number;
-  results: ItemResults;
+/** Main thread → one thread, on its port. */
+export type ToThread = { kind: 'abort-all'; reason: string } | { kind: 'teardown' };
+
+/** One thread → main thread, on its port. */
+export type FromThread =
+  /** Outcomes ready while the rest of their task still runs. */
+  | { kind: 'outcomes'; taskId: number; results: ItemResults }
+  | { kind: 'teardown-done'; errors: string[] };
+
+/** Posted on `parentPort` once by every thread as it starts (a replacement thread too): its own port. */
+export interface PortOffer {
+  eventbusPort: MessagePort;
+  threadId: number;
 }
 
-/** Messages on the control channel. */
-export type ControlMessage =
-  | { cmd: 'teardown' }
-  | { cmd: 'abort-all'; reason: string }
-  | { ack: 'teardown'; threadId: number; errors: string[] };
+export function isPortOffer(m: unknown): m is PortOffer {
+  return typeof m === 'object' && m !== null && 'eventbusPort' in m && 'threadId' in m;
+}
+
+/**
+ * Thread side: makes this thread's port and offers its other end to the main thread (piscina
+ * forwards what a thread posts on parentPort as the pool's 'message' event). One port per thread,
+ * not a channel every thread listens on: no thread deserialises another's outcomes.
+ */
+export function offerPort(parent: MessagePort, threadId: number): { send(m: FromThread): void; onMessage(fn: (m: ToThread) => void): void } {
+  const { port1, port2 } = new MessageChannel();
+  parent.postMessage({ eventbusPort: port2, threadId } satisfies PortOffer, [port2]);
+  port1.unref();
+  return {
+    send: (m) => port1.postMessage(m),
+    onMessage: (fn) => {
+      port1.on('message', fn);
+      port1.unref();
+    },
+  };
+}

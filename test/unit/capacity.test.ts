@@ -150,12 +150,12 @@ t.test('the fill window stays open while told the held slots are busy, up to its
 t.test('messages settling with SQS free their slot but are bounded by the cap', async (t) => {
   const c = new Capacity(4, { a: 2 });
   t.equal(await c.acquire('a', 2), 2);
-  c.settle('a');
+  c.finish('a');
   t.equal(c.held('a'), 1, 'a settled handler frees its slot');
   t.equal(c.settlingOf('a'), 1);
   t.equal(await c.acquire('a', 1), 1, 'and the next message can be received into it');
-  c.settle('a');
-  c.settle('a');
+  c.finish('a');
+  c.finish('a');
   t.equal(c.settlingOf('a'), 3, 'a running message always may settle (received-not-settled stays <= 2 x cap)');
   t.equal(c.held('a'), 0);
   let got = -1;

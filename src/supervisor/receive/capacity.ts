@@ -129,10 +129,10 @@ export class Capacity {
   }
 
   /**
-   * A handler settled: its slot is free for the next message, and the message counts as settling
+   * A handler finished: its slot is free for the next message, and the message counts as settling
    * until `settled` (its delete or visibility change returned).
    */
-  settle(queue: string): void {
+  finish(queue: string): void {
     // Counted as settling before the release wakes anyone, so the settling bound holds.
     this.#settling.set(queue, this.settlingOf(queue) + 1);
     this.#settlingTotal++;

@@ -3,10 +3,11 @@ import type { Metrics } from '#metrics/registry.js';
 import { CALL_TIMEOUT_MS } from '../../aws.js';
 import { isAbort } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { Acker } from '../settle/acker.js';
 import { callRetryDelayMs } from '../../backoff.js';
 import type { Capacity } from './capacity.js';
 import type { Dispatcher } from '../run/dispatcher.js';
+import type { LoadModel } from '../run/load-model.js';
+import type { InFlight } from '../in-flight.js';
 import type { SqsHealth } from '../serve/health.js';
 import type { QueueRuntime, ReceivedMessage } from '../queue.js';
 
@@ -15,7 +16,7 @@ export const SQS_MAX_RECEIVE = 10;
 /** SQS limit: the longest long poll. */
 export const SQS_MAX_WAIT_SEC = 20;
 /**
- * The long poll of a busy lane. Not 0: a short poll answers from a sample of SQS's servers (it can
+ * The long poll of a flowing queue's first lane. Not 0: a short poll answers from a sample of SQS's servers (it can
  * come back empty while messages wait) and misses every message that arrives while it is on its
  * way, which the next receive then has to fetch: a round trip of latency per message. A long poll
  * returns the moment one arrives. 1 s, not 20: the lane holds slots while it waits (twice what its
@@ -23,8 +24,8 @@ export const SQS_MAX_WAIT_SEC = 20;
  * them back soon (then it long-polls with one). Only the first lane waits so; the others (a backlog's) poll
  * short. Not aborted at shutdown (it ends within this long), so what it took is released at once.
  */
-export const BUSY_WAIT_SEC = 1;
-/** How long a busy lane waits for a whole batch of free slots before it receives into fewer. */
+export const FLOWING_WAIT_SEC = 1;
+/** How long a flowing lane waits for a whole batch of free slots before it receives into fewer. */
 export const FILL_MS = 5;
 /**
  * How long the fill window may stay open while the queue's threads still have messages of it that
@@ -37,7 +38,8 @@ export interface PollerOptions {
   sqs: SQSClient;
   capacity: Capacity;
   dispatcher: Dispatcher;
-  acker: Acker;
+  load: LoadModel;
+  inFlight: InFlight;
   metrics: Metrics;
   health: SqsHealth;
   log: Logger;
@@ -49,8 +51,8 @@ export type PollerState = 'polling' | 'failing' | 'stopping' | 'stopped';
 /**
  * One queue's receive loop. It receives only into slots it holds (never more than the caps allow).
  * Idle, one lane long-polls with a single slot, so a quiet queue holds at most one slot. Once a
- * receive returns messages the queue is busy: receives take up to 10 (the first lane long-polls
- * for up to 1 s, BUSY_WAIT_SEC, asking for twice what it last got), and each receive that comes
+ * receive returns messages the queue is flowing: receives take up to 10 (the first lane long-polls
+ * for up to 1 s, FLOWING_WAIT_SEC, asking for twice what it last got), and each receive that comes
  * back full lets one more lane (up to one per 10 slots of the queue's cap) receive at the same
  * time, so one round trip does not cap a backlogged queue at 10 messages.
  */
@@ -59,7 +61,7 @@ export class Poller {
   readonly #lanes: number;
   readonly #stop = new AbortController();
   /** The last receive returned messages: receive up to 10 without waiting. */
-  #busy = false;
+  #flowing = false;
   /** The last receive filled every slot it had. */
   #full = false;
   /** Lanes that may receive now (the others wait): 1 while the queue is quiet, up to `#lanes`. */
@@ -71,8 +73,8 @@ export class Poller {
   #consecutiveErrors = 0;
   readonly #longPolls = new Set<AbortController>();
 
-  /** Keeps a fill window open while the queue's threads have messages of it not yet started. */
-  readonly #hold = { hold: () => this.#o.dispatcher.threadsStayBusy(this.#o.queue.queue), maxMs: FILL_MAX_MS };
+  /** Keeps a fill window open while the load model says the queue's threads have work of it for a while. */
+  readonly #hold = { hold: () => this.#o.load.holdsFill(this.#o.queue.queue), maxMs: FILL_MAX_MS };
 
   constructor(options: PollerOptions) {
     this.#o = options;
@@ -93,7 +95,7 @@ export class Poller {
 
   /**
    * No new receives. An idle long poll is aborted (SQS returns no message to an aborted call in
-   * all but a rare race, and such a message comes back after its visibility timeout); a busy
+   * all but a rare race, and such a message comes back after its visibility timeout); a flowing
    * receive finishes and what it returns is released at once.
    */
   async stop(): Promise<void> {
@@ -126,16 +128,8 @@ export class Poller {
         await new Promise<void>((resolve) => this.#sleeping.set(index, resolve));
         continue;
       }
-      const busy = this.#busy;
-      // While receives come back full, more messages are waiting: wait a moment for a whole batch
-      // of slots, since a receive of 10 costs the same call (and the same bill) as a receive of 1.
-      // Once they come back short, take what is free at once (latency).
-      // Busy: the first lane, which long-polls (up to 1 s), asks for twice what its last receive got
-      // (1, 2, 4, 8, 10 as a backlog builds), so a trickle does not sit on 10 slots that other
-      // queues could use; the other lanes poll short and ask for 10. (A poller-wide "last" made
-      // every lane shrink on any lane's short receive: +16 % calls in the io bench.)
-      const want = !busy ? 1 : index === 0 ? Math.max(1, Math.min(SQS_MAX_RECEIVE, 2 * last)) : SQS_MAX_RECEIVE;
-      const slots = await capacity.acquire(q.queue, want, stopped, busy && this.#full ? FILL_MS : 0, this.#hold);
+      const plan = this.#plan(index, last);
+      const slots = await capacity.acquire(q.queue, plan.want, stopped, plan.fillMs, this.#hold);
       if (slots === 0) break; // stopping, or capacity closed
       if (stopped.aborted) {
         capacity.release(q.queue, slots);
@@ -144,15 +138,7 @@ export class Poller {
       let messages: Message[];
       const sentAt = Date.now();
       try {
-        const idleWaitSec = this.#o.waitTimeSec ?? SQS_MAX_WAIT_SEC;
-        // Busy: the first lane long-polls briefly; the lanes a backlog added poll short, so that when
-        // the backlog ends they come back empty at once and give their slots back.
-        // Only an idle long poll may be aborted at shutdown: a busy one returns within a second,
-        // and an aborted call may already have taken messages (hidden for their visibility timeout,
-        // a receive spent), which a finished one releases at once.
-        messages = busy
-          ? await this.#receive(slots, index === 0 ? Math.min(BUSY_WAIT_SEC, idleWaitSec) : 0, false)
-          : await this.#receive(slots, idleWaitSec, true);
+        messages = await this.#receive(slots, plan.waitSec, plan.abortable);
         this.#consecutiveErrors = 0;
         this.#o.health.ok(q.queue);
         if (this.#state === 'failing') {
@@ -166,10 +152,10 @@ export class Poller {
         continue;
       }
       capacity.release(q.queue, slots - messages.length);
-      // Busy while receives return messages; one more lane per full receive, one fewer per empty
+      // Flowing while receives return messages; one more lane per full receive, one fewer per empty
       // one: a trickle is served by one lane (no herd of empty receives, FAUXQS.md F2), a backlog
       // by one receive per 10 slots of the cap.
-      this.#busy = messages.length > 0;
+      this.#flowing = messages.length > 0;
       this.#full = messages.length > 0 && messages.length === slots;
       last = messages.length;
       if (this.#full) this.#grow();
@@ -180,13 +166,39 @@ export class Poller {
       this.#o.metrics.received.inc({ queue: q.queue }, messages.length);
       if (log.isLevelEnabled('debug')) log.debug({ queue: q.queue, count: messages.length, lane: index, slots, waitedMs: Date.now() - sentAt }, 'received');
       const received = messages.map(toReceived);
+      const visibleUntilMs = sentAt + q.handler.visibilityTimeoutSec * 1000;
       if (stopped.aborted) {
+        // Received after the stop: handed back at once, so another host takes them now.
         capacity.release(q.queue, received.length);
-        for (const msg of received) this.#releaseAtShutdown(msg);
+        const { inFlight } = this.#o;
+        for (const m of received) void inFlight.release(inFlight.add(q, m, q.handler.visibilityTimeoutSec, visibleUntilMs), 'shutdown');
       } else {
-        this.#o.dispatcher.dispatchBatch(q, received, sentAt + q.handler.visibilityTimeoutSec * 1000);
+        this.#o.dispatcher.dispatchBatch(q, received, visibleUntilMs);
       }
     }
+  }
+
+  /**
+   * What a lane's next receive asks for, how long it waits, and whether shutdown may abort it.
+   * - Quiet queue: one slot, the idle long poll (20 s), abortable: it holds nothing else.
+   * - Flowing, first lane: long-polls up to FLOWING_WAIT_SEC asking for twice what its last receive got
+   *   (1, 2, 4, 8, 10 as a backlog builds), so a trickle does not sit on 10 slots other queues could
+   *   use. (A poller-wide "last" made every lane shrink on any lane's short receive: +16 % calls in
+   *   the io bench.)
+   * - Flowing, the lanes a backlog added: 10, short poll, so they come back empty at once and give
+   *   their slots back when the backlog ends.
+   * While receives come back full, more messages wait: the fill window waits up to FILL_MS for a
+   * whole batch of slots (a receive of 10 costs the call and the bill of a receive of 1); once they
+   * come back short, what is free is taken at once (latency). Only an idle long poll is abortable: a
+   * flowing one returns within a second, and an aborted call may already have taken messages
+   * (hidden for their visibility timeout, a receive spent), which a finished one releases at once.
+   */
+  #plan(index: number, last: number): { want: number; fillMs: number; waitSec: number; abortable: boolean } {
+    const idleWaitSec = this.#o.waitTimeSec ?? SQS_MAX_WAIT_SEC;
+    if (!this.#flowing) return { want: 1, fillMs: 0, waitSec: idleWaitSec, abortable: true };
+    const fillMs = this.#full ? FILL_MS : 0;
+    if (index === 0) return { want: Math.max(1, Math.min(SQS_MAX_RECEIVE, 2 * last)), fillMs, waitSec: Math.min(FLOWING_WAIT_SEC, idleWaitSec), abortable: false };
+    return { want: SQS_MAX_RECEIVE, fillMs, waitSec: 0, abortable: false };
   }
 
   async #receive(max: number, waitTimeSec: number, abortable: boolean): Promise<Message[]> {
@@ -210,14 +222,6 @@ export class Poller {
     } finally {
       this.#longPolls.delete(ac);
     }
-  }
-
-  #releaseAtShutdown(m: ReceivedMessage): void {
-    const q = this.#o.queue;
-    this.#o.metrics.released.inc({ queue: q.queue, reason: 'shutdown' });
-    this.#o.acker.changeVisibility(q, m.receiptHandle, 0).catch((err: unknown) => {
-      this.#o.log.warn({ queue: q.queue, messageId: m.messageId, err }, 'release failed; the message comes back after its visibility timeout');
-    });
   }
 
   async #onReceiveError(err: unknown, sentAt: number): Promise<void> {

@@ -4,7 +4,8 @@ import type { Acker } from '../settle/acker.js';
 import { retryDelaySec } from '../../backoff.js';
 import type { Capacity } from '../receive/capacity.js';
 import type { FailureEvents } from '../settle/failure-events.js';
-import type { InFlight } from '../in-flight.js';
+import type { InFlight, InFlightMessage } from '../in-flight.js';
+import type { LoadModel } from './load-model.js';
 import type { HandlerPool, RunOutcome } from './pool.js';
 import type { QueueRuntime, ReceivedMessage } from '../queue.js';
 
@@ -17,6 +18,7 @@ export interface DispatcherOptions {
   acker: Acker;
   inFlight: InFlight;
   capacity: Capacity;
+  load: LoadModel;
   metrics: Metrics;
   failureEvents: FailureEvents;
   log: Logger;
@@ -24,81 +26,35 @@ export interface DispatcherOptions {
 }
 
 /**
- * A queue's batches are split across the threads when its handlers take this long on average and
- * keep their thread busy meanwhile (CPU, not waiting on I/O: see HandlerPool.keepsThreadsBusy).
- */
-const SPREAD_FROM_MS = 1;
-
-/**
- * receive batch -> pool (decoded and run in the threads) -> settle each message. The caller has
- * taken one capacity slot per message; the slot is freed when the message's handler settled, and
- * the message counts as settling until SQS has its delete or visibility change (Capacity).
+ * One receive batch's path after the receive: register (in flight) -> run (the pool) -> settle each
+ * message with SQS (delete, or the backoff). The caller has taken one capacity slot per message;
+ * the slot is freed when the message's handler finished, and the message counts as settling until
+ * SQS has its delete or visibility change (Capacity).
  */
 export class Dispatcher {
   readonly #o: DispatcherOptions;
-  #running = 0;
+  #open = 0;
   #idleWaiters: Array<() => void> = [];
   readonly #seenTypes = new Map<string, Set<string>>();
-  /** Mean handler duration per queue (exponentially weighted), to choose how to split a batch. */
-  readonly #meanMs = new Map<string, number>();
-  /** Messages per queue whose handler has not settled yet. */
-  readonly #handling = new Map<string, number>();
+  #releaseFailures = false;
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
   }
 
-  /** Set at the shutdown deadline: what fails from now on was cut short, so it is released, not retried later. */
-  releaseFailures = false;
-
-  /**
-   * Whether a queue's handlers take their thread's time: ≥ 1 ms on average with the thread's event
-   * loop busy meanwhile (CPU, not I/O waits). Such batches are split across the threads, and their
-   * completions come one by one, so receives and deletes wait a little to fill. `unknown`: the
-   * answer before the first outcome.
-   */
-  cpuBound(queue: string, unknown = false): boolean {
-    const mean = this.#meanMs.get(queue);
-    if (mean === undefined) return unknown;
-    return mean >= SPREAD_FROM_MS && this.#o.pool.keepsThreadsBusy(queue);
-  }
-
-  /**
-   * Whether a CPU-bound queue's threads are busy with it for a while yet: some of its messages wait
-   * on their thread for their handler to start. Not for other queues: a task in transit to its
-   * thread also counts as not started, which held fast handlers' receives for nothing (noop bench
-   * -5 %). (Waiting only while more than one per thread wait, so the receive is back before they
-   * run dry, made 35 % more receives for no throughput in the cpu bench: CPU limits there.)
-   */
-  threadsStayBusy(queue: string): boolean {
-    return this.cpuBound(queue) && this.#o.pool.moreUnstartedThan(queue, 0);
-  }
-
-  /**
-   * Whether a queue's part DeleteMessageBatch should wait for company. CPU-bound handlers complete
-   * one by one: wait while more of the queue's handlers run (counting held slots instead also
-   * waited for receives in flight; requiring enough running to fill the batch let C = 10 never
-   * wait: 172 vs 128 deletes per 1,000 in the cpu bench), unless the queue or the host is at its
-   * settling bound (then receives wait on these deletes). Others complete in bunches.
-   */
-  holdsDeletes(queue: string): boolean {
-    const c = this.#o.capacity;
-    return this.cpuBound(queue) && this.handlersRunning(queue) > 0 && c.settlingOf(queue) < c.capOf(queue) && c.settlingTotal < c.globalCap;
-  }
-
-  /** A queue's messages whose handler has not settled yet (received slots waiting on SQS are not counted). */
-  handlersRunning(queue: string): number {
-    return this.#handling.get(queue) ?? 0;
+  /** From the shutdown deadline on: what fails was cut short, so it is released, not retried later. */
+  releaseFailures(): void {
+    this.#releaseFailures = true;
   }
 
   /** Messages whose handler runs or whose settling with SQS is on its way. */
-  get running(): number {
-    return this.#running;
+  get open(): number {
+    return this.#open;
   }
 
   /** Resolves when no message is running or settling, or after `timeoutMs`; returns whether everything settled. */
   async idle(timeoutMs: number): Promise<boolean> {
-    if (this.#running === 0) return true;
+    if (this.#open === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     let waiter: (() => void) | undefined;
     const settled = await Promise.race([
@@ -112,17 +68,14 @@ export class Dispatcher {
 
   /** Starts the handlers of one receive's messages; `visibleUntilMs` counts from when the receive was sent. */
   dispatchBatch(q: QueueRuntime, messages: ReceivedMessage[], visibleUntilMs: number): void {
-    const { inFlight, metrics, pool } = this.#o;
+    const { inFlight, metrics, pool, load } = this.#o;
     const n = messages.length;
     const labels = { queue: q.queue };
-    const ids = messages.map((m) =>
-      inFlight.add({ queue: q, messageId: m.messageId, receiptHandle: m.receiptHandle, visibilityTimeoutSec: q.handler.visibilityTimeoutSec, visibleUntilMs }),
-    );
-    metrics.inFlight.inc(labels, n);
+    const held = messages.map((m) => inFlight.add(q, m, q.handler.visibilityTimeoutSec, visibleUntilMs));
     const now = Date.now();
     for (const m of messages) if (m.sentTimestampMs) metrics.age.observe(labels, Math.max(0, (now - m.sentTimestampMs) / 1000));
-    this.#running += n;
-    this.#handling.set(q.queue, this.handlersRunning(q.queue) + n);
+    this.#open += n;
+    load.started(q.queue, n);
     let outcomes: Array<Promise<RunOutcome>>;
     try {
       outcomes = pool.runBatch(
@@ -130,17 +83,17 @@ export class Dispatcher {
         q.arn,
         q.handler.timeoutMs,
         messages.map((m) => ({ messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs })),
-        this.cpuBound(q.queue, true),
+        load.splitsBatch(q.queue),
       );
     } catch (err) {
       outcomes = messages.map((m) => Promise.resolve(crashed(m, err)));
     }
     for (let i = 0; i < n; i++) {
       const m = messages[i]!;
-      const id = ids[i]!;
+      const h = held[i]!;
       outcomes[i]!.then(
-        (o) => this.#settle(q, m, id, o),
-        (err: unknown) => this.#settle(q, m, id, crashed(m, err)),
+        (o) => this.#settle(q, m, h, o),
+        (err: unknown) => this.#settle(q, m, h, crashed(m, err)),
       );
     }
   }
@@ -159,13 +112,11 @@ export class Dispatcher {
     return 'other';
   }
 
-  async #settle(q: QueueRuntime, m: ReceivedMessage, id: number, outcome: RunOutcome): Promise<void> {
+  async #settle(q: QueueRuntime, m: ReceivedMessage, held: InFlightMessage, outcome: RunOutcome): Promise<void> {
     const { inFlight, capacity, metrics, log } = this.#o;
-    const mean = this.#meanMs.get(q.queue);
-    this.#meanMs.set(q.queue, mean === undefined ? outcome.durationMs : mean * 0.9 + outcome.durationMs * 0.1);
+    this.#o.load.finished(q.queue, outcome.durationMs);
     // The handler is done: its slot takes the next message while SQS settles this one.
-    this.#handling.set(q.queue, this.handlersRunning(q.queue) - 1);
-    capacity.settle(q.queue);
+    capacity.finish(q.queue);
     // Log fields, made only when a line is written (not per message on the success path).
     const fields = () => ({ queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount });
     try {
@@ -175,12 +126,8 @@ export class Dispatcher {
         if (log.isLevelEnabled('debug')) {
           log.debug({ ...fields(), durationMs: Math.round(outcome.durationMs) }, 'handled');
         }
-        const entry = inFlight.get(id);
-        if (entry) entry.deleting = true;
-        // No extension may reach SQS after the delete: its receipt handle is gone by then
-        // (ReceiptHandleIsInvalid, counted as an SQS error), which a slow network makes common.
-        if (entry?.extension) await inFlight.quiesce(id);
-        else if (entry) entry.closing = true;
+        const extension = inFlight.beginDelete(held);
+        if (extension) await extension;
         try {
           await this.#o.acker.delete(q, m.receiptHandle);
           metrics.deleted.inc({ queue: q.queue });
@@ -189,14 +136,12 @@ export class Dispatcher {
         }
         return;
       }
-      // Stop extending first: a late extension must not undo the backoff or a release.
-      if (!(await inFlight.quiesce(id))) return; // released by shutdown already
-      if (this.releaseFailures) {
-        log.info({ ...fields(), result: outcome.result }, 'released at shutdown');
-        metrics.released.inc({ queue: q.queue, reason: 'shutdown' });
-        await this.#o.acker.changeVisibility(q, m.receiptHandle, 0).catch((err: unknown) => log.warn({ ...fields(), err }, 'release failed'));
+      if (this.#releaseFailures) {
+        if (await inFlight.release(held, 'shutdown')) log.info({ ...fields(), result: outcome.result }, 'released at shutdown');
         return;
       }
+      // Stop extending first: a late extension must not undo the backoff.
+      if (!(await inFlight.quiesce(held))) return; // released by shutdown already
       const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
       const atMax = m.receiveCount >= q.handler.maxReceiveCount;
       log.warn(
@@ -218,12 +163,11 @@ export class Dispatcher {
         log.warn({ ...fields(), err }, 'backoff not set; the message comes back after its visibility timeout');
       }
     } finally {
-      // Released here, exactly once: the message is settled with SQS (deleted or its visibility
-      // set), or given up on.
-      inFlight.remove(id);
-      metrics.inFlight.dec({ queue: q.queue });
+      // Exactly once: the message is settled with SQS (deleted or its visibility set), released,
+      // or given up on.
+      inFlight.remove(held);
       capacity.settled(q.queue);
-      if (--this.#running === 0) for (const w of this.#idleWaiters.splice(0)) w();
+      if (--this.#open === 0) for (const w of this.#idleWaiters.splice(0)) w();
     }
   }
 }

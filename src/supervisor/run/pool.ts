@@ -1,10 +1,10 @@
-import { BroadcastChannel } from 'node:worker_threads';
-import { randomUUID } from 'node:crypto';
+import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { decodeMessage } from '../../event/index.js';
 import type { Logger } from '../../log.js';
 import type { HandlerResult } from '../../types.js';
-import { RESULT_CODES, type ControlMessage, type EarlyResults, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type WorkerConfig, type WorkerData } from '../../worker/protocol.js';
+import { isPortOffer, type FromThread, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type ToThread, type WorkerConfig, type WorkerData } from '../../worker/protocol.js';
+import { RunTable } from '../../worker/run-table.js';
 
 /** After `timeoutMs` + grace, how much longer the main thread waits before it ends a thread that never yields. */
 export const WATCHDOG_MARGIN_MS = 1_000;
@@ -15,18 +15,20 @@ export const WATCHDOG_MARGIN_MS = 1_000;
  * Bounded: a thread that dies on every start would otherwise loop.
  */
 export const UNSTARTED_RERUNS = 2;
-/** The share of its task's time a thread's event loop was busy from which a queue's batches are split. */
-const BUSY_THREAD_FROM = 0.5;
 /** How long a failed task waits for outcomes its thread sent just before it died. */
 const RESULTS_SETTLE_MS = 20;
 
 export interface PoolOptions {
   threads: number;
   tasksPerThread: number;
-  worker: Omit<WorkerConfig, 'slotThreads' | 'slotEpochMs' | 'controlChannel' | 'resultsChannel'>;
+  worker: Omit<WorkerConfig, 'runTable' | 'runTableEpochMs'>;
   threadData?: unknown;
   log: Logger;
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number };
+  /** Each finished task: how busy it kept its thread's event loop (0-1), for the load model. */
+  onThreadBusyShare?: (queue: string, share: number) => void;
+  /** The run table's epoch (default: now). Tests start the pool as if it had run for weeks. */
+  epochMs?: number;
 }
 
 /** A message's outcome as the dispatcher sees it. */
@@ -40,7 +42,7 @@ export interface RunOutcome {
 }
 
 /** A message for `runBatch`: what the thread needs to decode and run it. */
-export type BatchMessage = Omit<TaskItem, 'slot'>;
+export type BatchMessage = Omit<TaskItem, 'row'>;
 
 interface PendingItem {
   item: TaskItem;
@@ -51,8 +53,9 @@ interface PendingItem {
   startedMs: number;
 }
 
-interface Chunk {
-  batch: number;
+/** A task in progress: part or all of one receive batch, on one thread. */
+interface Task {
+  taskId: number;
   queue: string;
   queueArn: string;
   timeoutMs: number;
@@ -61,53 +64,41 @@ interface Chunk {
 }
 
 /**
- * The piscina pool that runs handlers, a batch of one receive per task (split across threads when
- * its handlers take time). Tasks carry no piscina abort signal: a task with one runs alone on its
- * thread, which would cost the many tasks per thread that I/O-bound handlers need. Deadlines live
- * inside the thread (ctx.signal); only a handler that never yields has its thread ended, by the
- * watchdog here, which knows the thread from a shared slot table.
+ * The piscina pool that runs handlers, one receive batch per task (split across threads when the
+ * load model says its handlers take their thread's time). Tasks carry no piscina abort signal: a
+ * task with one runs alone on its thread, which would cost the many tasks per thread that I/O-bound
+ * handlers need. Deadlines live inside the thread (ctx.signal); only a handler that never yields has
+ * its thread ended, by the watchdog here, which finds the thread in the run table.
  */
 export class HandlerPool {
   readonly capacity: number;
   readonly #threads: number;
   readonly #pool: Piscina<TaskInput, TaskOutput>;
-  readonly #slotThreads: Int32Array;
-  readonly #freeSlots: number[];
-  readonly #control: BroadcastChannel;
-  readonly #results: BroadcastChannel;
-  readonly #chunks = new Map<number, Chunk>();
-  /** How busy a queue's tasks kept their thread (exponentially weighted, 0-1). */
-  readonly #busy = new Map<string, number>();
-  #nextBatch = 1;
+  readonly #table: RunTable;
+  readonly #freeRows: number[];
+  /** Each live thread's port (early outcomes, control), by threadId. */
+  readonly #ports = new Map<number, MessagePort>();
+  readonly #tasks = new Map<number, Task>();
+  #nextTask = 1;
   readonly #log: Logger;
   readonly #graceMs: number;
-  readonly #slotEpochMs = Date.now();
+  readonly #onBusyShare: ((queue: string, share: number) => void) | undefined;
   /** Threads ended on purpose (watchdog, abandoned handlers): thread ids are not reused. */
   readonly #endedThreads = new Set<number>();
+  /** Teardown acknowledgements, while a teardown waits for them. */
+  #onTeardownDone: ((errors: string[]) => void) | undefined;
   #destroyed: Promise<void> | undefined;
 
   constructor(o: PoolOptions) {
     this.capacity = o.threads * o.tasksPerThread;
     this.#threads = o.threads;
-    const slotBuffer = new SharedArrayBuffer(4 * 2 * this.capacity);
-    this.#slotThreads = new Int32Array(slotBuffer);
-    this.#freeSlots = Array.from({ length: this.capacity }, (_, i) => this.capacity - 1 - i);
+    this.#table = new RunTable(this.capacity, o.epochMs ?? Date.now());
+    this.#freeRows = Array.from({ length: this.capacity }, (_, i) => this.capacity - 1 - i);
     this.#log = o.log;
     this.#graceMs = o.worker.graceMs;
-    const id = randomUUID();
-    const controlChannel = `eventbus:${id}`;
-    const resultsChannel = `eventbus:results:${id}`;
-    this.#control = new BroadcastChannel(controlChannel);
-    this.#control.unref();
-    this.#results = new BroadcastChannel(resultsChannel);
-    this.#results.unref();
-    this.#results.onmessage = (ev) => {
-      const { batch, results } = (ev as { data: EarlyResults }).data;
-      const chunk = this.#chunks.get(batch);
-      if (chunk) this.#apply(chunk, results);
-    };
+    this.#onBusyShare = o.onThreadBusyShare;
     const workerData: WorkerData = {
-      eventbus: { ...o.worker, slotThreads: slotBuffer, slotEpochMs: this.#slotEpochMs, controlChannel, resultsChannel },
+      eventbus: { ...o.worker, runTable: this.#table.buffer, runTableEpochMs: this.#table.epochMs },
       threadData: o.threadData,
     };
     this.#pool = new Piscina<TaskInput, TaskOutput>({
@@ -123,6 +114,29 @@ export class HandlerPool {
       ...(o.resourceLimits ? { resourceLimits: o.resourceLimits } : {}),
     });
     this.#pool.on('error', (err: unknown) => this.#log.error({ err }, 'worker thread error'));
+    // Every thread (a replacement too) offers its own port as it starts.
+    this.#pool.on('message', (m: unknown) => {
+      if (isPortOffer(m)) this.#adopt(m.threadId, m.eventbusPort);
+    });
+  }
+
+  #adopt(threadId: number, port: MessagePort): void {
+    this.#ports.set(threadId, port);
+    port.on('message', (m: FromThread) => {
+      if (m.kind === 'outcomes') {
+        const task = this.#tasks.get(m.taskId);
+        if (task) this.#apply(task, m.results);
+      } else if (m.kind === 'teardown-done') {
+        this.#onTeardownDone?.(m.errors);
+      }
+    });
+    port.on('close', () => this.#ports.delete(threadId));
+    port.unref();
+  }
+
+  #tell(m: ToThread): number {
+    for (const port of this.#ports.values()) port.postMessage(m);
+    return this.#ports.size;
   }
 
   get threads(): number {
@@ -130,74 +144,64 @@ export class HandlerPool {
   }
 
   /**
-   * Whether a queue's tasks keep their thread busy (CPU): its batches are worth splitting across
-   * the threads. Handlers that mostly wait (I/O) run concurrently on one thread just as well, and a
-   * split costs a task per thread. Unknown yet: yes. Measured per thread, so a queue whose tasks
-   * share threads with a CPU-bound queue's reads as busy too (it then gets split batches: the
-   * cost of a task per thread, nothing worse).
+   * Whether more than `n` of a queue's messages handed to the threads have not started yet (in
+   * transit, or queued behind other handlers on their thread). Scans the tasks in progress (at most
+   * the pool's capacity of messages).
    */
-  keepsThreadsBusy(queue: string): boolean {
-    return (this.#busy.get(queue) ?? 1) >= BUSY_THREAD_FROM;
-  }
-
-  /**
-   * Whether more than `n` of a queue's messages handed to the threads have not started yet (queued
-   * behind other handlers on their thread): the threads have work for a while, so a receive need
-   * not hurry. Scans the tasks in progress (at most the pool's capacity of messages).
-   */
-  moreUnstartedThan(queue: string, n: number): boolean {
+  moreNotStartedThan(queue: string, n: number): boolean {
     let waiting = 0;
-    for (const chunk of this.#chunks.values()) {
-      if (chunk.queue !== queue) continue;
-      for (const p of chunk.items) if (!p.done && Atomics.load(this.#slotThreads, 2 * p.item.slot + 1) === 0 && ++waiting > n) return true;
+    for (const task of this.#tasks.values()) {
+      if (task.queue !== queue) continue;
+      for (const p of task.items) if (!p.done && this.#table.notStarted(p.item.row) && ++waiting > n) return true;
     }
     return false;
   }
 
   /**
    * Runs one receive's messages of one queue; a promise per message with its outcome (a dead thread
-   * is `crashed`, a thread ended by the watchdog `timeout`). `spread`: split the batch across the
+   * is `crashed`, a thread ended by the watchdog `timeout`). `split`: split the batch across the
    * threads (handlers that take time); otherwise one task carries them all (fast handlers, where the
    * task's own cost is what counts).
    */
-  runBatch(queue: string, queueArn: string, timeoutMs: number, messages: BatchMessage[], spread: boolean): Array<Promise<RunOutcome>> {
+  runBatch(queue: string, queueArn: string, timeoutMs: number, messages: BatchMessage[], split: boolean): Array<Promise<RunOutcome>> {
     const items: PendingItem[] = [];
     const promises = messages.map(
       (m) =>
         new Promise<RunOutcome>((resolve) => {
-          const slot = this.#freeSlots.pop();
-          if (slot === undefined) throw new Error('handler pool: no free slot (caps exceed pool capacity)');
-          this.#clearSlot(slot);
-          items.push({ item: { ...m, slot }, resolve, done: false, killedByWatchdog: false, warnedQueued: false, startedMs: performance.now() });
+          const row = this.#freeRows.pop();
+          if (row === undefined) throw new Error('handler pool: no free row (caps exceed pool capacity)');
+          this.#table.clear(row);
+          items.push({ item: { ...m, row }, resolve, done: false, killedByWatchdog: false, warnedQueued: false, startedMs: performance.now() });
         }),
     );
-    const chunks = spread ? Math.min(items.length, this.#threads) : 1;
-    const size = Math.ceil(items.length / chunks);
+    const parts = split ? Math.min(items.length, this.#threads) : 1;
+    const size = Math.ceil(items.length / parts);
     for (let i = 0; i < items.length; i += size) this.#start(queue, queueArn, timeoutMs, items.slice(i, i + size), 0);
     return promises;
   }
 
   #start(queue: string, queueArn: string, timeoutMs: number, items: PendingItem[], reruns: number): void {
-    const chunk: Chunk = { batch: this.#nextBatch++, queue, queueArn, timeoutMs, items, reruns };
-    this.#chunks.set(chunk.batch, chunk);
+    const task: Task = { taskId: this.#nextTask++, queue, queueArn, timeoutMs, items, reruns };
+    this.#tasks.set(task.taskId, task);
     const limitMs = timeoutMs + this.#graceMs + WATCHDOG_MARGIN_MS;
     let watchdog: NodeJS.Timeout | undefined;
     const arm = (ms: number) => {
       watchdog = setTimeout(() => {
         let next = limitMs;
-        for (const p of chunk.items) {
+        for (const p of task.items) {
           if (p.done) continue;
-          const tid = Atomics.load(this.#slotThreads, 2 * p.item.slot);
-          const startedAt = Atomics.load(this.#slotThreads, 2 * p.item.slot + 1);
-          if (tid < 0) continue; // settled on its thread; the outcome is on its way
-          if (tid === 0 || startedAt === 0) {
+          const row = p.item.row;
+          if (this.#table.finishedWith(row) !== undefined) continue; // finished on its thread; the outcome is on its way
+          const tid = this.#table.takenBy(row);
+          const startedAt = this.#table.startedAtMs(row);
+          if (tid === undefined || startedAt === undefined) {
             // Not started: queued behind a thread being replaced, or its setup still running.
             if (!p.warnedQueued) this.#log.warn({ queue, messageId: p.item.messageId }, 'handler has not started yet; waiting for a thread');
             p.warnedQueued = true;
             continue;
           }
           // Timed from the handler's own start, as the thread's timer is.
-          const elapsed = Date.now() - this.#slotEpochMs - (startedAt - 1);
+          const elapsed = Date.now() - startedAt;
           if (elapsed < limitMs) {
             next = Math.min(next, limitMs - elapsed);
             continue;
@@ -214,85 +218,78 @@ export class HandlerPool {
     };
     arm(limitMs);
     this.#pool
-      .run({ batch: chunk.batch, queue, queueArn, timeoutMs, items: items.map((p) => p.item) })
+      .run({ taskId: task.taskId, queue, queueArn, timeoutMs, items: items.map((p) => p.item) })
       .then(
         (out) => {
-          if (out.busy !== undefined && Number.isFinite(out.busy)) {
-            const b = this.#busy.get(queue);
-            this.#busy.set(queue, b === undefined ? out.busy : b * 0.8 + out.busy * 0.2);
-          }
-          this.#apply(chunk, out.results);
+          if (out.threadBusyShare !== undefined && Number.isFinite(out.threadBusyShare)) this.#onBusyShare?.(queue, out.threadBusyShare);
+          this.#apply(task, out.results);
           if (out.abandonedOnThread !== undefined) this.#endThread(out.abandonedOnThread);
         },
-        // Outcomes the thread sent just before it died may still be on the results channel: let
-        // them arrive before deciding what the rest of the batch became.
-        (err: unknown) => new Promise<void>((resolve) => setTimeout(resolve, RESULTS_SETTLE_MS)).then(() => this.#failed(chunk, err)),
+        // Outcomes the thread sent just before it died may still be on its port: let them arrive
+        // before deciding what the rest of the task became.
+        (err: unknown) => new Promise<void>((resolve) => setTimeout(resolve, RESULTS_SETTLE_MS)).then(() => this.#failed(task, err)),
       )
       .finally(() => {
         clearTimeout(watchdog);
-        // Early results may still be on their way after the task's return: keep the chunk until all came.
-        if (chunk.items.every((p) => p.done)) this.#chunks.delete(chunk.batch);
+        // Early outcomes may still be on their way after the task's return: keep the task until all came.
+        if (task.items.every((p) => p.done)) this.#tasks.delete(task.taskId);
       });
   }
 
-  #apply(chunk: Chunk, results: ItemResults): void {
+  #apply(task: Task, results: ItemResults): void {
     for (const [i, out] of results) {
-      const p = chunk.items[i];
+      const p = task.items[i];
       if (p) this.#resolve(p, out);
     }
-    if (chunk.items.every((p) => p.done)) this.#chunks.delete(chunk.batch);
-  }
-
-  #clearSlot(slot: number): void {
-    Atomics.store(this.#slotThreads, 2 * slot, 0);
-    Atomics.store(this.#slotThreads, 2 * slot + 1, 0);
+    if (task.items.every((p) => p.done)) this.#tasks.delete(task.taskId);
   }
 
   #resolve(p: PendingItem, outcome: RunOutcome): void {
     if (p.done) return;
     p.done = true;
-    this.#clearSlot(p.item.slot);
-    this.#freeSlots.push(p.item.slot);
+    this.#table.clear(p.item.row);
+    this.#freeRows.push(p.item.row);
     p.resolve(outcome);
   }
 
-  /** The task failed: its thread died (or was ended). Decide each unsettled message's outcome. */
-  #failed(chunk: Chunk, err: unknown): void {
+  /** The task failed: its thread died (or was ended). Decide each unfinished message's outcome. */
+  #failed(task: Task, err: unknown): void {
     const rerun: PendingItem[] = [];
-    for (const p of chunk.items) {
+    for (const p of task.items) {
       if (p.done) continue;
       const durationMs = performance.now() - p.startedMs;
       // The thread decodes events; for the few that never came back, decode here for labels and failure events.
       let base: RunOutcome = { result: 'crashed', durationMs, eventType: null, eventId: p.item.messageId };
       try {
-        const { event } = decodeMessage({ ...p.item, attributes: p.item.attributes ?? {}, queueArn: chunk.queueArn });
+        const { event } = decodeMessage({ ...p.item, attributes: p.item.attributes ?? {}, queueArn: task.queueArn });
         base = { ...base, eventType: event.type, eventId: event.id };
       } catch {
         // decodeMessage does not throw; if it ever did, the labels fall back to the message id.
       }
       // Past its own timeout when a watchdog ended its thread (its own or a neighbour's, whichever
       // fired first): a timeout too; `crashed` would blame the neighbour.
-      const tid = Atomics.load(this.#slotThreads, 2 * p.item.slot);
-      const startedAt = Atomics.load(this.#slotThreads, 2 * p.item.slot + 1);
-      const overdue = this.#endedThreads.has(tid) && startedAt !== 0 && Date.now() - this.#slotEpochMs - (startedAt - 1) >= chunk.timeoutMs;
+      const row = p.item.row;
+      const tid = this.#table.takenBy(row);
+      const startedAt = this.#table.startedAtMs(row);
+      const finished = this.#table.finishedWith(row);
+      const overdue = tid !== undefined && this.#endedThreads.has(tid) && startedAt !== undefined && Date.now() - startedAt >= task.timeoutMs;
       if (p.killedByWatchdog || overdue) {
-        this.#resolve(p, { ...base, result: 'timeout', error: `handler did not yield ${chunk.timeoutMs} ms after start; thread replaced` });
-      } else if (tid < 0) {
-        // Its handler settled but the outcome died with the thread: the slot table kept the result.
-        const result = RESULT_CODES[-startedAt - 1];
-        if (result === 'success') this.#resolve(p, { ...base, result });
-        else this.#resolve(p, { ...base, result: result ?? 'crashed', error: `${result ?? 'outcome'} (its details were lost with the thread: ${(err as Error)?.message ?? err})` });
-      } else if (startedAt === 0 && chunk.reruns < UNSTARTED_RERUNS) {
-        // Its handler never started: the thread died before it took this task (the worker marks
-        // the slots first thing), or while a neighbour in the same task blocked it.
-        this.#log.info({ queue: chunk.queue, messageId: p.item.messageId, err }, 'thread died before the handler started; running it on another thread');
+        this.#resolve(p, { ...base, result: 'timeout', error: `handler did not yield ${task.timeoutMs} ms after start; thread replaced` });
+      } else if (finished !== undefined) {
+        // Its handler finished but the outcome died with the thread: the run table kept the result.
+        if (finished === 'success') this.#resolve(p, { ...base, result: finished });
+        else this.#resolve(p, { ...base, result: finished, error: `${finished} (its details were lost with the thread: ${(err as Error)?.message ?? err})` });
+      } else if (this.#table.notStarted(row) && task.reruns < UNSTARTED_RERUNS) {
+        // Its handler never started: the thread died before it took this task (the worker takes
+        // the rows first thing), or while a neighbour in the same task blocked it.
+        this.#log.info({ queue: task.queue, messageId: p.item.messageId, err }, 'thread died before the handler started; running it on another thread');
         rerun.push(p);
       } else {
         this.#resolve(p, { ...base, result: 'crashed', error: `worker thread died: ${(err as Error)?.message ?? err}` });
       }
     }
-    this.#chunks.delete(chunk.batch);
-    if (rerun.length) this.#start(chunk.queue, chunk.queueArn, chunk.timeoutMs, rerun, chunk.reruns + 1);
+    this.#tasks.delete(task.taskId);
+    if (rerun.length) this.#start(task.queue, task.queueArn, task.timeoutMs, rerun, task.reruns + 1);
   }
 
   /** Ends one thread; piscina fails its other tasks (they become `crashed`) and starts a replacement. */
@@ -309,42 +306,43 @@ export class HandlerPool {
   async warmup(): Promise<void> {
     const threads = this.#pool.threads.length || 1;
     // One task per thread: piscina's least-busy balancer gives each idle thread one.
-    await Promise.all(Array.from({ length: threads }, () => this.#pool.run({ warmup: true, batch: 0, queue: '', queueArn: '', timeoutMs: 0, items: [] })));
+    await Promise.all(Array.from({ length: threads }, () => this.#pool.run({ warmup: true, taskId: 0, queue: '', queueArn: '', timeoutMs: 0, items: [] })));
   }
 
   /** Aborts every running handler's signal (shutdown deadline). */
   abortAll(reason: string): void {
-    this.#control.postMessage({ cmd: 'abort-all', reason } satisfies ControlMessage);
+    this.#tell({ kind: 'abort-all', reason });
   }
 
   /** Runs every thread's teardown hooks; resolves when each thread answered or at the deadline. */
   async teardown(timeoutMs: number): Promise<{ threads: number; acked: number; errors: string[] }> {
-    const expected = this.#pool.threads.length;
     const errors: string[] = [];
     let acked = 0;
-    if (expected === 0) return { threads: 0, acked: 0, errors };
+    let expected = 0;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
-      this.#control.onmessage = (ev) => {
-        const msg = (ev as { data: ControlMessage }).data;
-        if ('ack' in msg && msg.ack === 'teardown') {
-          acked++;
-          errors.push(...msg.errors);
-          if (acked >= expected) {
-            clearTimeout(timer);
-            resolve();
-          }
+      this.#onTeardownDone = (e) => {
+        acked++;
+        errors.push(...e);
+        if (acked >= expected) {
+          clearTimeout(timer);
+          resolve();
         }
       };
-      this.#control.postMessage({ cmd: 'teardown' } satisfies ControlMessage);
+      expected = this.#tell({ kind: 'teardown' });
+      if (expected === 0) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
+    this.#onTeardownDone = undefined;
     return { threads: expected, acked, errors };
   }
 
   destroy(): Promise<void> {
     this.#destroyed ??= this.#pool.destroy().finally(() => {
-      this.#control.close();
-      this.#results.close();
+      for (const port of this.#ports.values()) port.close();
+      this.#ports.clear();
     });
     return this.#destroyed;
   }

@@ -9,15 +9,11 @@ import type { Logger } from '../../log.js';
 import { Batcher, type EntryFailure } from './batcher.js';
 import { callRetryDelayMs } from '../../backoff.js';
 import type { SqsHealth } from '../serve/health.js';
+import type { QueueRef } from '../queue.js';
 
 /** SQS limit: entries per DeleteMessageBatch / ChangeMessageVisibilityBatch. */
 export const SQS_MAX_BATCH = 10;
 
-/** What the acker needs of a queue. */
-export interface QueueRef {
-  queue: string;
-  url: string;
-}
 
 interface CmvEntry {
   receiptHandle: string;
