@@ -13,7 +13,7 @@ export function retryDelaySec(receiveCount: number, baseDelaySec: number, maxDel
   return Math.min(SQS_MAX_VISIBILITY_SEC, Math.round(half + random() * half));
 }
 
-/** Backoff for our own retries of failed SQS calls (receive loop, acks): 100 ms doubling to `maxMs`, full jitter. */
+/** Backoff for our own retries of failed SQS calls (receive loop, acks, start): `baseMs` doubling to `maxMs`, equal jitter (a delay in [d/2, d]). */
 export function callRetryDelayMs(attempt: number, maxMs = 20_000, baseMs = 100, random: () => number = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(0, attempt), 20));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
