@@ -74,8 +74,14 @@ export class InFlight {
     return n;
   }
 
-  /** Registers a received message; `visibleUntilMs` counts from when its receive was sent. */
-  add(q: QueueRef, m: { messageId: string; receiptHandle: string }, visibilityTimeoutSec: number, visibleUntilMs: number): InFlightMessage {
+  /** Registers one receive's messages; `visibleUntilMs` counts from when the receive was sent. */
+  addAll(q: QueueRef, messages: ReadonlyArray<{ messageId: string; receiptHandle: string }>, visibilityTimeoutSec: number, visibleUntilMs: number): InFlightMessage[] {
+    const out = messages.map((m) => this.#register(q, m, visibilityTimeoutSec, visibleUntilMs));
+    this.#o.metrics.inFlight.inc({ queue: q.queue }, messages.length);
+    return out;
+  }
+
+  #register(q: QueueRef, m: { messageId: string; receiptHandle: string }, visibilityTimeoutSec: number, visibleUntilMs: number): Entry {
     const entry: Entry = {
       queue: q,
       messageId: m.messageId,
@@ -89,7 +95,6 @@ export class InFlight {
       registered: true,
     };
     this.#entries.add(entry);
-    this.#o.metrics.inFlight.inc({ queue: q.queue });
     // Only the new entry can move the timer earlier: no scan of every entry per message.
     this.#scheduleAt(dueAt(entry));
     return entry;

@@ -12,17 +12,17 @@ t.test('grants up to the request, never above the queue cap or the global cap', 
   const waiting = c.acquire('b', 10).then((n) => (got = n));
   await new Promise((r) => setImmediate(r));
   t.equal(got, 0, 'no slot is granted while none is free');
-  c.release('a', 2);
+  c.giveBack('a', 2);
   await waiting;
-  t.equal(got, 2, 'released slots go to the waiter');
+  t.equal(got, 2, 'slots given back go to the waiter');
   t.equal(c.total, 5);
 });
 
-t.test('releasing more than held throws (release exactly once)', async (t) => {
+t.test('giving back more than held throws (exactly once)', async (t) => {
   const c = new Capacity(4, { a: 4 });
   await c.acquire('a', 1);
-  c.release('a', 1);
-  t.throws(() => c.release('a', 1), /release of 1 slots on a that holds 0/);
+  c.giveBack('a', 1);
+  t.throws(() => c.giveBack('a', 1), /give back of 1 slots on a that holds 0/);
 });
 
 t.test('when the global cap limits, free slots go to the queue that holds fewest', async (t) => {
@@ -32,20 +32,20 @@ t.test('when the global cap limits, free slots go to the queue that holds fewest
   // The busy queue asks first, the quiet queue second: fairness, not arrival order, decides.
   const busyWaits = c.acquire('busy', 1).then((n) => grants.push(`busy:${n}`));
   const quietWaits = c.acquire('quiet', 1).then((n) => grants.push(`quiet:${n}`));
-  c.release('busy', 1);
+  c.giveBack('busy', 1);
   await new Promise((r) => setImmediate(r));
   t.same(grants, ['quiet:1'], 'the quiet queue gets the first free slot');
-  c.release('busy', 1);
+  c.giveBack('busy', 1);
   await Promise.all([busyWaits, quietWaits]);
   t.same(grants, ['quiet:1', 'busy:1']);
 });
 
-t.test('one release spreads over several waiters by max-min fairness', async (t) => {
+t.test('one give-back spreads over several waiters by max-min fairness', async (t) => {
   const c = new Capacity(6, { a: 6, b: 6, c: 6 });
   t.equal(await c.acquire('a', 6), 6);
   const pb = c.acquire('b', 10);
   const pc = c.acquire('c', 10);
-  c.release('a', 4);
+  c.giveBack('a', 4);
   t.same(await Promise.all([pb, pc]), [2, 2], 'b and c get two each');
   t.equal(c.held('a'), 2);
 });
@@ -67,7 +67,7 @@ t.test('an aborted wait resolves 0 and frees its place', async (t) => {
   ac.abort();
   t.equal(await p, 0, 'the stopped poller wakes');
   const q = c.acquire('b', 1);
-  c.release('a', 1);
+  c.giveBack('a', 1);
   t.equal(await q, 1, 'the next waiter gets the slot');
   t.equal(await c.acquire('a', 1, ac.signal), 0, 'an already aborted signal gets nothing');
 });
@@ -79,7 +79,7 @@ t.test('granted waits leave no listener on the stop signal (one per receive woul
   const ac = new AbortController();
   for (let i = 0; i < 1000; i++) {
     const n = await c.acquire('a', 2, ac.signal);
-    c.release('a', n);
+    c.giveBack('a', n);
   }
   t.equal(getEventListeners(ac.signal, 'abort').length, 0);
 });
@@ -92,14 +92,14 @@ t.test('with a fill window a receive waits for a whole batch of slots, then take
   let got = -1;
   const started = Date.now();
   const waiting = c.acquire('a', 10, undefined, 60).then((n) => (got = n));
-  c.release('a', 3); // 8 free now: still short of 10
+  c.giveBack('a', 3); // 8 free now: still short of 10
   await new Promise((r) => setTimeout(r, 20));
   t.equal(got, -1, 'not resolved with 8 of 10 inside the window');
   await waiting;
   t.equal(got, 8, 'the window closed: it takes the 8 it has');
   t.ok(Date.now() - started >= 55, 'after the window');
-  c.release('a', 8);
-  c.release('a', 10);
+  c.giveBack('a', 8);
+  c.giveBack('a', 10);
   t.equal(c.total, 2);
   t.equal(await c.acquire('a', 10, undefined, 60_000), 10, 'resolves at once when the whole batch is free');
 });
@@ -110,10 +110,10 @@ t.test('the fill window opens with the first free slot, not when the wait began'
   let got = -1;
   const waiting = c.acquire('a', 10, undefined, 40).then((n) => (got = n));
   await new Promise((r) => setTimeout(r, 80)); // longer than the window, with no slot free
-  c.release('a', 1);
+  c.giveBack('a', 1);
   await new Promise((r) => setTimeout(r, 5));
   t.equal(got, -1, 'one free slot after a long wait does not end the window at once');
-  c.release('a', 9);
+  c.giveBack('a', 9);
   await waiting;
   t.equal(got, 10, 'the batch filled inside the window');
 });
@@ -128,14 +128,14 @@ t.test('the fill window stays open while told the held slots are busy, up to its
   let asked = 0;
   let got = -1;
   const waiting = c.acquire('a', 10, undefined, 10, { hold: () => (asked++, busy), maxMs: 60_000 }).then((n) => (got = n));
-  c.release('a', 4);
+  c.giveBack('a', 4);
   await new Promise((r) => setTimeout(r, 120));
   t.equal(got, -1, 'held past several fill windows while the slots are busy');
   t.ok(asked >= 2, `asked each time the window was up (${asked})`);
   busy = false;
   await waiting;
   t.equal(got, 4, 'closed once no longer busy: takes the 4 it has');
-  c.release('a', 4);
+  c.giveBack('a', 4);
 
   // Bounded: a hold that never lets go ends at maxMs.
   const started = Date.now();
@@ -143,7 +143,7 @@ t.test('the fill window stays open while told the held slots are busy, up to its
   t.equal(await bounded, 4, 'takes what it has at the longest window');
   const waited = Date.now() - started;
   t.ok(waited >= 38 && waited < 1_000, `closed at maxMs (${waited} ms)`);
-  c.release('a', 10);
+  c.giveBack('a', 10);
   t.equal(c.total, 0);
 });
 

@@ -84,7 +84,7 @@ export class Capacity {
    * With `fillMs`, waits up to that long for all `max` (a receive of 10 costs what a receive of 1
    * does), then takes what it has; `fill.hold` keeps the window open, `fillMs` at a time, for as long
    * as it returns true, up to `fill.maxMs` in all (the slots that are held are not idle meanwhile:
-   * their messages wait on a busy thread). The caller must release every slot it was given, exactly once.
+   * their messages wait on a busy thread). The caller must give back every slot it was given, exactly once.
    */
   acquire(queue: string, max: number, signal?: AbortSignal, fillMs = 0, fill?: { hold: () => boolean; maxMs: number }): Promise<number> {
     if (!this.#queueCaps.has(queue)) throw new Error(`unknown queue ${queue}`);
@@ -109,7 +109,7 @@ export class Capacity {
           if (i < 0) return;
           this.#waiters.splice(i, 1);
           clearTimeout(w.fillTimer);
-          if (w.granted > 0) this.release(w.queue, w.granted);
+          if (w.granted > 0) this.giveBack(w.queue, w.granted);
           resolve(0);
         };
         signal.addEventListener('abort', onAbort, { once: true });
@@ -119,10 +119,10 @@ export class Capacity {
     });
   }
 
-  release(queue: string, n = 1): void {
+  giveBack(queue: string, n = 1): void {
     if (n <= 0) return;
     const held = this.held(queue);
-    if (n > held) throw new Error(`capacity: release of ${n} slots on ${queue} that holds ${held}`);
+    if (n > held) throw new Error(`capacity: give back of ${n} slots on ${queue} that holds ${held}`);
     this.#held.set(queue, held - n);
     this.#total -= n;
     this.#pump();
@@ -133,10 +133,10 @@ export class Capacity {
    * until `settled` (its delete or visibility change returned).
    */
   finish(queue: string): void {
-    // Counted as settling before the release wakes anyone, so the settling bound holds.
+    // Counted as settling before the slot given back wakes anyone, so the settling bound holds.
     this.#settling.set(queue, this.settlingOf(queue) + 1);
     this.#settlingTotal++;
-    this.release(queue, 1);
+    this.giveBack(queue, 1);
   }
 
   settled(queue: string): void {
@@ -155,7 +155,7 @@ export class Capacity {
     for (const w of waiters) {
       w.detach?.();
       clearTimeout(w.fillTimer);
-      if (w.granted > 0) this.release(w.queue, w.granted);
+      if (w.granted > 0) this.giveBack(w.queue, w.granted);
       w.resolve(0);
     }
   }

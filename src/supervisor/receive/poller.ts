@@ -132,7 +132,7 @@ export class Poller {
       const slots = await capacity.acquire(q.queue, plan.want, stopped, plan.fillMs, this.#hold);
       if (slots === 0) break; // stopping, or capacity closed
       if (stopped.aborted) {
-        capacity.release(q.queue, slots);
+        capacity.giveBack(q.queue, slots);
         break;
       }
       let messages: Message[];
@@ -146,12 +146,12 @@ export class Poller {
           log.info({ queue: q.queue }, 'receiving again');
         }
       } catch (err) {
-        capacity.release(q.queue, slots);
+        capacity.giveBack(q.queue, slots);
         if (stopped.aborted && isAbort(err)) break;
         await this.#onReceiveError(err, sentAt);
         continue;
       }
-      capacity.release(q.queue, slots - messages.length);
+      capacity.giveBack(q.queue, slots - messages.length);
       // Flowing while receives return messages; one more lane per full receive, one fewer per empty
       // one: a trickle is served by one lane (no herd of empty receives, FAUXQS.md F2), a backlog
       // by one receive per 10 slots of the cap.
@@ -169,9 +169,9 @@ export class Poller {
       const visibleUntilMs = sentAt + q.handler.visibilityTimeoutSec * 1000;
       if (stopped.aborted) {
         // Received after the stop: handed back at once, so another host takes them now.
-        capacity.release(q.queue, received.length);
+        capacity.giveBack(q.queue, received.length);
         const { inFlight } = this.#o;
-        for (const m of received) void inFlight.release(inFlight.add(q, m, q.handler.visibilityTimeoutSec, visibleUntilMs), 'shutdown');
+        for (const m of inFlight.addAll(q, received, q.handler.visibilityTimeoutSec, visibleUntilMs)) void inFlight.release(m, 'shutdown');
       } else {
         this.#o.dispatcher.dispatchBatch(q, received, visibleUntilMs);
       }

@@ -71,7 +71,7 @@ export class Dispatcher {
     const { inFlight, metrics, pool, load } = this.#o;
     const n = messages.length;
     const labels = { queue: q.queue };
-    const held = messages.map((m) => inFlight.add(q, m, q.handler.visibilityTimeoutSec, visibleUntilMs));
+    const held = inFlight.addAll(q, messages, q.handler.visibilityTimeoutSec, visibleUntilMs);
     const now = Date.now();
     for (const m of messages) if (m.sentTimestampMs) metrics.age.observe(labels, Math.max(0, (now - m.sentTimestampMs) / 1000));
     this.#open += n;
