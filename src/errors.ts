@@ -1,4 +1,6 @@
-/** Stable error codes. A code is never reused for another meaning. */
+import { isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
+
+/** Stable error codes. A code is never reused for another meaning: a retired one goes to RETIRED_CODES. */
 export const ErrorCodes = {
   ERR_CONFIG_INVALID: 'ERR_CONFIG_INVALID',
   ERR_HANDLER_INVALID: 'ERR_HANDLER_INVALID',
@@ -9,15 +11,16 @@ export const ErrorCodes = {
   ERR_TOPIC_NOT_FOUND: 'ERR_TOPIC_NOT_FOUND',
   ERR_EVENT_TOO_LARGE: 'ERR_EVENT_TOO_LARGE',
   ERR_EVENT_INVALID: 'ERR_EVENT_INVALID',
-  ERR_PUBLISH_FAILED: 'ERR_PUBLISH_FAILED',
   ERR_FILTER_POLICY_LIMIT: 'ERR_FILTER_POLICY_LIMIT',
   ERR_AWS: 'ERR_AWS',
-  ERR_CAPACITY: 'ERR_CAPACITY',
   ERR_USAGE: 'ERR_USAGE',
   ERR_ARCHIVE: 'ERR_ARCHIVE',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
+
+/** Codes that were removed (never thrown); none may be used again, for any meaning. */
+export const RETIRED_CODES: readonly string[] = ['ERR_CAPACITY', 'ERR_PUBLISH_FAILED'];
 
 /** The one error class of eventbus: callers branch on `code`, never on the message. */
 export class EventBusError extends Error {
@@ -84,42 +87,51 @@ export function describeError(err: unknown): string {
   }
 }
 
-// Every throttling code the SDK's own retry strategy knows (@smithy THROTTLING_ERROR_CODES): SNS on the
-// Query protocol answers RequestLimitExceeded, which was missing and left the topic unresolved at start.
-const RETRYABLE_NAMES = new Set([
-  'ThrottlingException',
-  'Throttling',
-  'ThrottledException',
-  'RequestThrottled',
-  'RequestThrottledException',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-  'SlowDown',
-  'BandwidthLimitExceeded',
-  'PriorRequestNotComplete',
-  'ProvisionedThroughputExceededException',
-  'TransactionInProgressException',
-  'EC2ThrottledException',
-  'ServiceUnavailable',
-  'InternalError',
-  'InternalFailure',
-  'KmsThrottled',
-  'TimeoutError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-]);
+// Connection failures by errno code, on the error or anywhere in its cause chain. The SDK knows most
+// of them too (NODEJS_TIMEOUT_ERROR_CODES, NODEJS_NETWORK_ERROR_CODES); the list is ours so that a
+// connection that fails is retried whatever a future SDK version says.
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET']);
+// Throttling the SDK's list (THROTTLING_ERROR_CODES) leaves out: KMS throttling the queue's or the
+// topic's server-side encryption, 400 without a retryable trait in the SQS and SNS models.
+const KMS_THROTTLING_NAMES = new Set(['KmsThrottled', 'KMSThrottlingException']);
+/** How deep a cause chain is followed (the SDK's isTransientError stops at 10 too). */
+const MAX_CAUSE_DEPTH = 10;
 
-/** One place that says whether an SQS/SNS failure may pass if the call is made again later. */
+type SdkErrorLike = Parameters<typeof isTransientError>[0];
+
+/**
+ * The SDK's own classification, the one its retry middleware uses: throttling (by name, 429 or the
+ * `$retryable` trait), transient (TimeoutError, a socket reset or timeout, 500/502/503/504, a
+ * corrected clock skew) or another 5xx. Not its deprecated isClockSkewError: that name list includes
+ * SignatureDoesNotMatch and AccessDeniedException, so a wrong secret key would be retried for ever.
+ */
+function sdkRetryable(e: AwsLikeError): boolean {
+  try {
+    return isThrottlingError(e as SdkErrorLike) || isTransientError(e as SdkErrorLike) || isServerError(e as SdkErrorLike);
+  } catch {
+    return false; // not shaped like an SDK error (e.g. a message that is not a string): not the SDK's to retry
+  }
+}
+
+/**
+ * One place that says whether an SQS/SNS failure may pass if the call is made again later: what the
+ * SDK classifies as retryable (also under fauxqs' long names), KMS throttling, or a connection
+ * failure by errno code, on the error or in its cause chain. Anything else is not, however it
+ * failed: a TypeError from config wiring at start is a bug to report, not an outage to wait out. An
+ * abort we asked for is not.
+ */
 export function isRetryableAwsError(err: unknown): boolean {
-  const e = (err ?? {}) as AwsLikeError & { code?: string; cause?: unknown };
-  if (e.$retryable) return true;
-  const status = e.$metadata?.httpStatusCode;
-  if (status !== undefined && (status >= 500 || status === 429)) return true;
-  const name = awsErrorName(err);
-  if (RETRYABLE_NAMES.has(name) || RETRYABLE_NAMES.has(e.name ?? '')) return true;
-  if (e.code && NETWORK_CODES.has(e.code)) return true;
-  if (e.cause && e.cause !== err) return isRetryableAwsError(e.cause);
-  // No HTTP answer at all (socket hang up and the like) is a network failure.
-  return status === undefined && !isAbort(err) && e.name !== 'EventBusError';
+  let e: unknown = err;
+  for (let depth = 0; depth <= MAX_CAUSE_DEPTH && typeof e === 'object' && e !== null; depth++) {
+    const x = e as AwsLikeError & { cause?: unknown };
+    if (isAbort(x)) return false;
+    if (sdkRetryable(x)) return true;
+    const short = awsErrorName(x);
+    if (short !== x.name && sdkRetryable({ name: short, message: x.message ?? '', $metadata: x.$metadata ?? {}, $retryable: x.$retryable })) return true;
+    if (KMS_THROTTLING_NAMES.has(short)) return true;
+    if (typeof x.code === 'string' && NETWORK_CODES.has(x.code)) return true;
+    if (x.cause === e) return false;
+    e = x.cause;
+  }
+  return false;
 }

@@ -48,9 +48,17 @@ t.test('an invalid handler module fails the start naming the file', async (t) =>
   const r = await runToExit(['--config', writeConfig({ handlersDir: dir, http: { host: '127.0.0.1', port: 0 } })]);
   t.equal(r.code, 1);
   t.match(r.out, /handler .*broken\.mjs must default-export a definition with a handle\(event, ctx\) function \[ERR_HANDLER_INVALID\]/);
-  // Files starting with _ are not handlers.
+  // Files starting with _ are not handlers (this one would be an invalid handler): with broken.mjs
+  // fixed the start gets past loading and reports the two handlers' queues as missing, and only those.
   writeFileSync(join(dir, 'broken.mjs'), 'export default { handle() { return true } };\n');
   writeFileSync(join(dir, '_helper.mjs'), 'export const x = 1;\n');
+  const emu = await emulator();
+  t.teardown(() => emu.stop());
+  const prefix = `${uniqueName('h')}-`;
+  const fixed = await runToExit(['--config', writeConfig({ endpoint: emu.endpoint, queuePrefix: prefix, handlersDir: dir, http: { host: '127.0.0.1', port: 0 } })]);
+  t.equal(fixed.code, 1);
+  t.match(fixed.out, new RegExp(`queues not found: ${prefix}broken, ${prefix}ok \\(`), 'both handlers loaded, and nothing else');
+  t.notMatch(fixed.out, /_helper|ERR_HANDLER_INVALID/, '_helper.mjs was not loaded');
   const dup = writeHandlers([{ queue: 'one', events: ['A'] }]);
   writeFileSync(join(dup, 'two.mjs'), 'export default { queue: "one", handle() { return true } };\n');
   const r2 = await runToExit(['--config', writeConfig({ handlersDir: dup, http: { host: '127.0.0.1', port: 0 } })]);
@@ -67,6 +75,24 @@ t.test('the global cap must fit one long poll per queue', async (t) => {
   const r = await runToExit(['--config', writeConfig({ handlersDir: dir, concurrency: 2, http: { host: '127.0.0.1', port: 0 } })]);
   t.equal(r.code, 1);
   t.match(r.out, /concurrency \(2, or threads x tasksPerThread = \d+ if lower\) must be at least the number of queues \(3\)/);
+});
+
+t.test('a bug at start is not retried: an endpoint without its scheme stops the start with the TypeError', async (t) => {
+  // Expected: exit 1 with the error's message. Broke: every error without an HTTP answer counted as a
+  // network failure, so the start loop retried this TypeError (Invalid URL) for ever.
+  const dir = writeHandlers([{ queue: 'typo', events: ['T'] }]);
+  const config = writeConfig({ endpoint: '127.0.0.1:4566', handlersDir: dir, http: { host: '127.0.0.1', port: 0 } });
+  const p = spawnNode(SUPERVISOR, ['--config', config]);
+  t.teardown(() => p.kill());
+  // Whichever comes first: the start loop's retry warning, or the exit.
+  const first = await p.waitForOutput(/failed; retrying/, 60_000).then(
+    () => 'retrying',
+    (err: Error) => (/exited before/.test(err.message) ? 'exited' : err.message),
+  );
+  t.equal(first, 'exited', 'the start was not retried');
+  if (first !== 'exited') p.kill(); // it would retry for ever
+  t.equal((await p.exited).code, 1);
+  t.match(p.output(), /^eventbus: GetQueueUrl typo failed: TypeError: Invalid URL \[ERR_AWS\]$/m);
 });
 
 t.test('--help and usage errors', async (t) => {

@@ -6,10 +6,13 @@ export interface CountingProxy {
   endpoint: string;
   /** Most calls of an operation in progress at once. */
   maxConcurrent(operation: string): number;
+  /** Requests of an operation received: forwarded or, while down, refused. */
   calls(operation: string): number;
-  /** Every ReceiveMessage's MaxNumberOfMessages and WaitTimeSeconds, in order. */
+  /** Requests of an operation refused while down: every attempt the client made, SDK retries included. */
+  refused(operation: string): number;
+  /** Every forwarded ReceiveMessage's MaxNumberOfMessages and WaitTimeSeconds, in order. */
   receives(): Array<{ max: number; waitSec: number }>;
-  /** While down, every request has its connection reset. */
+  /** While down, every request is read (to count it) and then has its connection closed unanswered. */
   setDown(down: boolean): void;
   close(): Promise<void>;
 }
@@ -26,18 +29,24 @@ export async function countingProxy(targetEndpoint: string): Promise<CountingPro
   const inFlight = new Map<string, number>();
   const peak = new Map<string, number>();
   const total = new Map<string, number>();
+  const refused = new Map<string, number>();
   const receives: Array<{ max: number; waitSec: number }> = [];
   let down = false;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    if (down) {
-      req.socket.destroy();
-      return;
-    }
+    const refuse = down;
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const op = operationOf(req, body);
+      if (refuse) {
+        // Counted before the close, so a test can see how often a client retries against an outage
+        // (not counting them made "few calls while down" true whatever the client did).
+        total.set(op, (total.get(op) ?? 0) + 1);
+        refused.set(op, (refused.get(op) ?? 0) + 1);
+        req.socket.destroy();
+        return;
+      }
       const n = (inFlight.get(op) ?? 0) + 1;
       inFlight.set(op, n);
       peak.set(op, Math.max(peak.get(op) ?? 0, n));
@@ -73,6 +82,7 @@ export async function countingProxy(targetEndpoint: string): Promise<CountingPro
     endpoint: `http://127.0.0.1:${port}`,
     maxConcurrent: (op) => peak.get(op) ?? 0,
     calls: (op) => total.get(op) ?? 0,
+    refused: (op) => refused.get(op) ?? 0,
     receives: () => [...receives],
     setDown: (d) => {
       down = d;

@@ -53,15 +53,24 @@ t.test('/readyz turns 503 while SQS fails for longer than the threshold, and 200
     return { status: r.status, body: (await r.json()) as { reason: string | null } };
   };
   t.equal((await readyz()).status, 200, 'ready');
+  const downAt = Date.now();
   proxy.setDown(true);
   const failing = await waitFor('503', async () => {
     const r = await readyz();
     return r.status === 503 ? r : null;
   });
   t.match(failing.body.reason, /SQS calls failing for \d+ s/);
-  const receivesWhileDown = proxy.calls('ReceiveMessage');
   await new Promise((r) => setTimeout(r, 2000));
-  t.ok(proxy.calls('ReceiveMessage') - receivesWhileDown <= 10, 'no tight retry loop while SQS is down');
+  // Every ReceiveMessage request while down is counted (the SDK's own retries too). After its n-th
+  // failure in a row (n from 0) the poller waits at least 50 * 2^n ms (callRetryDelayMs: equal jitter
+  // below 100 * 2^n), so in downMs at most 1 + log2(downMs / 50 + 1) receives start (+ 10 ms for
+  // timer rounding), each at most maxAttempts (3) requests: 18 in 3 s, where a poller without backoff
+  // makes 20 or more a second (the SDK's retry delays are below 50 and 100 ms).
+  const downMs = Date.now() - downAt;
+  const attempts = proxy.refused('ReceiveMessage');
+  const bound = 3 * (1 + Math.floor(Math.log2((downMs + 10) / 50 + 1)));
+  t.ok(attempts > 0, `receives were attempted and refused while SQS was down (${attempts})`);
+  t.ok(attempts <= bound, `no tight retry loop while SQS is down: ${attempts} receive requests in ${downMs} ms (backoff allows ${bound})`);
   proxy.setDown(false);
   await waitFor('200 again', async () => (await readyz()).status === 200, 30_000);
   await bus.publisher.createEvent('R', {});

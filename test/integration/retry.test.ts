@@ -1,7 +1,10 @@
 // A failure (false, throw) is retried with a growing backoff; after maxReceiveCount SQS moves it to the DLQ.
 import t from 'tap';
+import { fileURLToPath } from 'node:url';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { startBus, waitFor } from '../helpers/bus.js';
+
+const ALWAYS_FALSE = fileURLToPath(new URL('../../test/fixtures/handlers/always-false.mjs', import.meta.url));
 
 for (const fail of ['false', 'throw'] as const) {
   t.test(`handler failing with ${fail} is retried with backoff, then succeeds`, async (t) => {
@@ -69,23 +72,35 @@ t.test('failure events are rate limited per queue and never published for TASK_W
   const bus = await startBus(
     [
       { queue: 'work', events: ['JOB'], maxReceiveCount: 1 },
-      { queue: 'failures', events: ['TASK_WORKER_FAILED'], maxReceiveCount: 1 },
+      // Fails every failure event it gets: failures of TASK_WORKER_FAILED that must not be reported.
+      { queue: 'failures', events: ['TASK_WORKER_FAILED'], maxReceiveCount: 1, file: ALWAYS_FALSE },
     ],
     { config: { retry: { baseDelaySec: 30, maxDelaySec: 30 }, failureEvents: { enabled: true, maxPerSecond: 2 } } },
   );
   t.teardown(() => bus.stop());
   await bus.publisher.publishBatch(Array.from({ length: 8 }, () => ({ type: 'JOB', data: { fail: 'false' } })));
   await waitFor('8 failures', () => bus.started('work').length >= 8, 10_000);
-  const suppressed = async () => {
-    const text = await bus.sup.metrics.registry.getSingleMetricAsString('eventbus_failure_events_suppressed_total');
-    return Number(/queue="work"\} (\d+)/.exec(text)?.[1] ?? 0);
-  };
-  await waitFor('published + suppressed = 8 failures', async () => bus.started('failures').length + (await suppressed()) === 8, 10_000);
-  const n = await suppressed();
+  const metric = async (name: string, re: RegExp) => Number(re.exec(await bus.sup.metrics.registry.getSingleMetricAsString(name))?.[1] ?? 0);
+  const suppressed = (queue: string) => metric('eventbus_failure_events_suppressed_total', new RegExp(`queue="${queue}"\\} (\\d+)`));
+  const aboutWork = () => bus.started('failures').filter((s) => s.data?.queue === 'work').length;
+  await waitFor('published + suppressed = 8 failures', async () => aboutWork() + (await suppressed('work')) === 8, 10_000);
+  const n = await suppressed('work');
   t.ok(n >= 4, `most failure events were suppressed (${n})`);
-  t.ok(bus.started('failures').length >= 2, 'the first ones were published');
+  t.ok(aboutWork() >= 2, 'the first ones were published');
+  const fromWork = 8 - n;
+  // Stopping lets every running handler settle and sends every failure event being published, so the
+  // counts below are final: a failure event about one of the failures' own failures would be counted
+  // as published or as suppressed.
+  await bus.stop();
+  t.equal(
+    await metric('eventbus_handler_results_total', /queue="failures",event_type="TASK_WORKER_FAILED",result="failure"\} (\d+)/),
+    fromWork,
+    'the failures handler failed every failure event it got',
+  );
+  t.equal(await metric('eventbus_events_published_total', /event_type="TASK_WORKER_FAILED"\} (\d+)/), fromWork, 'failure events were published for the work queue only');
+  t.equal(await suppressed('failures'), 0, 'no failure event about a failure event was even suppressed');
   t.notOk(
     bus.seen.some((s) => s.queue === 'failures' && s.kind === 'start' && s.data?.eventType === 'TASK_WORKER_FAILED'),
-    'no failure event about a failure event',
+    'no failure event about a failure event reached a handler',
   );
 });
