@@ -115,11 +115,14 @@ class ItemRun {
   #ac: AbortController | undefined;
   #reason: unknown;
   #log: typeof log | undefined;
-  /** performance.now() and Date.now() when its handler was called. */
+  /**
+   * performance.now() when its handler was called. Timeouts and the grace run on this monotonic
+   * clock: a wall clock stepped by NTP would abort handlers early or late, and Date.now()'s whole
+   * milliseconds let a 300 ms timeout abort at 299.x ms of measured duration.
+   */
   startedMs = 0;
-  startedAtMs = 0;
-  /** Date.now() when its signal was aborted for its timeout (the grace runs from here). */
-  abortedAtMs: number | undefined;
+  /** performance.now() when its signal was aborted for its timeout (the grace runs from here). */
+  abortedMs: number | undefined;
   output: ItemOutput | undefined;
   event: CloudEvent | undefined;
 
@@ -263,23 +266,24 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
     let next = Infinity;
     for (const r of runs) {
       if (!r || r.output) continue; // not started yet, or finished
-      next = Math.min(next, r.abortedAtMs !== undefined ? r.abortedAtMs + cfg.graceMs : r.startedAtMs + task.timeoutMs);
+      next = Math.min(next, r.abortedMs !== undefined ? r.abortedMs + cfg.graceMs : r.startedMs + task.timeoutMs);
     }
-    if (next !== Infinity) timer = setTimeout(tick, Math.max(0, next - Date.now()));
+    // A timer may fire up to a millisecond early (libuv's loop time): tick checks and reschedules.
+    if (next !== Infinity) timer = setTimeout(tick, Math.max(1, Math.ceil(next - performance.now())));
   };
   const tick = () => {
-    const now = Date.now();
+    const now = performance.now();
     for (let i = 0; i < n; i++) {
       const r = runs[i];
       if (!r || r.output) continue;
-      if (r.abortedAtMs === undefined) {
-        if (now < r.startedAtMs + task.timeoutMs) continue;
+      if (r.abortedMs === undefined) {
+        if (now < r.startedMs + task.timeoutMs) continue;
         r.abort(new Error(`handler timed out after ${task.timeoutMs} ms`));
-        r.abortedAtMs = now;
+        r.abortedMs = now;
         // The watchdog's clock restarts from the abort: a thread that was busy (its timers late)
         // but whose handlers do honour their signal gets its whole grace.
-        table.start(r.item.row, now - task.timeoutMs);
-      } else if (now >= r.abortedAtMs + cfg.graceMs) {
+        table.start(r.item.row, Date.now() - task.timeoutMs);
+      } else if (now >= r.abortedMs + cfg.graceMs) {
         // The handler ignored its signal and is still running: the main thread ends this thread,
         // so an abandoned handler cannot go on beside its own retry.
         abandoned = true;
@@ -311,8 +315,7 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
     // message whose handler never started (a neighbour blocks the thread) keeps no mark, so if
     // the thread is ended it runs again elsewhere instead of spending a receive.
     r.startedMs = performance.now();
-    r.startedAtMs = Date.now();
-    table.start(item.row, r.startedAtMs);
+    table.start(item.row, Date.now());
     let handled: Promise<unknown>;
     try {
       handled = Promise.resolve(h.def.handle(event, ctx));
