@@ -94,6 +94,9 @@ const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE
 // Throttling the SDK's list (THROTTLING_ERROR_CODES) leaves out: KMS throttling the queue's or the
 // topic's server-side encryption, 400 without a retryable trait in the SQS and SNS models.
 const KMS_THROTTLING_NAMES = new Set(['KmsThrottled', 'KMSThrottlingException']);
+// The SDK's credential providers fail with these when no source answered (IMDS timing out, an IRSA
+// token not mounted yet): as before, waited out with /readyz 503, not a crash loop.
+const CREDENTIAL_NAMES = new Set(['CredentialsProviderError', 'ProviderError']);
 /** How deep a cause chain is followed (the SDK's isTransientError stops at 10 too). */
 const MAX_CAUSE_DEPTH = 10;
 
@@ -129,7 +132,11 @@ export function isRetryableAwsError(err: unknown): boolean {
     const short = awsErrorName(x);
     if (short !== x.name && sdkRetryable({ name: short, message: x.message ?? '', $metadata: x.$metadata ?? {}, $retryable: x.$retryable })) return true;
     if (KMS_THROTTLING_NAMES.has(short)) return true;
-    if (typeof x.code === 'string' && NETWORK_CODES.has(x.code)) return true;
+    if (typeof x.code === 'string' && (NETWORK_CODES.has(x.code) || x.code.startsWith('HPE_') || x.code === 'ERR_STREAM_PREMATURE_CLOSE')) return true;
+    // Any failed system call (libuv: EADDRNOTAVAIL when ephemeral ports run out, EMFILE, ENETDOWN, ...).
+    if (typeof (x as { syscall?: unknown }).syscall === 'string') return true;
+    // The credential chain failed (instance metadata or a web identity token not there yet): wait for it.
+    if (CREDENTIAL_NAMES.has(x.name ?? '')) return true;
     if (x.cause === e) return false;
     e = x.cause;
   }

@@ -144,6 +144,8 @@ export class InFlight {
   async release(m: InFlightMessage, reason: ReleaseReason): Promise<boolean> {
     const e = m as Entry;
     if (e.deleting || !(await this.quiesce(e))) return false;
+    // Another release, or a successful handler's delete, may have come while the extension returned.
+    if (!e.registered || e.deleting) return false;
     this.remove(e);
     this.#o.metrics.released.inc({ queue: e.queue.queue, reason });
     try {

@@ -388,7 +388,9 @@ export class Supervisor {
     try {
       topicArn = await createPublisher({ sns: clients.sns, topic: this.#cfg.topic, source: this.#cfg.source }).topicArn();
     } catch (err) {
-      if (isRetryableAwsError((err as { cause?: unknown }).cause)) throw err;
+      // A topic that does not exist fails the start with its fix ("run eventbus provision"), like a
+      // missing queue; an outage is retried by the caller; anything else leaves publishing off.
+      if ((err as EventBusError).code === 'ERR_TOPIC_NOT_FOUND' || isRetryableAwsError((err as { cause?: unknown }).cause)) throw err;
       this.log.warn({ err, topic: this.#cfg.topic }, 'topic not resolved: failure events and ctx.publish are off');
     }
     return { topicArn, queues };

@@ -139,6 +139,21 @@ class ItemRun {
     return this.#reason;
   }
 
+  /** The handler asked for its signal: it may have stopped early on an abort. */
+  get tookSignal(): boolean {
+    return this.#ac !== undefined;
+  }
+
+  /**
+   * Its result must be `timeout` whatever the handler returned: its own timeout aborted it (SPEC
+   * "Results"), or the shutdown abort reached a handler that had taken its signal (it may have
+   * stopped early). A handler that never looked at its signal and returned after a shutdown abort
+   * finished its work: that stays a success (releasing it would run it again on another host).
+   */
+  get cutShort(): boolean {
+    return this.abortedMs !== undefined || (this.aborted && this.tookSignal);
+  }
+
   signal(): AbortSignal {
     this.#ac ??= new AbortController();
     if (this.#reason !== undefined && !this.#ac.signal.aborted) this.#ac.abort(this.#reason);
@@ -328,7 +343,7 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
       // one that stops early on its signal and resolves must not have its message deleted.
       (value) =>
         record(i, () =>
-          r.aborted ? r.finish('timeout', `${describeError(r.reason)}; the handler returned after its signal aborted`) : value === false ? r.finish('failure', 'handler returned false') : r.finish('success'),
+          r.cutShort ? r.finish('timeout', `${describeError(r.reason)}; the handler returned after its signal aborted`) : value === false ? r.finish('failure', 'handler returned false') : r.finish('success'),
         ),
       (err: unknown) => record(i, () => (r.aborted ? r.finish('timeout', describeError(r.reason)) : r.finish('error', describeError(err)))),
     );

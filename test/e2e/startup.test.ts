@@ -1,5 +1,6 @@
 // Start-up checks: bad config, bad handlers and missing queues fail at start with one clear line and exit 1.
 import t from 'tap';
+import { CreateQueueCommand } from '@aws-sdk/client-sqs';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { emulator, uniqueName } from '../helpers/emulator.js';
@@ -75,6 +76,33 @@ t.test('the global cap must fit one long poll per queue', async (t) => {
   const r = await runToExit(['--config', writeConfig({ handlersDir: dir, concurrency: 2, http: { host: '127.0.0.1', port: 0 } })]);
   t.equal(r.code, 1);
   t.match(r.out, /concurrency \(2, or threads x tasksPerThread = \d+ if lower\) must be at least the number of queues \(3\)/);
+});
+
+t.test('a missing topic fails the start naming its fix, like a missing queue', async (t) => {
+  // Expected: exit 1, "SNS topic ... does not exist (run: eventbus provision)". Kept on review: the
+  // start used to fail so only because a cause-less error counted as retryable; without that rule it
+  // would have started with failure events and ctx.publish silently off.
+  const emu = await emulator();
+  t.teardown(() => emu.stop());
+  const prefix = `${uniqueName('tp')}-`;
+  const handlersDir = writeHandlers([{ queue: 'gamma', events: ['G'] }]);
+  for (const name of [`${prefix}gamma-dlq`, `${prefix}gamma`]) await emu.sqs.send(new CreateQueueCommand({ QueueName: name }));
+  const topic = uniqueName('no-topic');
+  const config = writeConfig({ endpoint: emu.endpoint, queuePrefix: prefix, topic, handlersDir, http: { host: '127.0.0.1', port: 0 } });
+  const p = spawnNode(SUPERVISOR, ['--config', config]);
+  t.teardown(() => p.kill());
+  // Whichever comes first: running (with publishing silently off), or the exit.
+  const first = await p.waitForOutput(/supervisor running/, 60_000).then(
+    () => 'running',
+    (err: Error) => (/exited before/.test(err.message) ? 'exited' : err.message),
+  );
+  t.equal(first, 'exited', 'the start failed');
+  if (first !== 'exited') p.kill();
+  const code = (await p.exited).code;
+  const out = p.output();
+  t.equal(code, 1);
+  t.match(out, new RegExp(`SNS topic "?${topic}"? does not exist \\(run: eventbus provision\\)`));
+  t.match(out, /ERR_TOPIC_NOT_FOUND/);
 });
 
 t.test('a bug at start is not retried: an endpoint without its scheme stops the start with the TypeError', async (t) => {

@@ -51,6 +51,11 @@ t.test('only what may pass later is retryable: a bug at start is not', async (t)
   t.notOk(isRetryableAwsError(new EventBusError('ERR_QUEUE_NOT_FOUND', 'queues not found: a')), 'one of ours');
   for (const v of [undefined, null, 'socket hang up', 42]) t.notOk(isRetryableAwsError(v), `thrown ${String(v)}`);
   t.notOk(isRetryableAwsError({ name: 'SignatureDoesNotMatch', $metadata: { httpStatusCode: 403 } }), 'a wrong secret key');
+  // Kept retryable on review: outages that reach us without an HTTP answer and outside the SDK's lists.
+  t.ok(isRetryableAwsError(Object.assign(new Error('connect EADDRNOTAVAIL 10.0.0.1:443'), { code: 'EADDRNOTAVAIL', syscall: 'connect' })), 'ephemeral ports exhausted (a failed system call)');
+  t.ok(isRetryableAwsError(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })), 'a stream cut short');
+  t.ok(isRetryableAwsError(Object.assign(new Error('Parse Error: Expected HTTP/'), { code: 'HPE_INVALID_CONSTANT' })), 'a middlebox answering garbage');
+  t.ok(isRetryableAwsError(Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' })), 'the credential chain (IMDS slow, token not mounted yet)');
   const loop: Error & { cause?: unknown } = new Error('cause of itself');
   loop.cause = loop;
   t.notOk(isRetryableAwsError(loop), 'a cause loop ends');

@@ -136,12 +136,13 @@ export class Dispatcher {
         }
         return;
       }
+      // Stop extending first: a late extension must not undo the backoff or the release.
+      if (!(await inFlight.quiesce(held))) return; // released by shutdown already
+      // Read after the wait: the deadline may have passed meanwhile.
       if (this.#releaseFailures) {
         if (await inFlight.release(held, 'shutdown')) log.info({ ...fields(), result: outcome.result }, 'released at shutdown');
         return;
       }
-      // Stop extending first: a late extension must not undo the backoff.
-      if (!(await inFlight.quiesce(held))) return; // released by shutdown already
       const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
       const atMax = m.receiveCount >= q.handler.maxReceiveCount;
       log.warn(
