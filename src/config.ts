@@ -79,6 +79,15 @@ convict.addFormat({
   },
 });
 convict.addFormat({
+  name: 'optional-secret',
+  validate(v: unknown) {
+    if (v === null) return;
+    if (typeof v !== 'string') throw new Error('must be a string');
+    // An empty EVENTBUS_API_TOKEN= would otherwise count as set (and match an empty bearer).
+    if (v.trim() === '') throw new Error('must not be empty or whitespace (unset it instead)');
+  },
+});
+convict.addFormat({
   name: 'csv',
   validate(v: unknown) {
     if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new Error('must be a list of strings');
@@ -153,7 +162,7 @@ const schema = {
   http: {
     host: { doc: 'HTTP listen address', format: String, default: '0.0.0.0', env: 'EVENTBUS_HTTP_HOST' },
     port: { doc: 'HTTP port (0 = any free port)', format: 'port', default: 9464, env: 'EVENTBUS_HTTP_PORT' },
-    apiToken: { doc: 'bearer token for /events', format: 'optional-string', default: null as string | null, env: 'EVENTBUS_API_TOKEN', sensitive: true },
+    apiToken: { doc: 'bearer token for /events (required with the archive on a non-loopback http.host)', format: 'optional-secret', default: null as string | null, env: 'EVENTBUS_API_TOKEN', sensitive: true },
   },
   shutdownTimeoutMs: { doc: 'drain deadline after SIGTERM', format: 'positive-int', default: 25_000, env: 'EVENTBUS_SHUTDOWN_TIMEOUT_MS' },
   retry: {

@@ -14,8 +14,11 @@ export interface EventsRouteOptions {
 
 /** Constant-time check of `Authorization: Bearer <token>` (digests, so lengths do not leak). */
 export function bearerMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  const given = createHash('sha256').update(m?.[1]?.trim() ?? '').digest();
+  // Only ASCII spaces and tabs around the token (RFC 7235); no trim() of Unicode spaces, under
+  // which a bearer of one non-breaking space once matched an empty token.
+  const m = /^Bearer[ \t]+([^ \t](?:.*[^ \t])?)[ \t]*$/i.exec(header ?? '');
+  if (token === '') return false;
+  const given = createHash('sha256').update(m?.[1] ?? '').digest();
   const expected = createHash('sha256').update(token).digest();
   return m !== null && timingSafeEqual(given, expected);
 }

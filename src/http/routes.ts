@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Metrics } from '#metrics/registry.js';
 import type { Config } from '../config.js';
+import { EventBusError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Publisher } from '../publisher/index.js';
 import { registerWebhookRoutes, webhooksEnabled } from '../publisher/webhooks.js';
@@ -24,8 +25,26 @@ export interface ExtraRoutes {
   close(): Promise<void>;
 }
 
+/** Whether an address only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * The optional routes of one HTTP server. Throws ERR_CONFIG_INVALID, before anything listens, when
+ * /events would serve the archive (user data, webhook bodies) on an address others can reach
+ * without a bearer token (SPEC "Configuration": http.apiToken).
+ */
 export function extraRoutes(o: ExtraRoutesOptions): ExtraRoutes {
   const cfg = o.config;
+  const servesEvents = o.events ?? cfg.archive.enabled;
+  if (servesEvents && cfg.http.apiToken === null && !isLoopbackHost(cfg.http.host)) {
+    throw new EventBusError(
+      'ERR_CONFIG_INVALID',
+      `invalid config: http.apiToken must be set: the archive (archive.enabled) is served on GET /events at http.host ${cfg.http.host}, which is not loopback (set EVENTBUS_API_TOKEN, or http.host 127.0.0.1)`,
+    );
+  }
   let store: Promise<ArchiveStore> | undefined;
   const archiveUrl = resolveArchiveUrl(cfg.archive.url);
   return {
@@ -41,7 +60,7 @@ export function extraRoutes(o: ExtraRoutesOptions): ExtraRoutes {
         const sources = [...(cfg.webhooks.stripe.secrets.length ? ['stripe'] : []), ...Object.keys(cfg.webhooks.sources)];
         o.log.info({ sources }, 'webhook ingress on POST /webhooks/<source>');
       }
-      if (o.events ?? cfg.archive.enabled) {
+      if (servesEvents) {
         await registerEventsRoute(app, {
           store: () => {
             store ??= openArchive(archiveUrl, { warn: (m) => o.log.warn(m) }).catch((err: unknown) => {

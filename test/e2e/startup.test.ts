@@ -105,6 +105,17 @@ t.test('a missing topic fails the start naming its fix, like a missing queue', a
   t.match(out, /ERR_TOPIC_NOT_FOUND/);
 });
 
+t.test('the archive on a non-loopback address without a token fails the start naming http.apiToken', async (t) => {
+  // Expected (SPEC v3, issue 14 High): one line, exit 1, before anything listens. Broke: GET /events
+  // served every archived event to anyone who could reach 0.0.0.0:9464.
+  const dir = writeHandlers([{ queue: 'open', events: ['O'] }]);
+  const config = writeConfig({ endpoint: 'http://127.0.0.1:9', handlersDir: dir, archive: { enabled: true }, http: { host: '0.0.0.0', port: 0 } });
+  const { code, out } = await runToExit(['--config', config]);
+  t.equal(code, 1);
+  t.match(out, /^eventbus: invalid config: http\.apiToken must be set: .*http\.host 0\.0\.0\.0.* \[ERR_CONFIG_INVALID\]$/m);
+  t.notMatch(out, /http listening/, 'nothing listened');
+});
+
 t.test('a bug at start is not retried: an endpoint without its scheme stops the start with the TypeError', async (t) => {
   // Expected: exit 1 with the error's message. Broke: every error without an HTTP answer counted as a
   // network failure, so the start loop retried this TypeError (Invalid URL) for ever.
