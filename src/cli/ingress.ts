@@ -1,6 +1,5 @@
 // `eventbus ingress`: the webhook routes on their own HTTP server (without a supervisor).
 import type { Command } from 'commander';
-import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { createMetrics } from '#metrics/registry.js';
 import { EventBusError } from '../errors.js';
@@ -8,6 +7,7 @@ import { createLogger } from '../log.js';
 import { createPublisher } from '../publisher/index.js';
 import { webhooksEnabled } from '../publisher/webhooks.js';
 import { extraRoutes } from '../http/routes.js';
+import { createHttpApp } from '../http/server.js';
 import { UsageError, commandContext, type CommonOptions } from './common.js';
 
 export function registerIngress(program: Command, common: (cmd: Command) => Command): void {
@@ -30,7 +30,7 @@ export function registerIngress(program: Command, common: (cmd: Command) => Comm
     const clients = ctx.clients();
     const publisher = createPublisher({ sns: clients.sns, topic: cfg.topic, source: cfg.source, onPublished: (type, n) => metrics.published.inc({ event_type: type }, n) });
     const routes = extraRoutes({ config: cfg, metrics, log, publisher: () => publisher, events: false });
-    const app = Fastify({ logger: false });
+    const app = createHttpApp();
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/metrics', async (_req, reply) => {
       reply.header('content-type', metrics.registry.contentType);

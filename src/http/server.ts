@@ -20,9 +20,38 @@ export interface HttpOptions {
   routes?: (app: FastifyInstance) => Promise<void>;
 }
 
+/**
+ * Every connection's bounds (SPEC v3 "HTTP"): a slow or hostile client ties up nothing for long.
+ * Node checks the header and request deadlines every `checkIntervalMs` (its default, 30 s, would let a
+ * client dribbling bytes hold a socket that much longer).
+ */
+export const HTTP_LIMITS = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  /** Idle socket (no bytes either way) before it is closed. */
+  idleTimeoutMs: 30_000,
+  checkIntervalMs: 1_000,
+  /** Open connections at once; more are refused at accept (scrapes and webhooks need a handful). */
+  maxConnections: 256,
+} as const;
+
+/** A Fastify app with the connection bounds of HTTP_LIMITS: every server of ours starts here. */
+export function createHttpApp(limits: typeof HTTP_LIMITS = HTTP_LIMITS): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs },
+  });
+  app.server.maxConnections = limits.maxConnections;
+  return app;
+}
+
 /** The supervisor's one HTTP port: /metrics, /healthz (alive), /readyz (polling every queue). */
 export async function startHttp(o: HttpOptions): Promise<{ app: FastifyInstance; port: number; close(): Promise<void> }> {
-  const app = Fastify({ logger: false });
+  const app = createHttpApp();
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', o.registry.contentType);
     return o.metrics ? o.metrics() : o.registry.metrics();
