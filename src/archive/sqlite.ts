@@ -1,6 +1,6 @@
 // The embedded archive: one SQLite file in WAL mode (several threads and processes of one host may
 // write it), through better-sqlite3; node:sqlite when better-sqlite3's native binary cannot load.
-import { mkdirSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { EventBusError } from '../errors.js';
@@ -69,7 +69,10 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
   if (o.create === false && !existsSync(file)) {
     throw new EventBusError('ERR_ARCHIVE', `no archive at ${file} (is archive.enabled on, and archive.url the same as the supervisor's?)`);
   }
-  mkdirSync(dirname(file), { recursive: true });
+  // Owner only: archived events carry user data and webhook bodies. SQLite gives its -wal and -shm
+  // files the main file's mode. An existing file keeps the mode its owner chose.
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
   const { db } = openDriver(file, o.warn);
   try {
     // Several threads may open a new file at once: switching to WAL needs a moment alone.

@@ -107,7 +107,9 @@ export class Supervisor {
     });
     let reason = this.#state === 'running' ? null : this.#stateReason ?? this.#state;
     if (!reason && failingMs > this.#cfg.readiness.sqsFailureSec * 1000) {
-      reason = `SQS calls failing for ${Math.round(failingMs / 1000)} s: ${this.#health.lastError}`;
+      // State only: an SQS error text can carry the account id and role ARN; it is in the log.
+      const key = this.#health.failingKey;
+      reason = `SQS calls failing for ${Math.round(failingMs / 1000)} s${key && key !== '*' ? ` (${key})` : ''}; the error is in the log`;
     }
     return { ready: reason === null, reason, state: this.#state, queues };
   }

@@ -1,6 +1,6 @@
 // The embedded (SQLite) archive: the store contract, the built-in handler under redelivery, and GET /events.
 import t from 'tap';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ARCHIVE_HANDLER_FILE, openArchive } from '../../dist/archive/index.js';
@@ -31,6 +31,22 @@ t.test('SQLite store: WAL mode, two connections (threads/processes) on one file,
   await a.put(ev('x', 'T', 1_700_000_000_000));
   t.equal(await b.put(ev('x', 'T', 1_700_000_000_000)), false, 'the other connection sees the row');
   t.ok(existsSync(`${file}-wal`), 'WAL mode: the write-ahead log is beside the file');
+});
+
+t.test('SQLite store: a new archive folder and its files are readable by the owner only', async (t) => {
+  // Issue 14 (Low): archived events carry user data and webhook bodies. Broke: created 0755 / 0644
+  // (the umask's), readable by every user of the host.
+  const base = mkdtempSync(join(tmpdir(), 'eb-perm-'));
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  const file = join(base, 'data', 'archive.sqlite');
+  const store = await openArchive(file);
+  await store.put(ev('p', 'T', 1_700_000_000_000));
+  t.equal(statSync(join(base, 'data')).mode & 0o777, 0o700, 'folder 0700');
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    if (existsSync(f)) t.equal(statSync(f).mode & 0o777, 0o600, `${f.slice(base.length)} 0600`);
+  }
+  t.ok(existsSync(`${file}-wal`), 'the WAL file was checked too');
+  await store.close();
 });
 
 t.test('the archive handler keeps each event once under redelivery; GET /events pages it behind the token', async (t) => {

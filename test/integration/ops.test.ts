@@ -60,6 +60,8 @@ t.test('/readyz turns 503 while SQS fails for longer than the threshold, and 200
     return r.status === 503 ? r : null;
   });
   t.match(failing.body.reason, /SQS calls failing for \d+ s/);
+  // Issue 14 (Low): state only; an SQS error text can carry the account id and role ARN (was: the error appended).
+  t.notMatch(failing.body.reason, /Error\b|ECONNRESET|socket hang up|arn:aws/, `no error text in /readyz: ${failing.body.reason}`);
   await new Promise((r) => setTimeout(r, 2000));
   // Every ReceiveMessage request while down is counted (the SDK's own retries too). After its n-th
   // failure in a row (n from 0) the poller waits at least 50 * 2^n ms (callRetryDelayMs: equal jitter

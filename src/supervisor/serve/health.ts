@@ -15,7 +15,6 @@ export const RECOVERED_AFTER_MS = 10_000;
 export class SqsHealth {
   readonly #failingSinceMs = new Map<string, number>();
   readonly #lastFailureMs = new Map<string, number>();
-  readonly #lastError = new Map<string, string>();
 
   /** A call for `key` (a queue, `<queue> <operation>`, or '*' for calls that belong to none) succeeded. */
   ok(key = '*', now = Date.now()): void {
@@ -31,10 +30,9 @@ export class SqsHealth {
    * A call for `key` failed. `startedAtMs` is when it was sent: a call that hung until its timeout
    * has been failing since then, not since the timeout.
    */
-  failed(err: unknown, key = '*', startedAtMs = Date.now(), now = Math.max(startedAtMs, Date.now())): void {
+  failed(_err: unknown, key = '*', startedAtMs = Date.now(), now = Math.max(startedAtMs, Date.now())): void {
     if (!this.#failingSinceMs.has(key)) this.#failingSinceMs.set(key, startedAtMs);
     this.#lastFailureMs.set(key, now);
-    this.#lastError.set(key, err instanceof Error ? `${err.name}: ${err.message}` : String(err));
   }
 
   /** The longest run of uninterrupted failures of any key, 0 when all are healthy. */
@@ -44,18 +42,16 @@ export class SqsHealth {
     return max;
   }
 
-  /** The failing key that has failed longest, with its last error. */
-  get lastError(): string | null {
+  /** The failing key (queue and operation) that has failed longest, without its error. */
+  get failingKey(): string | null {
     let worst: [string, number] | undefined;
     for (const e of this.#failingSinceMs) if (!worst || e[1] < worst[1]) worst = e;
-    if (!worst) return null;
-    return `${worst[0] === '*' ? '' : `${worst[0]}: `}${this.#lastError.get(worst[0]) ?? ''}`;
+    return worst ? worst[0] : null;
   }
 
   #clear(key: string): void {
     this.#failingSinceMs.delete(key);
     this.#lastFailureMs.delete(key);
-    this.#lastError.delete(key);
   }
 }
 
