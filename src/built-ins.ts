@@ -1,7 +1,6 @@
 // The composition root's list of handlers that ship with eventbus: the loader (src/handlers.ts)
 // takes them as arguments and knows none by name.
 import { ARCHIVE_DECLARATION, ARCHIVE_HANDLER_FILE } from './archive/declaration.js';
-import type { Config } from './config.js';
 import type { BuiltInHandler } from './handlers.js';
 
 /** The built-in handlers the config turns on: the archive (queue `archive`, every event) with `archive.enabled`. */
@@ -13,5 +12,3 @@ export function builtInHandlers(cfg: { archive?: { enabled: boolean } }): BuiltI
   }
   return out;
 }
-
-

@@ -118,8 +118,9 @@ function sdkRetryable(e: AwsLikeError): boolean {
 
 /**
  * One place that says whether an SQS/SNS failure may pass if the call is made again later: what the
- * SDK classifies as retryable (also under fauxqs' long names), KMS throttling, or a connection
- * failure by errno code, on the error or in its cause chain. Anything else is not, however it
+ * SDK classifies as retryable (also under fauxqs' long names), KMS throttling, a connection failure
+ * (errno code, a failed system call, a cut stream) or the credential chain not answering yet, on the
+ * error or in its cause chain. Anything else is not, however it
  * failed: a TypeError from config wiring at start is a bug to report, not an outage to wait out. An
  * abort we asked for is not.
  */
@@ -135,7 +136,6 @@ export function isRetryableAwsError(err: unknown): boolean {
     if (typeof x.code === 'string' && (NETWORK_CODES.has(x.code) || x.code.startsWith('HPE_') || x.code === 'ERR_STREAM_PREMATURE_CLOSE')) return true;
     // Any failed system call (libuv: EADDRNOTAVAIL when ephemeral ports run out, EMFILE, ENETDOWN, ...).
     if (typeof (x as { syscall?: unknown }).syscall === 'string') return true;
-    // The credential chain failed (instance metadata or a web identity token not there yet): wait for it.
     if (CREDENTIAL_NAMES.has(x.name ?? '')) return true;
     if (x.cause === e) return false;
     e = x.cause;

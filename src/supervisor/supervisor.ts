@@ -359,7 +359,7 @@ export class Supervisor {
       } catch (err) {
         const cause = (err as { cause?: unknown }).cause ?? err;
         if (!isRetryableAwsError(cause) || this.#startAbort.signal.aborted) throw err;
-        this.#health.failed(cause);
+        this.#health.failed();
         this.#stateReason = `starting: ${what} failed, retrying`;
         const delayMs = callRetryDelayMs(attempt, 30_000, 500);
         this.log.warn({ err, retryInMs: delayMs }, `${what} failed; retrying`);

@@ -4,9 +4,8 @@ import { createAwsClients } from '../aws.js';
 import { describeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';
-import { derivedEventId } from '../event/index.js';
+import { decodeMessage, derivedEventId } from '../event/index.js';
 import type { CloudEvent, EventOptions, HandlerContext, HandlerDefinition } from '../types.js';
-import { decodeMessage } from '../event/index.js';
 import { offerPort, type ItemOutput, type TaskInput, type TaskItem, type TaskOutput, type WorkerData } from './protocol.js';
 import { RunTable } from './run-table.js';
 
@@ -139,11 +138,6 @@ class ItemRun {
     return this.#reason;
   }
 
-  /** The handler asked for its signal: it may have stopped early on an abort. */
-  get tookSignal(): boolean {
-    return this.#ac !== undefined;
-  }
-
   /**
    * Its result must be `timeout` whatever the handler returned: its own timeout aborted it (SPEC
    * "Results"), or the shutdown abort reached a handler that had taken its signal (it may have
@@ -151,7 +145,8 @@ class ItemRun {
    * finished its work: that stays a success (releasing it would run it again on another host).
    */
   get cutShort(): boolean {
-    return this.abortedMs !== undefined || (this.aborted && this.tookSignal);
+    // #ac exists once the handler asked for its signal (it is made lazily).
+    return this.abortedMs !== undefined || (this.aborted && this.#ac !== undefined);
   }
 
   signal(): AbortSignal {

@@ -227,7 +227,7 @@ export class Poller {
   async #onReceiveError(err: unknown, sentAt: number): Promise<void> {
     const { queue: q, log, metrics, health } = this.#o;
     metrics.sqsErrors.inc({ queue: q.queue, operation: 'ReceiveMessage' });
-    health.failed(err, q.queue, sentAt);
+    health.failed(q.queue, sentAt);
     const delayMs = callRetryDelayMs(this.#consecutiveErrors++);
     if (this.#state === 'polling') this.#state = 'failing';
     log.warn({ queue: q.queue, err, retryInMs: delayMs, attempt: this.#consecutiveErrors }, 'receive failed');

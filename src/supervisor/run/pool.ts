@@ -169,8 +169,8 @@ export class HandlerPool {
       (m) =>
         new Promise<RunOutcome>((resolve) => {
           const row = this.#freeRows.pop();
+          // Free rows are cleared when they are freed (#resolve), and the table starts zeroed.
           if (row === undefined) throw new Error('handler pool: no free row (caps exceed pool capacity)');
-          this.#table.clear(row);
           items.push({ item: { ...m, row }, resolve, done: false, killedByWatchdog: false, warnedQueued: false, startedMs: performance.now() });
         }),
     );
@@ -221,7 +221,7 @@ export class HandlerPool {
       .run({ taskId: task.taskId, queue, queueArn, timeoutMs, items: items.map((p) => p.item) })
       .then(
         (out) => {
-          if (out.threadBusyShare !== undefined && Number.isFinite(out.threadBusyShare)) this.#onBusyShare?.(queue, out.threadBusyShare);
+          if (out.threadBusyShare !== undefined) this.#onBusyShare?.(queue, out.threadBusyShare);
           this.#apply(task, out.results);
           if (out.abandonedOnThread !== undefined) this.#endThread(out.abandonedOnThread);
         },

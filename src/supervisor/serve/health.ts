@@ -30,7 +30,7 @@ export class SqsHealth {
    * A call for `key` failed. `startedAtMs` is when it was sent: a call that hung until its timeout
    * has been failing since then, not since the timeout.
    */
-  failed(_err: unknown, key = '*', startedAtMs = Date.now(), now = Math.max(startedAtMs, Date.now())): void {
+  failed(key = '*', startedAtMs = Date.now(), now = Math.max(startedAtMs, Date.now())): void {
     if (!this.#failingSinceMs.has(key)) this.#failingSinceMs.set(key, startedAtMs);
     this.#lastFailureMs.set(key, now);
   }

@@ -106,7 +106,7 @@ export class Acker {
           results = await send(items);
         } catch (err) {
           // Failed entries are not a failing endpoint; a failed call is, since it was sent.
-          health.failed(err, `${q.queue} ${operation}`, sentAt);
+          health.failed(`${q.queue} ${operation}`, sentAt);
           throw err;
         }
         health.ok(`${q.queue} ${operation}`);
