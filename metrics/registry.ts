@@ -29,6 +29,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     duration: new Histogram({ name: 'eventbus_handler_duration_seconds', help: 'Handler run time', labelNames: ['queue'], buckets: DURATION_BUCKETS, registers: r }),
     age: new Histogram({ name: 'eventbus_message_age_seconds', help: 'Time from SQS SentTimestamp to handler start', labelNames: ['queue'], buckets: AGE_BUCKETS, registers: r }),
     inFlight: new Gauge({ name: 'eventbus_messages_in_flight', help: 'Messages received and not yet settled', labelNames: ['queue'], registers: r }),
+    prefetched: new Gauge({ name: 'eventbus_messages_prefetched', help: 'Messages received and waiting for a free slot (prefetch; also in eventbus_messages_in_flight)', labelNames: ['queue'], registers: r }),
     extensions: new Counter({ name: 'eventbus_visibility_extensions_total', help: 'Visibility timeout extensions of running messages', labelNames: ['queue'], registers: r }),
     sqsErrors: new Counter({ name: 'eventbus_sqs_errors_total', help: 'Failed SQS/SNS calls and batch entries', labelNames: ['queue', 'operation'], registers: r }),
     queueMessages: new Gauge({

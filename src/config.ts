@@ -6,6 +6,7 @@ import { usableCores } from './cpus.js';
 /** Per-queue overrides of a handler's declaration (`queues.<name>.*`). */
 export interface QueueOverride {
   concurrency?: number;
+  prefetch?: number;
   visibilityTimeout?: number;
   timeoutMs?: number;
   maxReceiveCount?: number;
@@ -26,6 +27,8 @@ export interface Config {
   handlersDir: string;
   provision: boolean;
   concurrency: number;
+  /** Received messages a queue may hold waiting for a free slot (SPEC "Slots"); clipped to its cap. */
+  prefetch: number;
   threads: number;
   tasksPerThread: number;
   processes: number;
@@ -48,6 +51,7 @@ export interface Config {
 
 const OVERRIDE_KEYS: Record<keyof QueueOverride, { min: number; max: number }> = {
   concurrency: { min: 1, max: 100_000 },
+  prefetch: { min: 0, max: 100_000 },
   visibilityTimeout: { min: 1, max: 43_200 }, // SQS allows 0, but a handler needs time to run
   timeoutMs: { min: 1, max: 43_200_000 },
   maxReceiveCount: { min: 1, max: 1000 }, // SQS RedrivePolicy range
@@ -145,6 +149,12 @@ const schema = {
   handlersDir: { doc: 'folder of compiled handler modules', format: String, default: 'dist/handlers', env: 'EVENTBUS_HANDLERS_DIR' },
   provision: { doc: 'create/update the topology at start', format: Boolean, default: false, env: 'EVENTBUS_PROVISION' },
   concurrency: { doc: 'global cap on messages in flight on this host', format: 'positive-int', default: 10, env: 'EVENTBUS_CONCURRENCY' },
+  prefetch: {
+    doc: 'received messages a queue may hold waiting for a free slot (never above its cap; 0 = receive only into free slots)',
+    format: 'non-negative-int',
+    default: 10,
+    env: 'EVENTBUS_PREFETCH',
+  },
   threads: { doc: 'worker threads (default: usable cores)', format: 'optional-positive-int', default: null as number | null, env: 'EVENTBUS_THREADS' },
   tasksPerThread: {
     doc: 'concurrent tasks per thread (default: ceil(concurrency / threads))',
