@@ -367,9 +367,16 @@ export class Supervisor {
         this.#stateReason = `starting: ${what} failed, retrying`;
         const delayMs = callRetryDelayMs(attempt, 30_000, 500);
         this.log.warn({ err, retryInMs: delayMs }, `${what} failed; retrying`);
+        // One listener at a time: an outage of many retries must not collect one per attempt.
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delayMs);
-          this.#startAbort.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+          const signal = this.#startAbort.signal;
+          const done = () => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            resolve();
+          };
+          const timer = setTimeout(done, delayMs);
+          signal.addEventListener('abort', done, { once: true });
         });
         if (this.#startAbort.signal.aborted) throw err;
       }

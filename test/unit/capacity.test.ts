@@ -251,3 +251,21 @@ t.test('prefetch: not past the settling bound, and an aborted or closed wait giv
   t.equal(c.total, 1, 'its running slot given back (the other is the acquire before)');
   t.equal(c.prefetchedTotal, 0, 'its prefetch slots given back');
 });
+
+t.test('takeFree: only slots no other waiter may take, within the caps', async (t) => {
+  const c = new Capacity(3, { a: 2, b: 3 }, { a: 2 });
+  t.equal(c.takeFree('a', 5), 2, 'up to the queue cap');
+  t.equal(c.takeFree('a', 5), 0, 'none left for a');
+  t.equal(c.takeFree('b', 5), 1, 'what is left of the global cap');
+  const b = c.acquire('b', 1);
+  c.finish('a');
+  t.equal(await b, 1, 'a freed slot goes to the waiting queue');
+  t.equal(c.takeFree('a', 1), 0, 'so there is none to take');
+  c.finish('b');
+  t.equal(c.takeFree('a', 5), 1, 'a slot nobody waits for is taken');
+  c.settled('a');
+  c.finish('a');
+  c.finish('a');
+  t.equal(c.settlingOf('a'), 2);
+  t.equal(c.takeFree('a', 5), 0, 'not while as many as the cap are settling');
+});

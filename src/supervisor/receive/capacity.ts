@@ -159,6 +159,17 @@ export class Capacity {
     return (await this.#wait(queue, max, { signal }, true)).running;
   }
 
+  /**
+   * Running slots free for the queue's waiting messages right now, without waiting (up to `max`).
+   * Fair: a slot still free after `#pump` is one no other waiter may take.
+   */
+  takeFree(queue: string, max: number): number {
+    if (this.#closed) return 0;
+    const probe: Waiter = { queue, max, min: 1, fillMs: 0, holdFill: undefined, fillMaxMs: 0, prefetch: false, promote: true, running: 0, prefetched: 0, seq: -1, resolve: () => undefined };
+    while (this.#hostHasRoom() && this.#mayRun(probe)) this.#grant(probe, 'running');
+    return probe.running;
+  }
+
   #wait(queue: string, max: number, o: ReceiveWait, promote: boolean): Promise<Grant> {
     if (!this.#queueCaps.has(queue)) throw new Error(`unknown queue ${queue}`);
     const none: Grant = { running: 0, prefetch: 0 };

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Metrics } from '#metrics/registry.js';
 import type { Logger } from '../../log.js';
 import type { Capacity } from './capacity.js';
@@ -54,8 +55,18 @@ export class PrefetchBuffer {
     const { capacity, dispatcher, queue: q } = this.#o;
     const stopped = this.#stop.signal;
     while (this.#messages.length > 0 && !stopped.aborted) {
-      const n = await capacity.promote(q.queue, this.#messages.length, stopped);
+      let n = await capacity.promote(q.queue, this.#messages.length, stopped);
       if (n === 0) return; // stopping, or capacity closed
+      if (n < this.#messages.length) {
+        // Outcomes arrive in bunches (one port read delivers several): the slots they free in this
+        // turn start together, as one task, instead of one thread hop per message.
+        await nextTurn();
+        if (stopped.aborted) {
+          capacity.giveBack(q.queue, n); // stop() releases them all
+          return;
+        }
+        n += capacity.takeFree(q.queue, this.#messages.length - n);
+      }
       const messages = this.#messages.splice(0, n);
       const held = this.#held.splice(0, n);
       this.#changed();
