@@ -2,6 +2,7 @@ import convict from 'convict';
 import { hostname } from 'node:os';
 import { EventBusError } from './errors.js';
 import { usableCores } from './cpus.js';
+import { redactDsn } from './redact.js';
 
 /** Per-queue overrides of a handler's declaration (`queues.<name>.*`). */
 export interface QueueOverride {
@@ -100,6 +101,21 @@ convict.addFormat({
           .filter(Boolean)
       : v,
 });
+convict.addFormat({
+  name: 'archive-url',
+  // The value is never quoted back (the key is sensitive): it may hold a password.
+  validate(v: unknown) {
+    if (v === null) return;
+    if (typeof v !== 'string' || v.trim() === '') throw new Error('must be a non-empty string');
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(v)?.[1]?.toLowerCase();
+    if (scheme !== undefined && !['postgres', 'postgresql', 'socket', 'file', 'sqlite'].includes(scheme)) {
+      throw new Error(`the scheme ${scheme}:// is not a store (postgres://, postgresql://, socket://, file: or a file path)`);
+    }
+    if (scheme === undefined && /\b(host|user|password|dbname)\s*=/i.test(v)) {
+      throw new Error('looks like a key=value connection string, which pg reads as a database name: use a postgres:// URL');
+    }
+  },
+});
 // convict merges nested objects only under format Object, so these two keys are validated here.
 const objectFormats: Record<string, (v: unknown) => void> = {
   queues(v: unknown) {
@@ -190,7 +206,7 @@ const schema = {
   },
   archive: {
     enabled: { doc: 'archive every event', format: Boolean, default: false, env: 'EVENTBUS_ARCHIVE' },
-    url: { doc: 'archive store: unset = embedded under ./data; postgres://...', format: 'optional-string', default: null as string | null, env: 'EVENTBUS_ARCHIVE_URL', sensitive: true },
+    url: { doc: 'archive store: unset = embedded under ./data; postgres://...', format: 'archive-url', default: null as string | null, env: 'EVENTBUS_ARCHIVE_URL', sensitive: true },
   },
   queues: { doc: 'per-queue overrides', format: Object, default: {} as Record<string, QueueOverride> },
 };
@@ -297,6 +313,6 @@ export function redactConfig(cfg: Config): Record<string, unknown> {
   if (copy.http?.apiToken) copy.http.apiToken = '[redacted]';
   if (copy.webhooks?.stripe?.secrets?.length) copy.webhooks.stripe.secrets = copy.webhooks.stripe.secrets.map(() => '[redacted]');
   for (const s of Object.values(copy.webhooks?.sources ?? {}) as Array<{ secret?: string }>) if (s.secret) s.secret = '[redacted]';
-  if (copy.archive?.url) copy.archive.url = String(copy.archive.url).replace(/\/\/([^@/]*)@/, '//[redacted]@');
+  if (copy.archive?.url) copy.archive.url = redactDsn(String(copy.archive.url));
   return copy;
 }

@@ -3,7 +3,8 @@
 import pg from 'pg';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
-import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, redactUrl, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
+import { redactDsn, redactError } from '../redact.js';
+import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
 
 export const TABLE = 'eventbus_events';
 /** Serialises schema creation across hosts and threads (CREATE ... IF NOT EXISTS races otherwise). */
@@ -24,10 +25,19 @@ const SCHEMA = [
 ];
 
 export async function openPostgresArchive(url: string, o: OpenOptions = {}): Promise<ArchiveStore> {
-  const location = redactUrl(url);
+  const location = redactDsn(url);
   const pool = new pg.Pool({ connectionString: url, max: o.poolSize ?? 4, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000 });
+  // pg's errors may quote the connection string or a piece of it: every one leaves this module redacted.
+  const redacted = (err: unknown) => redactError(err, url);
+  const query = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => {
+    try {
+      return await pool.query<R>(sql, params);
+    } catch (err) {
+      throw redacted(err);
+    }
+  };
   // An idle client's connection error must not crash the process; the next query reconnects.
-  pool.on('error', (err) => o.warn?.(`archive ${location}: idle connection error: ${err.message}`));
+  pool.on('error', (err) => o.warn?.(`archive ${location}: idle connection error: ${redacted(err).message}`));
   try {
     const client = await pool.connect();
     try {
@@ -43,7 +53,8 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     }
   } catch (err) {
     await pool.end().catch(() => undefined);
-    throw new EventBusError('ERR_ARCHIVE', `archive ${location} cannot be opened: ${(err as Error).message}`, { cause: err });
+    const cause = redacted(err);
+    throw new EventBusError('ERR_ARCHIVE', `archive ${location} cannot be opened: ${cause.message}`, { cause });
   }
 
   const where = (q: Omit<ArchiveQuery, 'limit'>, withCursor: boolean) => {
@@ -68,7 +79,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     kind: 'postgres',
     location,
     async put(event: CloudEvent): Promise<boolean> {
-      const r = await pool.query(`INSERT INTO ${TABLE} (id, type, time_ms, source, event) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, [
+      const r = await query(`INSERT INTO ${TABLE} (id, type, time_ms, source, event) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, [
         event.id,
         event.type ?? null,
         eventTimeMs(event),
@@ -81,7 +92,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
       const limit = checkLimit(q.limit);
       const w = where(q, true);
       // event::text: the document as stored, parsed here (pg would parse json itself, the same).
-      const r = await pool.query<{ id: string; time_ms: string; event: string }>(
+      const r = await query<{ id: string; time_ms: string; event: string }>(
         `SELECT id, time_ms, event::text AS event FROM ${TABLE} ${w.sql} ORDER BY time_ms, id LIMIT ${limit + 1}`,
         w.params,
       );
@@ -94,7 +105,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     },
     async count(q): Promise<number> {
       const w = where(q, false);
-      const r = await pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);
+      const r = await query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);
       return Number(r.rows[0]?.n ?? 0);
     },
     close(): Promise<void> {

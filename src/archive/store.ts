@@ -90,9 +90,9 @@ export function parseTime(value: string, what: string, nowMs = Date.now()): numb
   return t;
 }
 
-/** Whether an archive url names PostgreSQL. */
+/** Whether an archive url names PostgreSQL: the URL forms pg accepts (`socket://` is a Unix socket). */
 export function isPostgresUrl(url: string | null | undefined): boolean {
-  return typeof url === 'string' && /^postgres(ql)?:\/\//i.test(url);
+  return typeof url === 'string' && /^(postgres(ql)?|socket):\/\//i.test(url);
 }
 
 /** The archive url with its default filled in; a relative file path becomes absolute (threads and CLI agree). */
@@ -107,11 +107,6 @@ function fileOf(url: string): string {
   if (url.startsWith('file:')) return url.slice('file:'.length);
   if (url.startsWith('sqlite:')) return url.slice('sqlite:'.length).replace(/^\/\//, '');
   return url;
-}
-
-/** Redacts the password of a postgres url. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:[redacted]` : auth}@`);
 }
 
 export interface OpenOptions {
