@@ -12,9 +12,35 @@ export interface QueueOverride {
   maxReceiveCount?: number;
 }
 
+/** A generic HMAC webhook source (`webhooks.sources.<name>`), normalised. */
 export interface WebhookSource {
-  secret: string;
+  /** Signing secrets, any of which verifies (several during a rotation); from `secret` and `secrets`. */
+  secrets: string[];
+  /** The header holding the signature. */
   header: string;
+  /** The header holding the signed Unix time in seconds; null = the sender signs no timestamp. */
+  timestampHeader: string | null;
+  /** Largest accepted difference between that timestamp and now. */
+  toleranceSec: number;
+  /** The header holding the sender's delivery id (e.g. X-GitHub-Delivery); null = a hash of the raw body. */
+  deliveryIdHeader: string | null;
+  /** What the HMAC covers: `{body}`, with `{timestamp}` and `{id}` (the delivery id) when signed. */
+  signedPayload: string;
+}
+
+/** The keys a source may set in the config file. */
+const SOURCE_KEYS = ['secret', 'secrets', 'header', 'timestampHeader', 'toleranceSec', 'deliveryIdHeader', 'signedPayload'] as const;
+/** Stripe's tolerance, and the default of a generic source with a timestamp header. */
+export const DEFAULT_TOLERANCE_SEC = 300;
+/** A source name usable in a URL and a metric label. */
+export const WEBHOOK_SOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/**
+ * The upper-case form of a source name (non-alphanumerics as `_`): in its event type
+ * `<FOLDED>_INCOMING_WEBHOOK`.
+ */
+export function foldSourceName(name: string): string {
+  return name.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
 }
 
 /** The validated, frozen configuration. Durations carry their unit in the name. */
@@ -38,7 +64,14 @@ export interface Config {
   readiness: { sqsFailureSec: number };
   logLevel: string;
   failureEvents: { enabled: boolean; maxPerSecond: number };
-  webhooks: { stripe: { secrets: string[] }; sources: Record<string, WebhookSource> };
+  webhooks: {
+    stripe: { secrets: string[]; toleranceSec: number };
+    sources: Record<string, WebhookSource>;
+    /** How long a delivery's idempotency record is kept (>= every tolerance). */
+    deliveryTtlSec: number;
+    /** Most delivery records one process keeps in memory when the archive is off. */
+    deliveryCacheSize: number;
+  };
   archive: { enabled: boolean; url: string | null };
   queues: Record<string, QueueOverride>;
   /** Set in a cluster child: its index and the number of children; caps are this child's share. */
@@ -133,15 +166,68 @@ const objectFormats: Record<string, (v: unknown) => void> = {
       }
     }
   },
-  'webhooks.sources'(v: unknown) {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('must be an object of sources');
-    for (const [src, o] of Object.entries(v)) {
-      const s = o as Partial<WebhookSource>;
-      if (typeof s?.secret !== 'string' || s.secret === '') throw new Error(`webhooks.sources.${src}.secret must be a non-empty string`);
-      if (typeof s.header !== 'string' || s.header === '') throw new Error(`webhooks.sources.${src}.header must be a non-empty string`);
-    }
-  },
 };
+
+const HEADER_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const PLACEHOLDER_RE = /\{([^}]*)\}/g;
+
+/**
+ * Validates `webhooks.sources` and fills each source's defaults. Two names that fold to one event
+ * type, or to Stripe's, fail: one would shadow the other.
+ */
+function normaliseSources(v: unknown): Record<string, WebhookSource> {
+  const at = 'webhooks.sources';
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${at} must be an object of sources`);
+  const byFold = new Map<string, string>([['STRIPE', 'the built-in stripe route']]);
+  const out: Record<string, WebhookSource> = {};
+  for (const [name, o] of Object.entries(v as Record<string, unknown>)) {
+    const key = `${at}.${name}`;
+    if (!WEBHOOK_SOURCE_RE.test(name)) throw new Error(`${key}: a source name is 1-64 letters, digits, - or _, starting with a letter or digit`);
+    const fold = foldSourceName(name);
+    const other = byFold.get(fold);
+    if (other !== undefined) {
+      throw new Error(`${key}: the name folds to ${fold}_INCOMING_WEBHOOK, as ${other.startsWith('the ') ? other : `${at}.${other}`} does: rename one`);
+    }
+    byFold.set(fold, name);
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error(`${key} must be an object`);
+    const s = o as Record<string, unknown>;
+    for (const k of Object.keys(s)) if (!(SOURCE_KEYS as readonly string[]).includes(k)) throw new Error(`${key}.${k} is not a known key (allowed: ${SOURCE_KEYS.join(', ')})`);
+    const header = (k: string, required: boolean): string | null => {
+      const h = s[k];
+      if (h === undefined && !required) return null;
+      if (typeof h !== 'string' || !HEADER_RE.test(h)) throw new Error(`${key}.${k} must be an HTTP header name`);
+      return h.toLowerCase();
+    };
+    if (s.secret !== undefined && (typeof s.secret !== 'string' || s.secret.trim() === '')) throw new Error(`${key}.secret must be a non-empty string`);
+    if (s.secrets !== undefined && (!Array.isArray(s.secrets) || s.secrets.some((x) => typeof x !== 'string' || x.trim() === ''))) {
+      throw new Error(`${key}.secrets must be a list of non-empty strings`);
+    }
+    const secrets = [...(typeof s.secret === 'string' ? [s.secret] : []), ...((s.secrets as string[] | undefined) ?? [])];
+    if (secrets.length === 0) throw new Error(`${key} has no secret: set ${key}.secret or .secrets`);
+    const timestampHeader = header('timestampHeader', false);
+    const deliveryIdHeader = header('deliveryIdHeader', false);
+    if (s.toleranceSec !== undefined && (timestampHeader === null || !Number.isInteger(s.toleranceSec) || (s.toleranceSec as number) < 1)) {
+      throw new Error(`${key}.toleranceSec must be an integer >= 1, and needs ${key}.timestampHeader`);
+    }
+    const signedPayload = s.signedPayload ?? (timestampHeader ? '{timestamp}.{body}' : '{body}');
+    if (typeof signedPayload !== 'string') throw new Error(`${key}.signedPayload must be a string`);
+    const used = new Set([...signedPayload.matchAll(PLACEHOLDER_RE)].map((m) => m[1]));
+    const allowed = new Set(['body', ...(timestampHeader ? ['timestamp'] : []), ...(deliveryIdHeader ? ['id'] : [])]);
+    for (const p of used) if (!allowed.has(p!)) throw new Error(`${key}.signedPayload: {${p}} is not available (allowed: ${[...allowed].map((a) => `{${a}}`).join(', ')})`);
+    if (!used.has('body')) throw new Error(`${key}.signedPayload must contain {body}`);
+    // An unsigned timestamp protects nothing: whoever replays a request can set it anew.
+    if (timestampHeader && !used.has('timestamp')) throw new Error(`${key}.signedPayload must contain {timestamp} when ${key}.timestampHeader is set`);
+    out[name] = {
+      secrets,
+      header: header('header', true)!,
+      timestampHeader,
+      toleranceSec: (s.toleranceSec as number | undefined) ?? DEFAULT_TOLERANCE_SEC,
+      deliveryIdHeader,
+      signedPayload,
+    };
+  }
+  return out;
+}
 
 const schema = {
   endpoint: {
@@ -201,8 +287,11 @@ const schema = {
   webhooks: {
     stripe: {
       secrets: { doc: 'Stripe signing secrets (comma-separated)', format: 'csv', default: [] as string[], env: 'EVENTBUS_STRIPE_WEBHOOK_SECRETS', sensitive: true },
+      toleranceSec: { doc: "largest age of Stripe's signed timestamp", format: 'positive-int', default: DEFAULT_TOLERANCE_SEC },
     },
     sources: { doc: 'HMAC webhook sources', format: Object, default: {} as Record<string, WebhookSource>, sensitive: true },
+    deliveryTtlSec: { doc: 'how long a webhook delivery is remembered (replays and redeliveries answered 200 without publishing)', format: 'positive-int', default: 86_400 },
+    deliveryCacheSize: { doc: 'delivery records kept in memory per process when the archive is off', format: 'positive-int', default: 100_000 },
   },
   archive: {
     enabled: { doc: 'archive every event', format: Boolean, default: false, env: 'EVENTBUS_ARCHIVE' },
@@ -233,6 +322,7 @@ export function shareOf(cap: number, child: { index: number; count: number } | n
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   const env = options.env ?? process.env;
   const c = convict(schema, { env: env as Record<string, string> });
+  let sources: Record<string, WebhookSource>;
   try {
     if (options.defaults) {
       for (const [k, v] of Object.entries(options.defaults)) {
@@ -256,6 +346,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
         throw new Error(`${key}: ${(err as Error).message}`);
       }
     }
+    sources = normaliseSources(c.get('webhooks.sources' as never));
   } catch (err) {
     throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
   }
@@ -265,7 +356,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   // `threads` is per process; by default a host's cores are shared by its children.
   const threads = raw.threads ?? Math.max(1, Math.floor(usableCores() / (child?.count ?? 1)));
   const tasksPerThread = raw.tasksPerThread ?? Math.ceil(concurrency / threads);
-  const cfg: Config = { ...raw, concurrency, hostConcurrency: raw.concurrency, threads, tasksPerThread, child };
+  const cfg: Config = { ...raw, webhooks: { ...raw.webhooks, sources }, concurrency, hostConcurrency: raw.concurrency, threads, tasksPerThread, child };
   crossCheck(cfg);
   return deepFreeze(cfg);
 }
@@ -287,6 +378,16 @@ function crossCheck(cfg: Config): void {
     problems.push(`concurrency (${cfg.concurrency}) must be >= processes (${cfg.processes}): the cap is split across processes`);
   }
   if (/\.fifo$/i.test(cfg.topic)) problems.push('topic: FIFO topics are not supported yet');
+  // A replay inside the tolerance window must still find the delivery's record.
+  const tolerances: Array<[string, number]> = [
+    ['webhooks.stripe.toleranceSec', cfg.webhooks.stripe.toleranceSec],
+    ...Object.entries(cfg.webhooks.sources)
+      .filter(([, s]) => s.timestampHeader !== null)
+      .map(([n, s]): [string, number] => [`webhooks.sources.${n}.toleranceSec`, s.toleranceSec]),
+  ];
+  for (const [key, sec] of tolerances) {
+    if (cfg.webhooks.deliveryTtlSec < sec) problems.push(`webhooks.deliveryTtlSec (${cfg.webhooks.deliveryTtlSec}) must be >= ${key} (${sec})`);
+  }
   if (problems.length) throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${problems.join('; ')}`);
 }
 
@@ -312,7 +413,7 @@ export function redactConfig(cfg: Config): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(cfg)) as Record<string, any>;
   if (copy.http?.apiToken) copy.http.apiToken = '[redacted]';
   if (copy.webhooks?.stripe?.secrets?.length) copy.webhooks.stripe.secrets = copy.webhooks.stripe.secrets.map(() => '[redacted]');
-  for (const s of Object.values(copy.webhooks?.sources ?? {}) as Array<{ secret?: string }>) if (s.secret) s.secret = '[redacted]';
+  for (const s of Object.values(copy.webhooks?.sources ?? {}) as Array<{ secrets?: string[] }>) if (s.secrets) s.secrets = s.secrets.map(() => '[redacted]');
   if (copy.archive?.url) copy.archive.url = redactDsn(String(copy.archive.url));
   return copy;
 }

@@ -4,9 +4,12 @@ import pg from 'pg';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
 import { redactDsn, redactError } from '../redact.js';
+import { PURGE_INTERVAL_MS } from '../publisher/deliveries.js';
 import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
 
 export const TABLE = 'eventbus_events';
+/** Webhook delivery records (accepted once; see publisher/deliveries.ts). */
+export const DELIVERIES = 'eventbus_webhook_deliveries';
 /** Serialises schema creation across hosts and threads (CREATE ... IF NOT EXISTS races otherwise). */
 const SCHEMA_LOCK = 7_316_402;
 
@@ -22,6 +25,13 @@ const SCHEMA = [
    )`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_type_time ON ${TABLE} (type, time_ms, id)`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_time ON ${TABLE} (time_ms, id)`,
+  `CREATE TABLE IF NOT EXISTS ${DELIVERIES} (
+     source text NOT NULL,
+     delivery_id text NOT NULL,
+     done boolean NOT NULL,
+     expires_ms bigint NOT NULL,
+     PRIMARY KEY (source, delivery_id)
+   )`,
 ];
 
 export async function openPostgresArchive(url: string, o: OpenOptions = {}): Promise<ArchiveStore> {
@@ -74,6 +84,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
   };
   let closed: Promise<void> | undefined;
+  let purgedMs = 0;
 
   return {
     kind: 'postgres',
@@ -107,6 +118,31 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
       const w = where(q, false);
       const r = await query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);
       return Number(r.rows[0]?.n ?? 0);
+    },
+    async claimDelivery(source, id, nowMs, leaseMs) {
+      if (nowMs - purgedMs >= PURGE_INTERVAL_MS) {
+        purgedMs = nowMs;
+        await query(`DELETE FROM ${DELIVERIES} WHERE expires_ms <= $1`, [nowMs]);
+      }
+      // Takes a free or expired record in one statement; a live one is left and read back.
+      const r = await query<{ done: boolean }>(
+        `WITH taken AS (
+           INSERT INTO ${DELIVERIES} (source, delivery_id, done, expires_ms) VALUES ($1, $2, false, $3)
+           ON CONFLICT (source, delivery_id) DO UPDATE SET done = false, expires_ms = excluded.expires_ms WHERE ${DELIVERIES}.expires_ms <= $4
+           RETURNING true AS taken
+         )
+         SELECT (SELECT taken FROM taken) AS taken, (SELECT done FROM ${DELIVERIES} WHERE source = $1 AND delivery_id = $2) AS done`,
+        [source, id, nowMs + leaseMs, nowMs],
+      );
+      const row = r.rows[0] as { taken: boolean | null; done: boolean | null } | undefined;
+      if (row?.taken || row?.done === null || row?.done === undefined) return 'new';
+      return row.done ? 'done' : 'pending';
+    },
+    async completeDelivery(source, id, nowMs, ttlMs) {
+      await query(`UPDATE ${DELIVERIES} SET done = true, expires_ms = $1 WHERE source = $2 AND delivery_id = $3`, [nowMs + ttlMs, source, id]);
+    },
+    async releaseDelivery(source, id) {
+      await query(`DELETE FROM ${DELIVERIES} WHERE source = $1 AND delivery_id = $2 AND done = false`, [source, id]);
     },
     close(): Promise<void> {
       closed ??= pool.end();

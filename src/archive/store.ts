@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
+import type { DeliveryLedger } from '../publisher/deliveries.js';
 
 /** Most events one query returns. */
 export const MAX_LIMIT = 1000;
@@ -29,8 +30,11 @@ export interface ArchivePage {
   nextCursor: string | null;
 }
 
-/** A document store of events, idempotent on event id. Safe to open from several threads and processes. */
-export interface ArchiveStore {
+/**
+ * A document store of events, idempotent on event id. Safe to open from several threads and
+ * processes. It also keeps the webhook delivery records when the archive is on (every host sees them).
+ */
+export interface ArchiveStore extends DeliveryLedger {
   readonly kind: 'sqlite' | 'postgres';
   /** The store's location for logs (credentials redacted). */
   readonly location: string;
