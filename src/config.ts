@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EventBusError } from './errors.js';
 import { usableCores } from './cpus.js';
@@ -14,7 +15,7 @@ export interface QueueOverride {
 
 /** A generic HMAC webhook source (`webhooks.sources.<name>`), normalised. */
 export interface WebhookSource {
-  /** Signing secrets, any of which verifies (several during a rotation); from `secret` and `secrets`. */
+  /** Signing secrets, any of which verifies (several during a rotation); from `secret` and `secrets`, or the env. */
   secrets: string[];
   /** The header holding the signature. */
   header: string;
@@ -32,12 +33,12 @@ export interface WebhookSource {
 const SOURCE_KEYS = ['secret', 'secrets', 'header', 'timestampHeader', 'toleranceSec', 'deliveryIdHeader', 'signedPayload'] as const;
 /** Stripe's tolerance, and the default of a generic source with a timestamp header. */
 export const DEFAULT_TOLERANCE_SEC = 300;
-/** A source name usable in a URL and a metric label. */
+/** A source name usable in a URL, a metric label and an env var name. */
 export const WEBHOOK_SOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 /**
  * The upper-case form of a source name (non-alphanumerics as `_`): in its event type
- * `<FOLDED>_INCOMING_WEBHOOK`.
+ * `<FOLDED>_INCOMING_WEBHOOK` and its env vars `EVENTBUS_WEBHOOK_<FOLDED>_SECRETS[_FILE]`.
  */
 export function foldSourceName(name: string): string {
   return name.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
@@ -126,13 +127,8 @@ convict.addFormat({
   validate(v: unknown) {
     if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new Error('must be a list of strings');
   },
-  coerce: (v: unknown) =>
-    typeof v === 'string'
-      ? v
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean)
-      : v,
+  // Commas or newlines: a secrets file may hold one per line.
+  coerce: (v: unknown) => (typeof v === 'string' ? splitList(v) : v),
 });
 convict.addFormat({
   name: 'archive-url',
@@ -168,14 +164,21 @@ const objectFormats: Record<string, (v: unknown) => void> = {
   },
 };
 
+/** The env var holding a generic source's secrets (comma-separated); `_FILE` appended: a file of them. */
+export function sourceSecretsEnv(name: string): string {
+  return `EVENTBUS_WEBHOOK_${foldSourceName(name)}_SECRETS`;
+}
+
+const SOURCE_ENV_RE = /^EVENTBUS_WEBHOOK_(.+)_SECRETS$/;
 const HEADER_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const PLACEHOLDER_RE = /\{([^}]*)\}/g;
 
 /**
- * Validates `webhooks.sources` and fills each source's defaults. Two names that fold to one event
- * type, or to Stripe's, fail: one would shadow the other.
+ * Validates `webhooks.sources` and fills each source's defaults; secrets from
+ * EVENTBUS_WEBHOOK_<SOURCE>_SECRETS (already read from `_FILE` by readSecretFiles) replace the file's.
+ * Two names that fold to one event type or env var, or to Stripe's, fail: one would shadow the other.
  */
-function normaliseSources(v: unknown): Record<string, WebhookSource> {
+function normaliseSources(v: unknown, env: NodeJS.ProcessEnv): Record<string, WebhookSource> {
   const at = 'webhooks.sources';
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${at} must be an object of sources`);
   const byFold = new Map<string, string>([['STRIPE', 'the built-in stripe route']]);
@@ -186,7 +189,7 @@ function normaliseSources(v: unknown): Record<string, WebhookSource> {
     const fold = foldSourceName(name);
     const other = byFold.get(fold);
     if (other !== undefined) {
-      throw new Error(`${key}: the name folds to ${fold}_INCOMING_WEBHOOK, as ${other.startsWith('the ') ? other : `${at}.${other}`} does: rename one`);
+      throw new Error(`${key}: the name folds to ${fold}_INCOMING_WEBHOOK and ${sourceSecretsEnv(name)}, as ${other.startsWith('the ') ? other : `${at}.${other}`} does: rename one`);
     }
     byFold.set(fold, name);
     if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error(`${key} must be an object`);
@@ -198,12 +201,17 @@ function normaliseSources(v: unknown): Record<string, WebhookSource> {
       if (typeof h !== 'string' || !HEADER_RE.test(h)) throw new Error(`${key}.${k} must be an HTTP header name`);
       return h.toLowerCase();
     };
-    if (s.secret !== undefined && (typeof s.secret !== 'string' || s.secret.trim() === '')) throw new Error(`${key}.secret must be a non-empty string`);
-    if (s.secrets !== undefined && (!Array.isArray(s.secrets) || s.secrets.some((x) => typeof x !== 'string' || x.trim() === ''))) {
-      throw new Error(`${key}.secrets must be a list of non-empty strings`);
+    const envName = sourceSecretsEnv(name);
+    let secrets: string[];
+    if (env[envName] !== undefined) secrets = splitList(env[envName]);
+    else {
+      if (s.secret !== undefined && (typeof s.secret !== 'string' || s.secret.trim() === '')) throw new Error(`${key}.secret must be a non-empty string`);
+      if (s.secrets !== undefined && (!Array.isArray(s.secrets) || s.secrets.some((x) => typeof x !== 'string' || x.trim() === ''))) {
+        throw new Error(`${key}.secrets must be a list of non-empty strings`);
+      }
+      secrets = [...(typeof s.secret === 'string' ? [s.secret] : []), ...((s.secrets as string[] | undefined) ?? [])];
     }
-    const secrets = [...(typeof s.secret === 'string' ? [s.secret] : []), ...((s.secrets as string[] | undefined) ?? [])];
-    if (secrets.length === 0) throw new Error(`${key} has no secret: set ${key}.secret or .secrets`);
+    if (secrets.length === 0) throw new Error(`${key} has no secret: set ${key}.secret or .secrets, ${envName} or ${envName}_FILE`);
     const timestampHeader = header('timestampHeader', false);
     const deliveryIdHeader = header('deliveryIdHeader', false);
     if (s.toleranceSec !== undefined && (timestampHeader === null || !Number.isInteger(s.toleranceSec) || (s.toleranceSec as number) < 1)) {
@@ -225,6 +233,50 @@ function normaliseSources(v: unknown): Record<string, WebhookSource> {
       deliveryIdHeader,
       signedPayload,
     };
+  }
+  for (const name of Object.keys(env)) {
+    const m = SOURCE_ENV_RE.exec(name);
+    if (m && !byFold.has(m[1]!)) throw new Error(`${name} names no source in ${at} (set the source's header there)`);
+  }
+  return out;
+}
+
+function splitList(v: string | undefined): string[] {
+  return (v ?? '')
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** The env vars of secrets (besides EVENTBUS_WEBHOOK_<SOURCE>_SECRETS), with the key each sets. */
+const SECRET_ENV: Record<string, string> = {
+  EVENTBUS_API_TOKEN: 'http.apiToken',
+  EVENTBUS_STRIPE_WEBHOOK_SECRETS: 'webhooks.stripe.secrets',
+  EVENTBUS_ARCHIVE_URL: 'archive.url',
+};
+
+/**
+ * The env with every `<SECRET VAR>_FILE` replaced by `<SECRET VAR>` = the file's contents, trimmed
+ * (the Docker/Kubernetes secrets convention). A file that cannot be read or is empty, or both forms
+ * set, is an error naming the key, the variable and the path, never the contents.
+ */
+export function readSecretFiles(env: NodeJS.ProcessEnv, read: (path: string) => string = (p) => readFileSync(p, 'utf8')): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const [fileVar, path] of Object.entries(env)) {
+    if (!fileVar.endsWith('_FILE') || path === undefined) continue;
+    const name = fileVar.slice(0, -'_FILE'.length);
+    const key = SECRET_ENV[name] ?? (SOURCE_ENV_RE.test(name) ? `the webhook source of ${name}` : undefined);
+    if (key === undefined) continue;
+    if (env[name] !== undefined) throw new Error(`${key}: set ${name} or ${fileVar}, not both`);
+    let text: string;
+    try {
+      text = read(path);
+    } catch (err) {
+      throw new Error(`${key}: cannot read ${fileVar} ${path} (${(err as { code?: string }).code ?? 'unreadable'})`);
+    }
+    if (text.trim() === '') throw new Error(`${key}: ${fileVar} ${path} is empty`);
+    out[name] = text.trim();
+    delete out[fileVar];
   }
   return out;
 }
@@ -320,7 +372,12 @@ export function shareOf(cap: number, child: { index: number; count: number } | n
 
 /** Loads file + env, validates strictly (unknown keys fail), fills computed defaults, freezes. */
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
-  const env = options.env ?? process.env;
+  let env: NodeJS.ProcessEnv;
+  try {
+    env = readSecretFiles(options.env ?? process.env);
+  } catch (err) {
+    throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
+  }
   const c = convict(schema, { env: env as Record<string, string> });
   let sources: Record<string, WebhookSource>;
   try {
@@ -346,7 +403,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
         throw new Error(`${key}: ${(err as Error).message}`);
       }
     }
-    sources = normaliseSources(c.get('webhooks.sources' as never));
+    sources = normaliseSources(c.get('webhooks.sources' as never), env);
   } catch (err) {
     throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
   }
