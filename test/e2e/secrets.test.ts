@@ -1,21 +1,14 @@
 // Secrets through the real processes (issue 14, Medium): each secret from a `_FILE`, a missing file
 // fails the start naming key and path, and no password reaches `eventbus config` or the logs.
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signStripePayload } from '../../dist/publisher/webhooks.js';
 import { waitFor } from '../helpers/emulator.js';
 import { freePort } from '../helpers/ports.js';
 import { spawnNode, writeConfig } from '../helpers/process.js';
+import { secretFiles } from '../helpers/config-errors.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'eventbus-secrets-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const secretFile = (name: string, text: string) => {
-  const p = join(dir, name);
-  writeFileSync(p, text, { mode: 0o600 });
-  return p;
-};
+const { dir, file: secretFile } = secretFiles(t);
 const PW = 'S3cr3t-pw';
 
 t.test('eventbus config: secrets read from files, printed redacted; no URL form leaks the password', async (t) => {

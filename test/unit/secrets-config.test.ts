@@ -1,31 +1,13 @@
 // Secrets from env vars or files (issue 14, Medium): the Docker/Kubernetes `_FILE` convention for
 // every secret, and an env form for each generic webhook source. Errors name the key, never the secret.
-import t, { type Test } from 'tap';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import t from 'tap';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, redactConfig } from '../../dist/config.js';
+import { failsConfig as fails, secretFiles } from '../helpers/config-errors.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'eventbus-secrets-'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const file = (name: string, text: string) => {
-  const p = join(dir, name);
-  writeFileSync(p, text, { mode: 0o600 });
-  return p;
-};
+const { dir, file } = secretFiles(t);
 const GH = { github: { header: 'X-Hub-Signature-256' } };
-
-const fails = (t: Test, fn: () => unknown, re: RegExp, secret?: string) => {
-  try {
-    fn();
-    t.fail(`expected a config error matching ${re}`);
-  } catch (err) {
-    t.equal((err as { code?: string }).code, 'ERR_CONFIG_INVALID');
-    t.match((err as Error).message, re);
-    t.notOk((err as Error).message.includes('\n'), 'one line');
-    if (secret) t.notOk((err as Error).message.includes(secret), 'the secret is not in the error');
-  }
-};
 
 t.test('every secret can come from a file named by <VAR>_FILE (trailing newline trimmed)', async (t) => {
   const c = loadConfig({

@@ -1,18 +1,8 @@
 // Webhook source config (issue 14): several secrets (rotation), a signed timestamp, a delivery id
 // header, and names that would shadow one another (Low) fail the start naming the key.
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { loadConfig } from '../../dist/config.js';
-
-const fails = (t: Test, fn: () => unknown, re: RegExp) => {
-  try {
-    fn();
-    t.fail(`expected a config error matching ${re}`);
-  } catch (err) {
-    t.equal((err as { code?: string }).code, 'ERR_CONFIG_INVALID');
-    t.match((err as Error).message, re);
-    t.notOk((err as Error).message.includes('\n'), 'one line');
-  }
-};
+import { failsConfig as fails } from '../helpers/config-errors.js';
 
 t.test('secret and secrets together: every one verifies (rotation)', async (t) => {
   const f = loadConfig({ env: {}, overrides: { webhooks: { sources: { gh: { header: 'x-sig', secret: 'a', secrets: ['b', 'c'] } } } } });
