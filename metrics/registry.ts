@@ -49,7 +49,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     childRestarts: new Counter({ name: 'eventbus_child_restarts_total', help: 'Cluster children restarted after dying', registers: r }),
     webhookRequests: new Counter({
       name: 'eventbus_webhook_requests_total',
-      help: 'Webhook requests by source (configured name, or "unknown") and outcome (published, bad_signature, missing_signature, stale_timestamp, unknown_source, malformed, too_large, publish_failed)',
+      help: 'Webhook requests by source (configured name, or "unknown") and outcome (published, bad_signature, missing_signature, stale_timestamp, unknown_source, malformed, too_large, publish_failed, duplicate: a delivery already accepted, in_progress: one being published now)',
       labelNames: ['source', 'outcome'],
       registers: r,
     }),

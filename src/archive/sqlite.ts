@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
+import { PURGE_INTERVAL_MS } from '../publisher/deliveries.js';
 import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
 
 /** What both drivers have in common, and all this store uses. */
@@ -33,6 +34,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_type_time ON events (type, time_ms, id);
 CREATE INDEX IF NOT EXISTS events_time ON events (time_ms, id);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+  source TEXT NOT NULL,
+  delivery_id TEXT NOT NULL,
+  done INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  PRIMARY KEY (source, delivery_id)
+);
 `;
 
 const require = createRequire(import.meta.url);
@@ -84,6 +92,16 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
     throw new EventBusError('ERR_ARCHIVE', `archive ${file} cannot be opened: ${(err as Error).message}`, { cause: err });
   }
   const insert = db.prepare('INSERT INTO events (id, type, time_ms, source, archived_ms, event) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
+  // A claim takes a free or expired record; `changes` says whether it did (a live one stays as it is).
+  const claim = db.prepare(
+    `INSERT INTO webhook_deliveries (source, delivery_id, done, expires_ms) VALUES (?, ?, 0, ?)
+     ON CONFLICT (source, delivery_id) DO UPDATE SET done = 0, expires_ms = excluded.expires_ms WHERE webhook_deliveries.expires_ms <= ?`,
+  );
+  const claimed = db.prepare('SELECT done FROM webhook_deliveries WHERE source = ? AND delivery_id = ?');
+  const complete = db.prepare('UPDATE webhook_deliveries SET done = 1, expires_ms = ? WHERE source = ? AND delivery_id = ?');
+  const release = db.prepare('DELETE FROM webhook_deliveries WHERE source = ? AND delivery_id = ? AND done = 0');
+  const purge = db.prepare('DELETE FROM webhook_deliveries WHERE expires_ms <= ?');
+  let purgedMs = 0;
   let closed = false;
 
   const where = (q: Omit<ArchiveQuery, 'limit'>, withCursor: boolean) => {
@@ -136,6 +154,21 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
       const w = where(q, false);
       const row = db.prepare(`SELECT COUNT(*) AS n FROM events ${w.sql}`).get(...w.params) as { n: number | bigint };
       return Number(row.n);
+    },
+    async claimDelivery(source, id, nowMs, leaseMs) {
+      if (nowMs - purgedMs >= PURGE_INTERVAL_MS) {
+        purgedMs = nowMs;
+        purge.run(nowMs);
+      }
+      if (Number(claim.run(source, id, nowMs + leaseMs, nowMs).changes) === 1) return 'new';
+      const row = claimed.get(source, id) as { done: number | bigint } | undefined;
+      return row === undefined ? 'new' : Number(row.done) === 1 ? 'done' : 'pending';
+    },
+    async completeDelivery(source, id, nowMs, ttlMs) {
+      complete.run(nowMs + ttlMs, source, id);
+    },
+    async releaseDelivery(source, id) {
+      release.run(source, id);
     },
     async close(): Promise<void> {
       if (closed) return;
