@@ -4,7 +4,6 @@ import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { createLogger, wantsPretty } from '../log.js';
-import { ClusterPrimary, notifyStarted, serveChild } from './cluster.js';
 import { Supervisor } from './supervisor.js';
 import { failStart, handleSignals } from './signals.js';
 
@@ -34,18 +33,20 @@ try {
   const config = loadConfig({ file: args.values.config, ...(child ? { child } : {}) });
   const pretty = wantsPretty();
   const log = createLogger({ level: config.logLevel, pretty, base: { pid: process.pid, ...(child ? { child: child.index } : {}) } });
-  if (cluster.isPrimary && config.processes > 1) {
-    const primary = new ClusterPrimary(config, log);
+  // The cluster module (and its HTTP server) is loaded only where it is used: start-up counts.
+  const clustered = cluster.isWorker || config.processes > 1 ? await import('./cluster.js') : undefined;
+  if (clustered && cluster.isPrimary) {
+    const primary = new clustered.ClusterPrimary(config, log);
     handleSignals(primary, log, config.shutdownTimeoutMs + 5_000);
     await primary.start().catch((err: unknown) => failStart(err, log));
   } else {
     const sup = new Supervisor({ config, log, pretty });
     handleSignals(sup, log, config.shutdownTimeoutMs);
     if (child) {
-      serveChild(sup, () => void sup.stop('primary asked').then(() => process.exit(0)));
+      clustered?.serveChild(sup, () => void sup.stop('primary asked').then(() => process.exit(0)));
     }
     await sup.start().catch((err: unknown) => failStart(err, log));
-    if (child) notifyStarted();
+    if (child) clustered?.notifyStarted();
   }
 } catch (err) {
   failStart(err);

@@ -14,7 +14,7 @@ import { Capacity } from './receive/capacity.js';
 import { Dispatcher } from './run/dispatcher.js';
 import { FailureEvents } from './settle/failure-events.js';
 import { SqsHealth } from './serve/health.js';
-import { startHttp, type Readiness } from '../http/server.js';
+import type { Readiness } from '../http/server.js';
 import { InFlight } from './in-flight.js';
 import { Poller } from './receive/poller.js';
 import { HandlerPool } from './run/pool.js';
@@ -68,7 +68,10 @@ export class Supervisor {
   #failureEvents: FailureEvents | undefined;
   #queueStats: QueueStats | undefined;
   #publisher: Publisher | null = null;
-  #http: Awaited<ReturnType<typeof startHttp>> | undefined;
+  #http: Awaited<ReturnType<typeof import('../http/server.js').startHttp>> | undefined;
+  /** HTTP coming up beside the queue lookup and the threads' start; rejects when the port cannot be had. */
+  #httpStarting: Promise<void> | undefined;
+  #httpFailure: unknown;
   #extras: ExtraRoutes | undefined;
   #stopping: Promise<void> | undefined;
   #startAbort = new AbortController();
@@ -140,38 +143,6 @@ export class Supervisor {
           `invalid config: concurrency (${cfg.concurrency}, or threads x tasksPerThread = ${cfg.threads * cfg.tasksPerThread} if lower) must be at least the number of queues (${handlers.length}), so an idle long poll per queue fits`,
         );
       }
-      if (!child) {
-        // A cluster child has no port: the primary serves HTTP for all of them.
-        // Webhook ingress and /events, when configured; webhooks answer 503 until the topic is resolved.
-        this.#extras = extraRoutes({ config: cfg, metrics: this.metrics, log: this.log, publisher: () => this.#publisher });
-        const extras = this.#extras;
-        this.#http = await startHttp({
-          host: cfg.http.host,
-          port: cfg.http.port,
-          registry: this.metrics.registry,
-          readiness: () => this.readiness(),
-          routes: (app) => extras.register(app),
-        });
-        this.log.info({ host: cfg.http.host, port: this.#http.port }, 'http listening');
-        if (this.#stopping) {
-          await this.#http.close();
-          return;
-        }
-      }
-      const awsSettings = this.#o.aws ?? { endpoint: cfg.endpoint, region: cfg.region };
-      this.#clients = createAwsClients(awsSettings);
-      const { topicArn, queues } = await this.#retryAtStart('resolve queues', () => this.#resolveTopology(handlers));
-      this.#queues = queues;
-      if (this.#stopping) return;
-      this.#publisher = topicArn
-        ? createPublisher({
-            sns: this.#clients.sns,
-            topic: topicArn,
-            source: cfg.source,
-            onPublished: (type, n) => this.metrics.published.inc({ event_type: type }, n),
-          })
-        : null;
-
       // The load model asks the pool and the slots; both are made below, before any message.
       const load = new LoadModel({
         notStarted: (queue) => this.#pool!.moreNotStartedThan(queue, 0),
@@ -189,8 +160,7 @@ export class Supervisor {
         threadData: this.#o.threadData,
         worker: {
           handlers: handlers.map((h) => ({ queue: h.queue, file: h.file })),
-          aws: awsSettings,
-          topicArn,
+          aws: this.#o.aws ?? { endpoint: cfg.endpoint, region: cfg.region },
           source: cfg.source,
           logLevel: cfg.logLevel,
           pretty: this.#o.pretty ?? false,
@@ -198,8 +168,55 @@ export class Supervisor {
           archiveUrl: cfg.archive.enabled ? resolveArchiveUrl(cfg.archive.url) : null,
         },
       });
+      // The threads load the handlers (and run their setup) while HTTP starts and the queues are
+      // looked up: start-up is the longer of the two, not their sum.
+      const warm = this.#pool.warmup();
+      warm.catch(() => undefined); // awaited below; a failure before then is not unhandled
+      if (!child) {
+        // A cluster child has no port: the primary serves HTTP for all of them.
+        // Webhook ingress and /events, when configured; webhooks answer 503 until the topic is resolved.
+        this.#extras = extraRoutes({ config: cfg, metrics: this.metrics, log: this.log, publisher: () => this.#publisher });
+        const extras = this.#extras;
+        // Its module (fastify) and start take the main thread ~50-100 ms, which otherwise waits
+        // on the queue lookup and the threads: start-up to the first receive is not their sum.
+        this.#httpStarting = import('../http/server.js')
+          .then(({ startHttp }) =>
+            startHttp({
+              host: cfg.http.host,
+              port: cfg.http.port,
+              registry: this.metrics.registry,
+              readiness: () => this.readiness(),
+              routes: (app) => extras.register(app),
+            }),
+          )
+          .then((http) => {
+            this.#http = http;
+            this.log.info({ host: cfg.http.host, port: http.port }, 'http listening');
+          });
+        this.#httpStarting.catch((err: unknown) => {
+          // A port that cannot be had fails the start now, not after SQS answers.
+          this.#httpFailure = err;
+          this.#startAbort.abort();
+        });
+      }
+      const awsSettings = this.#o.aws ?? { endpoint: cfg.endpoint, region: cfg.region };
+      this.#clients = createAwsClients(awsSettings);
+      const { topicArn, queues } = await this.#retryAtStart('resolve queues', () => this.#resolveTopology(handlers));
+      this.#queues = queues;
+      if (this.#stopping) return;
+      this.#publisher = topicArn
+        ? createPublisher({
+            sns: this.#clients.sns,
+            topic: topicArn,
+            source: cfg.source,
+            onPublished: (type, n) => this.metrics.published.inc({ event_type: type }, n),
+          })
+        : null;
+
+      this.#pool.topicArn = topicArn;
       this.#stateReason = 'starting: loading handlers in the worker threads';
-      await this.#pool.warmup();
+      await warm;
+      await this.#httpStarting;
       if (this.#stopping) {
         // stop() ran while the threads were starting; it may have missed the pool.
         await this.#pool.destroy();
@@ -285,7 +302,7 @@ export class Supervisor {
       // A stop asked for during the start is not a start failure.
       if (this.#stopping) return;
       await this.stop('start failed');
-      throw err;
+      throw this.#httpFailure ?? err;
     }
   }
 
@@ -344,7 +361,14 @@ export class Supervisor {
     });
     await step('close pool', () => this.#pool?.destroy(), Math.max(deadline, Date.now() + 1_000));
     await step('close capacity', () => this.#capacity?.close());
-    await step('close http', () => this.#http?.close(), Math.max(deadline, Date.now() + 500));
+    await step(
+      'close http',
+      async () => {
+        await this.#httpStarting?.catch(() => undefined);
+        await this.#http?.close();
+      },
+      Math.max(deadline, Date.now() + 500),
+    );
     await step('close archive', () => this.#extras?.close());
     await step('close clients', () => {
       this.#clients?.sqs.destroy();

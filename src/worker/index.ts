@@ -1,9 +1,8 @@
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
-import { createAwsClients } from '../aws.js';
 import { describeError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { createPublisher, type Publisher } from '../publisher/index.js';
+import type { Publisher } from '../publisher/index.js';
 import { decodeMessage, derivedEventId } from '../event/index.js';
 import type { CloudEvent, EventOptions, HandlerContext, HandlerDefinition } from '../types.js';
 import { offerPort, type ItemOutput, type TaskInput, type TaskItem, type TaskOutput, type WorkerData } from './protocol.js';
@@ -32,7 +31,8 @@ const YIELD_AFTER_MS = 5;
 
 /** Every handler running on this thread (shutdown aborts them all). */
 const running = new Set<ItemRun>();
-let publisher: Publisher | undefined;
+/** Made on the first ctx.publish: the SDK is loaded then, not as every thread starts (~100 ms each). */
+let publisher: Promise<Publisher> | undefined;
 
 if (!parentPort) throw new Error('src/worker/index.js runs only as a piscina worker thread');
 const port = offerPort(parentPort, threadId);
@@ -100,9 +100,11 @@ async function warmup(): Promise<TaskOutput> {
 // Setup runs as the thread starts (a replacement thread too), so its first message does not wait for it.
 await setupAll();
 
-function getPublisher(): Publisher {
-  if (!cfg.topicArn) throw new Error('ctx.publish: the topic is not resolved on this host');
-  publisher ??= createPublisher({ sns: createAwsClients(cfg.aws).sns, topic: cfg.topicArn, source: cfg.source });
+function getPublisher(topicArn: string | null): Promise<Publisher> {
+  if (!topicArn) return Promise.reject(new Error('ctx.publish: the topic is not resolved on this host'));
+  publisher ??= Promise.all([import('../aws.js'), import('../publisher/index.js')]).then(([aws, pub]) =>
+    pub.createPublisher({ sns: aws.createAwsClients(cfg.aws).sns, topic: topicArn, source: cfg.source }),
+  );
   return publisher;
 }
 
@@ -199,7 +201,7 @@ function contextOf(r: ItemRun, task: TaskInput, event: CloudEvent): HandlerConte
     },
     publish(type: string, data: unknown, opts: EventOptions = {}): Promise<CloudEvent> {
       const id = opts.id ?? derivedEventId(event.id, task.queue, position++);
-      return getPublisher().createEvent(type, data, { ...opts, id });
+      return getPublisher(task.topicArn).then((p) => p.createEvent(type, data, { ...opts, id }));
     },
   };
 }

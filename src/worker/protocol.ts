@@ -9,8 +9,6 @@ import type { HandlerResult } from '../types.js';
 export interface WorkerConfig {
   handlers: Array<{ queue: string; file: string }>;
   aws: AwsSettings;
-  /** For ctx.publish; null when the topic could not be resolved (publish then throws). */
-  topicArn: string | null;
   source: string;
   logLevel: string;
   pretty: boolean;
@@ -55,6 +53,11 @@ export interface TaskInput {
   queue: string;
   /** The queue ARN: an event's `source` when the body has none. */
   queueArn: string;
+  /**
+   * For ctx.publish; null when the topic is not resolved (publish then rejects). Per task, not in
+   * the thread's config: the threads start while the topic is still being looked up.
+   */
+  topicArn: string | null;
   timeoutMs: number;
   items: TaskItem[];
 }

@@ -13,7 +13,7 @@ async function pool(t: { teardown(fn: () => unknown): void }, tasksPerThread = 8
     threads: 1,
     tasksPerThread,
     log: createLogger({ level: 'silent' }),
-    worker: { handlers: [{ queue: 'q', file: PROBE }], aws: { endpoint: null, region: 'us-east-1' }, topicArn: null, source: 't', logLevel: 'silent', pretty: false, graceMs: 200 },
+    worker: { handlers: [{ queue: 'q', file: PROBE }], aws: { endpoint: null, region: 'us-east-1' }, source: 't', logLevel: 'silent', pretty: false, graceMs: 200 },
     ...more,
   });
   t.teardown(() => p.destroy());

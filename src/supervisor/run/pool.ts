@@ -72,6 +72,8 @@ interface Task {
  */
 export class HandlerPool {
   readonly capacity: number;
+  /** The topic for ctx.publish, sent with every task (set once it is resolved; null: publish rejects). */
+  topicArn: string | null = null;
   readonly #threads: number;
   readonly #pool: Piscina<TaskInput, TaskOutput>;
   readonly #table: RunTable;
@@ -218,7 +220,7 @@ export class HandlerPool {
     };
     arm(limitMs);
     this.#pool
-      .run({ taskId: task.taskId, queue, queueArn, timeoutMs, items: items.map((p) => p.item) })
+      .run({ taskId: task.taskId, queue, queueArn, topicArn: this.topicArn, timeoutMs, items: items.map((p) => p.item) })
       .then(
         (out) => {
           if (out.threadBusyShare !== undefined) this.#onBusyShare?.(queue, out.threadBusyShare);
@@ -306,7 +308,7 @@ export class HandlerPool {
   async warmup(): Promise<void> {
     const threads = this.#pool.threads.length || 1;
     // One task per thread: piscina's least-busy balancer gives each idle thread one.
-    await Promise.all(Array.from({ length: threads }, () => this.#pool.run({ warmup: true, taskId: 0, queue: '', queueArn: '', timeoutMs: 0, items: [] })));
+    await Promise.all(Array.from({ length: threads }, () => this.#pool.run({ warmup: true, taskId: 0, queue: '', queueArn: '', topicArn: null, timeoutMs: 0, items: [] })));
   }
 
   /** Aborts every running handler's signal (shutdown deadline). */
