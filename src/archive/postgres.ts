@@ -6,6 +6,10 @@ import type { CloudEvent } from '../types.js';
 import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, redactUrl, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
 
 export const TABLE = 'eventbus_events';
+/** Run locks of replays and redrives (src/archive/lock.ts); times on the database's clock, so hosts agree. */
+export const LOCKS = 'eventbus_locks';
+/** The database's clock in ms since the epoch. */
+const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 /** Serialises schema creation across hosts and threads (CREATE ... IF NOT EXISTS races otherwise). */
 const SCHEMA_LOCK = 7_316_402;
 
@@ -21,6 +25,12 @@ const SCHEMA = [
    )`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_type_time ON ${TABLE} (type, time_ms, id)`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_time ON ${TABLE} (time_ms, id)`,
+  `CREATE TABLE IF NOT EXISTS ${LOCKS} (
+     name text PRIMARY KEY,
+     holder text NOT NULL,
+     info text NOT NULL,
+     expires_at timestamptz NOT NULL
+   )`,
 ];
 
 export async function openPostgresArchive(url: string, o: OpenOptions = {}): Promise<ArchiveStore> {
@@ -56,6 +66,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     if (q.types?.length) clauses.push(`type = ANY(${p(q.types)}::text[])`);
     if (q.sinceMs !== undefined) clauses.push(`time_ms >= ${p(q.sinceMs)}`);
     if (q.untilMs !== undefined) clauses.push(`time_ms < ${p(q.untilMs)}`);
+    if (q.archivedByMs !== undefined) clauses.push(`archived_at <= to_timestamp(${p(q.archivedByMs)}::double precision / 1000)`);
     if (withCursor && q.cursor) {
       const c = decodeCursor(q.cursor);
       clauses.push(`(time_ms, id) > (${p(c.timeMs)}::bigint, ${p(c.id)}::text)`);
@@ -96,6 +107,30 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
       const w = where(q, false);
       const r = await pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);
       return Number(r.rows[0]?.n ?? 0);
+    },
+    async tryLock(name, holder, info, ttlMs) {
+      // Taken when free or expired, in one statement (the CTE returns a row only then).
+      const r = await pool.query<{ acquired: boolean; info: string; expires_in_ms: string; now_ms: string }>(
+        `WITH taken AS (
+           INSERT INTO ${LOCKS} (name, holder, info, expires_at) VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond')
+           ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, info = EXCLUDED.info, expires_at = EXCLUDED.expires_at
+             WHERE ${LOCKS}.expires_at <= clock_timestamp()
+           RETURNING name)
+         SELECT EXISTS (SELECT 1 FROM taken) AS acquired, ${NOW_MS} AS now_ms,
+           (SELECT info FROM ${LOCKS} WHERE name = $1) AS info,
+           (SELECT (extract(epoch from expires_at - clock_timestamp()) * 1000)::bigint FROM ${LOCKS} WHERE name = $1) AS expires_in_ms`,
+        [name, holder, info, ttlMs],
+      );
+      const row = r.rows[0]!;
+      const nowMs = Number(row.now_ms);
+      return row.acquired ? { acquired: true, nowMs } : { acquired: false, nowMs, info: row.info ?? '', expiresInMs: Math.max(0, Number(row.expires_in_ms ?? 0)) };
+    },
+    async renewLock(name, holder, ttlMs) {
+      const r = await pool.query(`UPDATE ${LOCKS} SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE name = $1 AND holder = $2`, [name, holder, ttlMs]);
+      return r.rowCount === 1;
+    },
+    async unlock(name, holder) {
+      await pool.query(`DELETE FROM ${LOCKS} WHERE name = $1 AND holder = $2`, [name, holder]);
     },
     close(): Promise<void> {
       closed ??= pool.end();

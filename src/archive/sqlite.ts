@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_type_time ON events (type, time_ms, id);
 CREATE INDEX IF NOT EXISTS events_time ON events (time_ms, id);
+CREATE TABLE IF NOT EXISTS locks (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  info TEXT NOT NULL,
+  expires_ms INTEGER NOT NULL
+);
 `;
 
 const require = createRequire(import.meta.url);
@@ -84,6 +90,13 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
     throw new EventBusError('ERR_ARCHIVE', `archive ${file} cannot be opened: ${(err as Error).message}`, { cause: err });
   }
   const insert = db.prepare('INSERT INTO events (id, type, time_ms, source, archived_ms, event) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
+  // One statement takes a free or expired lock atomically (SQLite serialises writers).
+  const lock = db.prepare(
+    'INSERT INTO locks (name, holder, info, expires_ms) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, info = excluded.info, expires_ms = excluded.expires_ms WHERE locks.expires_ms <= ?',
+  );
+  const lockRow = db.prepare('SELECT info, expires_ms FROM locks WHERE name = ?');
+  const renew = db.prepare('UPDATE locks SET expires_ms = ? WHERE name = ? AND holder = ?');
+  const unlock = db.prepare('DELETE FROM locks WHERE name = ? AND holder = ?');
   let closed = false;
 
   const where = (q: Omit<ArchiveQuery, 'limit'>, withCursor: boolean) => {
@@ -100,6 +113,10 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
     if (q.untilMs !== undefined) {
       clauses.push('time_ms < ?');
       params.push(q.untilMs);
+    }
+    if (q.archivedByMs !== undefined) {
+      clauses.push('archived_ms <= ?');
+      params.push(q.archivedByMs);
     }
     if (withCursor && q.cursor) {
       const c = decodeCursor(q.cursor);
@@ -136,6 +153,18 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
       const w = where(q, false);
       const row = db.prepare(`SELECT COUNT(*) AS n FROM events ${w.sql}`).get(...w.params) as { n: number | bigint };
       return Number(row.n);
+    },
+    async tryLock(name, holder, info, ttlMs) {
+      const nowMs = Date.now();
+      if (Number(lock.run(name, holder, info, nowMs + ttlMs, nowMs).changes) === 1) return { acquired: true, nowMs };
+      const row = lockRow.get(name) as { info: string; expires_ms: number | bigint } | undefined;
+      return { acquired: false, nowMs, info: row?.info ?? '', expiresInMs: Math.max(0, Number(row?.expires_ms ?? nowMs) - nowMs) };
+    },
+    async renewLock(name, holder, ttlMs) {
+      return Number(renew.run(Date.now() + ttlMs, name, holder).changes) === 1;
+    },
+    async unlock(name, holder) {
+      unlock.run(name, holder);
     },
     async close(): Promise<void> {
       if (closed) return;

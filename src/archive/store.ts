@@ -17,6 +17,8 @@ export interface ArchiveQuery {
   sinceMs?: number | undefined;
   /** Event time < until (ms since the epoch). */
   untilMs?: number | undefined;
+  /** Only events archived at or before this instant (the store's clock, ms): a replay's snapshot. */
+  archivedByMs?: number | undefined;
   /** 1..MAX_LIMIT (default DEFAULT_LIMIT). */
   limit?: number | undefined;
   /** From a previous page's nextCursor. */
@@ -39,8 +41,19 @@ export interface ArchiveStore {
   query(q: ArchiveQuery): Promise<ArchivePage>;
   /** How many events match (ignores limit and cursor). */
   count(q: Omit<ArchiveQuery, 'limit' | 'cursor'>): Promise<number>;
+  /**
+   * Takes run lock `name` for `ttlMs` unless another holder has it unexpired (src/archive/lock.ts).
+   * `nowMs` is the store's clock at that moment, the instant archivedByMs takes.
+   */
+  tryLock(name: string, holder: string, info: string, ttlMs: number): Promise<LockAttempt>;
+  /** Extends a lock this holder has; false when it is no longer this holder's (expired and taken). */
+  renewLock(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Gives a lock back (nothing when another holder has it by now). */
+  unlock(name: string, holder: string): Promise<void>;
   close(): Promise<void>;
 }
+
+export type LockAttempt = { acquired: true; nowMs: number } | { acquired: false; nowMs: number; info: string; expiresInMs: number };
 
 /** A position in the feed: the last event's time and id. */
 export interface CursorPosition {

@@ -56,6 +56,41 @@ export function storeContract(t: Test, open: () => Promise<ArchiveStore>): void 
     await t.rejects(s.query({ limit: 0 }), { code: 'ERR_USAGE' });
   });
 
+  t.test('run locks: one holder at a time, renewed by its holder, free again after the TTL', async (t) => {
+    const s = await open();
+    t.teardown(() => s.close());
+    const a = await s.tryLock('replay:events', 'holder-a', 'replay to queue email, by host-a', 60_000);
+    t.equal(a.acquired, true, 'a free lock is taken');
+    const b = await s.tryLock('replay:events', 'holder-b', 'replay to topic events, by host-b', 60_000);
+    t.equal(b.acquired, false, 'a held lock is refused');
+    t.match(b, { info: 'replay to queue email, by host-a' }, 'and says who holds it');
+    t.ok(!b.acquired && b.expiresInMs > 50_000 && b.expiresInMs <= 60_000, 'and until when at the latest');
+    t.equal((await s.tryLock('redrive:email-dlq', 'holder-b', 'redrive', 60_000)).acquired, true, 'another name is another lock');
+    t.equal(await s.renewLock('replay:events', 'holder-a', 60_000), true, 'its holder renews it');
+    t.equal(await s.renewLock('replay:events', 'holder-b', 60_000), false, 'nobody else does');
+    await s.unlock('replay:events', 'holder-b');
+    t.equal((await s.tryLock('replay:events', 'holder-c', 'c', 60_000)).acquired, false, "unlock by another holder leaves it held");
+    await s.unlock('replay:events', 'holder-a');
+    t.equal((await s.tryLock('replay:events', 'holder-c', 'c', 200)).acquired, true, 'free once its holder unlocked it');
+    // A holder that died stops renewing: the lock is free after its TTL.
+    await new Promise((r) => setTimeout(r, 400));
+    t.equal((await s.tryLock('replay:events', 'holder-d', 'd', 60_000)).acquired, true, 'an expired lock is taken over');
+    t.equal(await s.renewLock('replay:events', 'holder-c', 60_000), false, 'and the old holder learns it lost it');
+  });
+
+  t.test('archivedByMs: only what was archived by an instant of the store clock', async (t) => {
+    const s = await open();
+    t.teardown(() => s.close());
+    await s.put(ev('before', 'T', 1_700_000_000_000));
+    await new Promise((r) => setTimeout(r, 20));
+    const { nowMs } = await s.tryLock('snapshot', 'h', 'h', 60_000);
+    await new Promise((r) => setTimeout(r, 20));
+    await s.put(ev('after', 'T', 1_600_000_000_000));
+    t.same((await s.query({ archivedByMs: nowMs })).events.map((e) => e.id), ['before']);
+    t.equal(await s.count({ archivedByMs: nowMs }), 1);
+    t.equal(await s.count({}), 2);
+  });
+
   t.test('concurrent writers of the same ids keep one row each', async (t) => {
     const a = await open();
     t.teardown(() => a.close());
