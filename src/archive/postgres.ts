@@ -3,7 +3,7 @@
 import pg from 'pg';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
-import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, redactUrl, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
+import { collectPage, eventTimeMs, redactUrl, type ArchivePage, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
 
 export const TABLE = 'eventbus_events';
 /** Run locks of replays and redrives (src/archive/lock.ts); times on the database's clock, so hosts agree. */
@@ -56,7 +56,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     throw new EventBusError('ERR_ARCHIVE', `archive ${location} cannot be opened: ${(err as Error).message}`, { cause: err });
   }
 
-  const where = (q: Omit<ArchiveQuery, 'limit'>, withCursor: boolean) => {
+  const where = (q: Omit<ArchiveQuery, 'limit' | 'cursor'>, after: CursorPosition | null) => {
     const clauses: string[] = [];
     const params: unknown[] = [];
     const p = (v: unknown) => {
@@ -67,12 +67,21 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     if (q.sinceMs !== undefined) clauses.push(`time_ms >= ${p(q.sinceMs)}`);
     if (q.untilMs !== undefined) clauses.push(`time_ms < ${p(q.untilMs)}`);
     if (q.archivedByMs !== undefined) clauses.push(`archived_at <= to_timestamp(${p(q.archivedByMs)}::double precision / 1000)`);
-    if (withCursor && q.cursor) {
-      const c = decodeCursor(q.cursor);
-      clauses.push(`(time_ms, id) > (${p(c.timeMs)}::bigint, ${p(c.id)}::text)`);
-    }
+    if (after) clauses.push(`(time_ms, id) > (${p(after.timeMs)}::bigint, ${p(after.id)}::text)`);
     return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
   };
+  const rows =
+    (q: Omit<ArchiveQuery, 'limit'>) =>
+    async (after: CursorPosition | null, n: number): Promise<StoredRow[]> => {
+      const w = where(q, after);
+      // event::text: the document as stored, parsed by collectPage (pg would parse json itself, the same).
+      const r = await pool.query<{ id: string; time_ms: string; event: string }>(
+        `SELECT id, time_ms, event::text AS event FROM ${TABLE} ${w.sql} ORDER BY time_ms, id LIMIT ${Math.floor(n)}`,
+        w.params,
+      );
+      return r.rows.map((row) => ({ id: row.id, timeMs: Number(row.time_ms), event: row.event }));
+    };
+
   let closed: Promise<void> | undefined;
 
   return {
@@ -89,22 +98,13 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
       return r.rowCount === 1;
     },
     async query(q: ArchiveQuery): Promise<ArchivePage> {
-      const limit = checkLimit(q.limit);
-      const w = where(q, true);
-      // event::text: the document as stored, parsed here (pg would parse json itself, the same).
-      const r = await pool.query<{ id: string; time_ms: string; event: string }>(
-        `SELECT id, time_ms, event::text AS event FROM ${TABLE} ${w.sql} ORDER BY time_ms, id LIMIT ${limit + 1}`,
-        w.params,
-      );
-      const page = r.rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        events: page.map((row) => JSON.parse(row.event) as CloudEvent),
-        nextCursor: r.rows.length > limit && last ? encodeCursor({ timeMs: Number(last.time_ms), id: last.id }) : null,
-      };
+      return collectPage(q, rows(q));
+    },
+    async queryJson(q: ArchiveQuery) {
+      return collectPage(q, rows(q), (json) => json);
     },
     async count(q): Promise<number> {
-      const w = where(q, false);
+      const w = where(q, null);
       const r = await pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);
       return Number(r.rows[0]?.n ?? 0);
     },

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
-import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
+import { collectPage, eventTimeMs, type ArchivePage, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
 
 /** What both drivers have in common, and all this store uses. */
 interface Statement {
@@ -99,7 +99,7 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
   const unlock = db.prepare('DELETE FROM locks WHERE name = ? AND holder = ?');
   let closed = false;
 
-  const where = (q: Omit<ArchiveQuery, 'limit'>, withCursor: boolean) => {
+  const where = (q: Omit<ArchiveQuery, 'limit' | 'cursor'>, after: CursorPosition | null) => {
     const clauses: string[] = [];
     const params: unknown[] = [];
     if (q.types?.length) {
@@ -118,13 +118,25 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
       clauses.push('archived_ms <= ?');
       params.push(q.archivedByMs);
     }
-    if (withCursor && q.cursor) {
-      const c = decodeCursor(q.cursor);
+    if (after) {
       clauses.push('(time_ms > ? OR (time_ms = ? AND id > ?))');
-      params.push(c.timeMs, c.timeMs, c.id);
+      params.push(after.timeMs, after.timeMs, after.id);
     }
     return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
   };
+
+  // Synchronous reads on the caller's event loop (the supervisor's, for GET /events): in slices.
+  const rows =
+    (q: Omit<ArchiveQuery, 'limit'>) =>
+    async (after: CursorPosition | null, n: number): Promise<StoredRow[]> => {
+      const w = where(q, after);
+      const found = db.prepare(`SELECT id, time_ms, event FROM events ${w.sql} ORDER BY time_ms, id LIMIT ?`).all(...w.params, n) as Array<{
+        id: string;
+        time_ms: number | bigint;
+        event: string;
+      }>;
+      return found.map((r) => ({ id: r.id, timeMs: Number(r.time_ms), event: r.event }));
+    };
 
   return {
     kind: 'sqlite',
@@ -135,22 +147,13 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
       return Number(r.changes) === 1;
     },
     async query(q: ArchiveQuery): Promise<ArchivePage> {
-      const limit = checkLimit(q.limit);
-      const w = where(q, true);
-      const rows = db.prepare(`SELECT id, time_ms, event FROM events ${w.sql} ORDER BY time_ms, id LIMIT ?`).all(...w.params, limit + 1) as Array<{
-        id: string;
-        time_ms: number | bigint;
-        event: string;
-      }>;
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        events: page.map((r) => JSON.parse(r.event) as CloudEvent),
-        nextCursor: rows.length > limit && last ? encodeCursor({ timeMs: Number(last.time_ms), id: last.id }) : null,
-      };
+      return collectPage(q, rows(q));
+    },
+    async queryJson(q: ArchiveQuery) {
+      return collectPage(q, rows(q), (json) => json);
     },
     async count(q): Promise<number> {
-      const w = where(q, false);
+      const w = where(q, null);
       const row = db.prepare(`SELECT COUNT(*) AS n FROM events ${w.sql}`).get(...w.params) as { n: number | bigint };
       return Number(row.n);
     },
