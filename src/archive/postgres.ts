@@ -3,7 +3,7 @@
 import pg from 'pg';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
-import { collectPage, eventTimeMs, redactUrl, type ArchivePage, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
+import { eventTimeMs, pageReaders, redactUrl, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
 
 export const TABLE = 'eventbus_events';
 /** Run locks of replays and redrives (src/archive/lock.ts); times on the database's clock, so hosts agree. */
@@ -71,7 +71,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
   };
   const rows =
-    (q: Omit<ArchiveQuery, 'limit'>) =>
+    (q: ArchiveQuery) =>
     async (after: CursorPosition | null, n: number): Promise<StoredRow[]> => {
       const w = where(q, after);
       // event::text: the document as stored, parsed by collectPage (pg would parse json itself, the same).
@@ -97,12 +97,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
       ]);
       return r.rowCount === 1;
     },
-    async query(q: ArchiveQuery): Promise<ArchivePage> {
-      return collectPage(q, rows(q));
-    },
-    async queryJson(q: ArchiveQuery) {
-      return collectPage(q, rows(q), (json) => json);
-    },
+    ...pageReaders(rows),
     async count(q): Promise<number> {
       const w = where(q, null);
       const r = await pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);

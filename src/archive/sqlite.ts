@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
-import { collectPage, eventTimeMs, type ArchivePage, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
+import { eventTimeMs, pageReaders, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
 
 /** What both drivers have in common, and all this store uses. */
 interface Statement {
@@ -127,7 +127,7 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
 
   // Synchronous reads on the caller's event loop (the supervisor's, for GET /events): in slices.
   const rows =
-    (q: Omit<ArchiveQuery, 'limit'>) =>
+    (q: ArchiveQuery) =>
     async (after: CursorPosition | null, n: number): Promise<StoredRow[]> => {
       const w = where(q, after);
       const found = db.prepare(`SELECT id, time_ms, event FROM events ${w.sql} ORDER BY time_ms, id LIMIT ?`).all(...w.params, n) as Array<{
@@ -146,12 +146,7 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
       const r = insert.run(event.id, event.type ?? null, eventTimeMs(event, now), event.source ?? null, now, JSON.stringify(event));
       return Number(r.changes) === 1;
     },
-    async query(q: ArchiveQuery): Promise<ArchivePage> {
-      return collectPage(q, rows(q));
-    },
-    async queryJson(q: ArchiveQuery) {
-      return collectPage(q, rows(q), (json) => json);
-    },
+    ...pageReaders(rows),
     async count(q): Promise<number> {
       const w = where(q, null);
       const row = db.prepare(`SELECT COUNT(*) AS n FROM events ${w.sql}`).get(...w.params) as { n: number | bigint };

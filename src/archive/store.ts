@@ -132,6 +132,14 @@ export async function collectPage<T = CloudEvent>(
   }
 }
 
+/** A store's `query` and `queryJson` from its row reader: rows of a query after a position, in feed order. */
+export function pageReaders(rows: (q: ArchiveQuery) => (after: CursorPosition | null, n: number) => Promise<StoredRow[]>): Pick<ArchiveStore, 'query' | 'queryJson'> {
+  return {
+    query: (q) => collectPage(q, rows(q)),
+    queryJson: (q) => collectPage(q, rows(q), (json) => json),
+  };
+}
+
 /** The limit of a query, checked against the same bounds the message names. */
 export function checkLimit(limit: number | undefined): number {
   const n = limit ?? DEFAULT_LIMIT;
