@@ -10,7 +10,7 @@ import { EventBusError, describeError, toAwsError } from '../errors.js';
 import type { ArchiveQuery, ArchiveStore } from '../archive/index.js';
 import { takeRunLock, type HeldLock } from '../archive/lock.js';
 import { encodeEvent } from '../event/index.js';
-import { resolveTopicArn } from '../publisher/topic.js';
+import { resolveTopicArn, topicName } from '../publisher/topic.js';
 import type { CloudEvent } from '../types.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { filterOf, openConfiguredArchive, formatEvent, type FilterOptions } from './events.js';
@@ -239,7 +239,7 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
     let lock: HeldLock | null = null;
     try {
       // One replay per topic at a time (a replay to a queue too: the topic feeds that queue).
-      if (!o.dryRun) lock = await takeRunLock(store, `replay:${ctx.config.topic}`, `replay to ${targetName}`);
+      if (!o.dryRun) lock = await takeRunLock(store, `replay:${topicName(ctx.config.topic)}`, `replay to ${targetName}`);
       if (o.dryRun) process.stdout.write(`dry run: nothing is sent. Events that would be replayed to ${targetName}:\n`);
       const r = await replay({
         store,
