@@ -41,6 +41,9 @@ Environment:
   BENCH_WARMUP      fraction of each drain left out of msgs/s, CPU and calls (default 0.2: measured from
                     the delete that left 80% of the queue to the one that left it empty; 0 = whole drain)
   BENCH_EB_THREADS  eventbus 'threads' (default: the supervisor's default, usable cores)
+  BENCH_EB_CONFIG   JSON merged into eventbus's config (e.g. '{"prefetch":0}'); not the baseline's
+  BENCH_EB_BASELINE another checkout (built) to run as consumer eventbus-base beside eventbus: an
+                    A/B in one interleaved run (add eventbus-base to BENCH_CONSUMERS)
   BENCH_EB_NODE_ARGS node flags for the supervisor's process (e.g. --trace-gc), space-separated
   BENCH_PROFILE=1   run eventbus under --cpu-prof (profiles in bench/results/profiles)
   BENCH_OUT         markdown output (default bench/results/latest.md; smoke.md with --smoke)
@@ -85,11 +88,22 @@ const CONSUMERS = {
   'sqs-consumer-batch': { label: 'sqs-consumer handleMessageBatch', file: 'sqs-consumer.mjs', env: { BENCH_SQSC_MODE: 'batch' }, peer: true },
   'squiss-ts': { label: 'squiss-ts', file: 'squiss.mjs', peer: true },
   eventbus: { label: '**eventbus**', eventbus: true },
+  // A/B in one interleaved run: another checkout's build (e.g. a git worktree of main).
+  ...(env.BENCH_EB_BASELINE ? { 'eventbus-base': { label: `eventbus baseline (${env.BENCH_EB_BASELINE})`, eventbus: true, repo: env.BENCH_EB_BASELINE } } : {}),
 };
 const consumerNames = list(env.BENCH_CONSUMERS, Object.keys(CONSUMERS));
 for (const c of consumerNames) if (!CONSUMERS[c]) die(`unknown consumer ${c} (known: ${Object.keys(CONSUMERS).join(', ')})`);
 if (consumerNames.includes('eventbus') && !existsSync(join(REPO, 'dist', 'supervisor', 'index.js'))) {
   die('dist/supervisor is missing: run npm run build (npm run bench does)');
+}
+if (consumerNames.includes('eventbus-base') && !existsSync(join(env.BENCH_EB_BASELINE, 'dist', 'supervisor', 'index.js'))) {
+  die(`BENCH_EB_BASELINE: ${env.BENCH_EB_BASELINE}/dist/supervisor is missing: build that checkout first`);
+}
+let EB_CONFIG = {};
+try {
+  EB_CONFIG = JSON.parse(env.BENCH_EB_CONFIG ?? '{}');
+} catch (err) {
+  die(`BENCH_EB_CONFIG must be a JSON object: ${err.message}`);
 }
 
 function die(msg) {
@@ -258,6 +272,7 @@ function startConsumer(name, scenario, q, extra = {}) {
       http: { host: '127.0.0.1', port: 0 },
       logLevel: 'warn',
       failureEvents: { enabled: false },
+      ...(spec.repo ? {} : EB_CONFIG),
     };
     const cfgFile = join(dir, 'eventbus.json');
     writeFileSync(cfgFile, JSON.stringify(config, null, 2));
@@ -265,7 +280,7 @@ function startConsumer(name, scenario, q, extra = {}) {
     childEnv.BENCH_EB_QUEUE = 'q';
     const prof = env.BENCH_PROFILE === '1' ? ['--cpu-prof', `--cpu-prof-dir=${join(BENCH_DIR, 'results', 'profiles')}`] : [];
     const nodeArgs = env.BENCH_EB_NODE_ARGS ? env.BENCH_EB_NODE_ARGS.split(/\s+/).filter(Boolean) : [];
-    args = [...prof, ...nodeArgs, join(REPO, 'dist', 'supervisor'), '--config', cfgFile];
+    args = [...prof, ...nodeArgs, join(spec.repo ?? REPO, 'dist', 'supervisor'), '--config', cfgFile];
   } else {
     args = [join(BENCH_DIR, 'consumers', spec.file)];
   }

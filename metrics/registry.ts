@@ -29,6 +29,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     duration: new Histogram({ name: 'eventbus_handler_duration_seconds', help: 'Handler run time', labelNames: ['queue'], buckets: DURATION_BUCKETS, registers: r }),
     age: new Histogram({ name: 'eventbus_message_age_seconds', help: 'Time from SQS SentTimestamp to handler start', labelNames: ['queue'], buckets: AGE_BUCKETS, registers: r }),
     inFlight: new Gauge({ name: 'eventbus_messages_in_flight', help: 'Messages received and not yet settled', labelNames: ['queue'], registers: r }),
+    prefetched: new Gauge({ name: 'eventbus_messages_prefetched', help: 'Messages received and waiting for a free slot (prefetch; also in eventbus_messages_in_flight)', labelNames: ['queue'], registers: r }),
     extensions: new Counter({ name: 'eventbus_visibility_extensions_total', help: 'Visibility timeout extensions of running messages', labelNames: ['queue'], registers: r }),
     sqsErrors: new Counter({ name: 'eventbus_sqs_errors_total', help: 'Failed SQS/SNS calls and batch entries', labelNames: ['queue', 'operation'], registers: r }),
     queueMessages: new Gauge({
@@ -48,7 +49,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     childRestarts: new Counter({ name: 'eventbus_child_restarts_total', help: 'Cluster children restarted after dying', registers: r }),
     webhookRequests: new Counter({
       name: 'eventbus_webhook_requests_total',
-      help: 'Webhook requests by source (configured name, or "unknown") and outcome (published, bad_signature, missing_signature, stale_timestamp, unknown_source, malformed, too_large, publish_failed)',
+      help: 'Webhook requests by source (configured name, or "unknown") and outcome (published, bad_signature, missing_signature, stale_timestamp, unknown_source, malformed, too_large, publish_failed, duplicate: a delivery already accepted, in_progress: one being published now)',
       labelNames: ['source', 'outcome'],
       registers: r,
     }),

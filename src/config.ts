@@ -1,19 +1,48 @@
 import convict from 'convict';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EventBusError } from './errors.js';
 import { usableCores } from './cpus.js';
+import { redactDsn } from './redact.js';
 
 /** Per-queue overrides of a handler's declaration (`queues.<name>.*`). */
 export interface QueueOverride {
   concurrency?: number;
+  prefetch?: number;
   visibilityTimeout?: number;
   timeoutMs?: number;
   maxReceiveCount?: number;
 }
 
+/** A generic HMAC webhook source (`webhooks.sources.<name>`), normalised. */
 export interface WebhookSource {
-  secret: string;
+  /** Signing secrets, any of which verifies (several during a rotation); from `secret` and `secrets`, or the env. */
+  secrets: string[];
+  /** The header holding the signature. */
   header: string;
+  /** The header holding the signed Unix time in seconds; null = the sender signs no timestamp. */
+  timestampHeader: string | null;
+  /** Largest accepted difference between that timestamp and now. */
+  toleranceSec: number;
+  /** The header holding the sender's delivery id (e.g. X-GitHub-Delivery); null = a hash of the raw body. */
+  deliveryIdHeader: string | null;
+  /** What the HMAC covers: `{body}`, with `{timestamp}` and `{id}` (the delivery id) when signed. */
+  signedPayload: string;
+}
+
+/** The keys a source may set in the config file. */
+const SOURCE_KEYS = ['secret', 'secrets', 'header', 'timestampHeader', 'toleranceSec', 'deliveryIdHeader', 'signedPayload'] as const;
+/** Stripe's tolerance, and the default of a generic source with a timestamp header. */
+export const DEFAULT_TOLERANCE_SEC = 300;
+/** A source name usable in a URL, a metric label and an env var name. */
+export const WEBHOOK_SOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/**
+ * The upper-case form of a source name (non-alphanumerics as `_`): in its event type
+ * `<FOLDED>_INCOMING_WEBHOOK` and its env vars `EVENTBUS_WEBHOOK_<FOLDED>_SECRETS[_FILE]`.
+ */
+export function foldSourceName(name: string): string {
+  return name.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
 }
 
 /** The validated, frozen configuration. Durations carry their unit in the name. */
@@ -26,6 +55,8 @@ export interface Config {
   handlersDir: string;
   provision: boolean;
   concurrency: number;
+  /** Received messages a queue may hold waiting for a free slot (SPEC "Slots"); clipped to its cap. */
+  prefetch: number;
   threads: number;
   tasksPerThread: number;
   processes: number;
@@ -37,7 +68,14 @@ export interface Config {
   readiness: { sqsFailureSec: number };
   logLevel: string;
   failureEvents: { enabled: boolean; maxPerSecond: number };
-  webhooks: { stripe: { secrets: string[] }; sources: Record<string, WebhookSource> };
+  webhooks: {
+    stripe: { secrets: string[]; toleranceSec: number };
+    sources: Record<string, WebhookSource>;
+    /** How long a delivery's idempotency record is kept (>= every tolerance). */
+    deliveryTtlSec: number;
+    /** Most delivery records one process keeps in memory when the archive is off. */
+    deliveryCacheSize: number;
+  };
   archive: { enabled: boolean; url: string | null };
   queues: Record<string, QueueOverride>;
   /** Set in a cluster child: its index and the number of children; caps are this child's share. */
@@ -48,6 +86,7 @@ export interface Config {
 
 const OVERRIDE_KEYS: Record<keyof QueueOverride, { min: number; max: number }> = {
   concurrency: { min: 1, max: 100_000 },
+  prefetch: { min: 0, max: 100_000 },
   visibilityTimeout: { min: 1, max: 43_200 }, // SQS allows 0, but a handler needs time to run
   timeoutMs: { min: 1, max: 43_200_000 },
   maxReceiveCount: { min: 1, max: 1000 }, // SQS RedrivePolicy range
@@ -92,13 +131,23 @@ convict.addFormat({
   validate(v: unknown) {
     if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new Error('must be a list of strings');
   },
-  coerce: (v: unknown) =>
-    typeof v === 'string'
-      ? v
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean)
-      : v,
+  // Commas or newlines: a secrets file may hold one per line.
+  coerce: (v: unknown) => (typeof v === 'string' ? splitList(v) : v),
+});
+convict.addFormat({
+  name: 'archive-url',
+  // The value is never quoted back (the key is sensitive): it may hold a password.
+  validate(v: unknown) {
+    if (v === null) return;
+    if (typeof v !== 'string' || v.trim() === '') throw new Error('must be a non-empty string');
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(v)?.[1]?.toLowerCase();
+    if (scheme !== undefined && !['postgres', 'postgresql', 'socket', 'file', 'sqlite'].includes(scheme)) {
+      throw new Error(`the scheme ${scheme}:// is not a store (postgres://, postgresql://, socket://, file: or a file path)`);
+    }
+    if (scheme === undefined && /\b(host|user|password|dbname)\s*=/i.test(v)) {
+      throw new Error('looks like a key=value connection string, which pg reads as a database name: use a postgres:// URL');
+    }
+  },
 });
 // convict merges nested objects only under format Object, so these two keys are validated here.
 const objectFormats: Record<string, (v: unknown) => void> = {
@@ -117,15 +166,124 @@ const objectFormats: Record<string, (v: unknown) => void> = {
       }
     }
   },
-  'webhooks.sources'(v: unknown) {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('must be an object of sources');
-    for (const [src, o] of Object.entries(v)) {
-      const s = o as Partial<WebhookSource>;
-      if (typeof s?.secret !== 'string' || s.secret === '') throw new Error(`webhooks.sources.${src}.secret must be a non-empty string`);
-      if (typeof s.header !== 'string' || s.header === '') throw new Error(`webhooks.sources.${src}.header must be a non-empty string`);
-    }
-  },
 };
+
+/** The env var holding a generic source's secrets (comma-separated); `_FILE` appended: a file of them. */
+export function sourceSecretsEnv(name: string): string {
+  return `EVENTBUS_WEBHOOK_${foldSourceName(name)}_SECRETS`;
+}
+
+const SOURCE_ENV_RE = /^EVENTBUS_WEBHOOK_(.+)_SECRETS$/;
+const HEADER_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const PLACEHOLDER_RE = /\{([^}]*)\}/g;
+
+/**
+ * Validates `webhooks.sources` and fills each source's defaults; secrets from
+ * EVENTBUS_WEBHOOK_<SOURCE>_SECRETS (already read from `_FILE` by readSecretFiles) replace the file's.
+ * Two names that fold to one event type or env var, or to Stripe's, fail: one would shadow the other.
+ */
+function normaliseSources(v: unknown, env: NodeJS.ProcessEnv): Record<string, WebhookSource> {
+  const at = 'webhooks.sources';
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${at} must be an object of sources`);
+  const byFold = new Map<string, string>([['STRIPE', 'the built-in stripe route']]);
+  const out: Record<string, WebhookSource> = {};
+  for (const [name, o] of Object.entries(v as Record<string, unknown>)) {
+    const key = `${at}.${name}`;
+    if (!WEBHOOK_SOURCE_RE.test(name)) throw new Error(`${key}: a source name is 1-64 letters, digits, - or _, starting with a letter or digit`);
+    const fold = foldSourceName(name);
+    const other = byFold.get(fold);
+    if (other !== undefined) {
+      throw new Error(`${key}: the name folds to ${fold}_INCOMING_WEBHOOK and ${sourceSecretsEnv(name)}, as ${other.startsWith('the ') ? other : `${at}.${other}`} does: rename one`);
+    }
+    byFold.set(fold, name);
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error(`${key} must be an object`);
+    const s = o as Record<string, unknown>;
+    for (const k of Object.keys(s)) if (!(SOURCE_KEYS as readonly string[]).includes(k)) throw new Error(`${key}.${k} is not a known key (allowed: ${SOURCE_KEYS.join(', ')})`);
+    const header = (k: string, required: boolean): string | null => {
+      const h = s[k];
+      if (h === undefined && !required) return null;
+      if (typeof h !== 'string' || !HEADER_RE.test(h)) throw new Error(`${key}.${k} must be an HTTP header name`);
+      return h.toLowerCase();
+    };
+    const envName = sourceSecretsEnv(name);
+    let secrets: string[];
+    if (env[envName] !== undefined) secrets = splitList(env[envName]);
+    else {
+      if (s.secret !== undefined && (typeof s.secret !== 'string' || s.secret.trim() === '')) throw new Error(`${key}.secret must be a non-empty string`);
+      if (s.secrets !== undefined && (!Array.isArray(s.secrets) || s.secrets.some((x) => typeof x !== 'string' || x.trim() === ''))) {
+        throw new Error(`${key}.secrets must be a list of non-empty strings`);
+      }
+      secrets = [...(typeof s.secret === 'string' ? [s.secret] : []), ...((s.secrets as string[] | undefined) ?? [])];
+    }
+    if (secrets.length === 0) throw new Error(`${key} has no secret: set ${key}.secret or .secrets, ${envName} or ${envName}_FILE`);
+    const timestampHeader = header('timestampHeader', false);
+    const deliveryIdHeader = header('deliveryIdHeader', false);
+    if (s.toleranceSec !== undefined && (timestampHeader === null || !Number.isInteger(s.toleranceSec) || (s.toleranceSec as number) < 1)) {
+      throw new Error(`${key}.toleranceSec must be an integer >= 1, and needs ${key}.timestampHeader`);
+    }
+    const signedPayload = s.signedPayload ?? (timestampHeader ? '{timestamp}.{body}' : '{body}');
+    if (typeof signedPayload !== 'string') throw new Error(`${key}.signedPayload must be a string`);
+    const used = new Set([...signedPayload.matchAll(PLACEHOLDER_RE)].map((m) => m[1]));
+    const allowed = new Set(['body', ...(timestampHeader ? ['timestamp'] : []), ...(deliveryIdHeader ? ['id'] : [])]);
+    for (const p of used) if (!allowed.has(p!)) throw new Error(`${key}.signedPayload: {${p}} is not available (allowed: ${[...allowed].map((a) => `{${a}}`).join(', ')})`);
+    if (!used.has('body')) throw new Error(`${key}.signedPayload must contain {body}`);
+    // An unsigned timestamp protects nothing: whoever replays a request can set it anew.
+    if (timestampHeader && !used.has('timestamp')) throw new Error(`${key}.signedPayload must contain {timestamp} when ${key}.timestampHeader is set`);
+    out[name] = {
+      secrets,
+      header: header('header', true)!,
+      timestampHeader,
+      toleranceSec: (s.toleranceSec as number | undefined) ?? DEFAULT_TOLERANCE_SEC,
+      deliveryIdHeader,
+      signedPayload,
+    };
+  }
+  for (const name of Object.keys(env)) {
+    const m = SOURCE_ENV_RE.exec(name);
+    if (m && !byFold.has(m[1]!)) throw new Error(`${name} names no source in ${at} (set the source's header there)`);
+  }
+  return out;
+}
+
+function splitList(v: string | undefined): string[] {
+  return (v ?? '')
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** The env vars of secrets (besides EVENTBUS_WEBHOOK_<SOURCE>_SECRETS), with the key each sets. */
+const SECRET_ENV: Record<string, string> = {
+  EVENTBUS_API_TOKEN: 'http.apiToken',
+  EVENTBUS_STRIPE_WEBHOOK_SECRETS: 'webhooks.stripe.secrets',
+  EVENTBUS_ARCHIVE_URL: 'archive.url',
+};
+
+/**
+ * The env with every `<SECRET VAR>_FILE` replaced by `<SECRET VAR>` = the file's contents, trimmed
+ * (the Docker/Kubernetes secrets convention). A file that cannot be read or is empty, or both forms
+ * set, is an error naming the key, the variable and the path, never the contents.
+ */
+export function readSecretFiles(env: NodeJS.ProcessEnv, read: (path: string) => string = (p) => readFileSync(p, 'utf8')): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const [fileVar, path] of Object.entries(env)) {
+    if (!fileVar.endsWith('_FILE') || path === undefined) continue;
+    const name = fileVar.slice(0, -'_FILE'.length);
+    const key = SECRET_ENV[name] ?? (SOURCE_ENV_RE.test(name) ? `the webhook source of ${name}` : undefined);
+    if (key === undefined) continue;
+    if (env[name] !== undefined) throw new Error(`${key}: set ${name} or ${fileVar}, not both`);
+    let text: string;
+    try {
+      text = read(path);
+    } catch (err) {
+      throw new Error(`${key}: cannot read ${fileVar} ${path} (${(err as { code?: string }).code ?? 'unreadable'})`);
+    }
+    if (text.trim() === '') throw new Error(`${key}: ${fileVar} ${path} is empty`);
+    out[name] = text.trim();
+    delete out[fileVar];
+  }
+  return out;
+}
 
 const schema = {
   endpoint: {
@@ -145,6 +303,12 @@ const schema = {
   handlersDir: { doc: 'folder of compiled handler modules', format: String, default: 'dist/handlers', env: 'EVENTBUS_HANDLERS_DIR' },
   provision: { doc: 'create/update the topology at start', format: Boolean, default: false, env: 'EVENTBUS_PROVISION' },
   concurrency: { doc: 'global cap on messages in flight on this host', format: 'positive-int', default: 10, env: 'EVENTBUS_CONCURRENCY' },
+  prefetch: {
+    doc: 'received messages a queue may hold waiting for a free slot (never above its cap; 0 = receive only into free slots)',
+    format: 'non-negative-int',
+    default: 10,
+    env: 'EVENTBUS_PREFETCH',
+  },
   threads: { doc: 'worker threads (default: usable cores)', format: 'optional-positive-int', default: null as number | null, env: 'EVENTBUS_THREADS' },
   tasksPerThread: {
     doc: 'concurrent tasks per thread (default: ceil(concurrency / threads))',
@@ -185,12 +349,15 @@ const schema = {
   webhooks: {
     stripe: {
       secrets: { doc: 'Stripe signing secrets (comma-separated)', format: 'csv', default: [] as string[], env: 'EVENTBUS_STRIPE_WEBHOOK_SECRETS', sensitive: true },
+      toleranceSec: { doc: "largest age of Stripe's signed timestamp", format: 'positive-int', default: DEFAULT_TOLERANCE_SEC },
     },
     sources: { doc: 'HMAC webhook sources', format: Object, default: {} as Record<string, WebhookSource>, sensitive: true },
+    deliveryTtlSec: { doc: 'how long a webhook delivery is remembered (replays and redeliveries answered 200 without publishing)', format: 'positive-int', default: 86_400 },
+    deliveryCacheSize: { doc: 'delivery records kept in memory per process when the archive is off', format: 'positive-int', default: 100_000 },
   },
   archive: {
     enabled: { doc: 'archive every event', format: Boolean, default: false, env: 'EVENTBUS_ARCHIVE' },
-    url: { doc: 'archive store: unset = embedded under ./data; postgres://...', format: 'optional-string', default: null as string | null, env: 'EVENTBUS_ARCHIVE_URL', sensitive: true },
+    url: { doc: 'archive store: unset = embedded under ./data; postgres://...', format: 'archive-url', default: null as string | null, env: 'EVENTBUS_ARCHIVE_URL', sensitive: true },
   },
   queues: { doc: 'per-queue overrides', format: Object, default: {} as Record<string, QueueOverride> },
 };
@@ -215,8 +382,14 @@ export function shareOf(cap: number, child: { index: number; count: number } | n
 
 /** Loads file + env, validates strictly (unknown keys fail), fills computed defaults, freezes. */
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
-  const env = options.env ?? process.env;
+  let env: NodeJS.ProcessEnv;
+  try {
+    env = readSecretFiles(options.env ?? process.env);
+  } catch (err) {
+    throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
+  }
   const c = convict(schema, { env: env as Record<string, string> });
+  let sources: Record<string, WebhookSource>;
   try {
     if (options.defaults) {
       for (const [k, v] of Object.entries(options.defaults)) {
@@ -240,6 +413,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
         throw new Error(`${key}: ${(err as Error).message}`);
       }
     }
+    sources = normaliseSources(c.get('webhooks.sources' as never), env);
   } catch (err) {
     throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
   }
@@ -249,7 +423,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   // `threads` is per process; by default a host's cores are shared by its children.
   const threads = raw.threads ?? Math.max(1, Math.floor(usableCores() / (child?.count ?? 1)));
   const tasksPerThread = raw.tasksPerThread ?? Math.ceil(concurrency / threads);
-  const cfg: Config = { ...raw, concurrency, hostConcurrency: raw.concurrency, threads, tasksPerThread, child };
+  const cfg: Config = { ...raw, webhooks: { ...raw.webhooks, sources }, concurrency, hostConcurrency: raw.concurrency, threads, tasksPerThread, child };
   crossCheck(cfg);
   return deepFreeze(cfg);
 }
@@ -271,6 +445,16 @@ function crossCheck(cfg: Config): void {
     problems.push(`concurrency (${cfg.concurrency}) must be >= processes (${cfg.processes}): the cap is split across processes`);
   }
   if (/\.fifo$/i.test(cfg.topic)) problems.push('topic: FIFO topics are not supported yet');
+  // A replay inside the tolerance window must still find the delivery's record.
+  const tolerances: Array<[string, number]> = [
+    ['webhooks.stripe.toleranceSec', cfg.webhooks.stripe.toleranceSec],
+    ...Object.entries(cfg.webhooks.sources)
+      .filter(([, s]) => s.timestampHeader !== null)
+      .map(([n, s]): [string, number] => [`webhooks.sources.${n}.toleranceSec`, s.toleranceSec]),
+  ];
+  for (const [key, sec] of tolerances) {
+    if (cfg.webhooks.deliveryTtlSec < sec) problems.push(`webhooks.deliveryTtlSec (${cfg.webhooks.deliveryTtlSec}) must be >= ${key} (${sec})`);
+  }
   if (problems.length) throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${problems.join('; ')}`);
 }
 
@@ -296,7 +480,7 @@ export function redactConfig(cfg: Config): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(cfg)) as Record<string, any>;
   if (copy.http?.apiToken) copy.http.apiToken = '[redacted]';
   if (copy.webhooks?.stripe?.secrets?.length) copy.webhooks.stripe.secrets = copy.webhooks.stripe.secrets.map(() => '[redacted]');
-  for (const s of Object.values(copy.webhooks?.sources ?? {}) as Array<{ secret?: string }>) if (s.secret) s.secret = '[redacted]';
-  if (copy.archive?.url) copy.archive.url = String(copy.archive.url).replace(/\/\/([^@/]*)@/, '//[redacted]@');
+  for (const s of Object.values(copy.webhooks?.sources ?? {}) as Array<{ secrets?: string[] }>) if (s.secrets) s.secrets = s.secrets.map(() => '[redacted]');
+  if (copy.archive?.url) copy.archive.url = redactDsn(String(copy.archive.url));
   return copy;
 }

@@ -16,6 +16,8 @@ export const HANDLER_DEFAULTS = {
 /** SNS filter policies allow at most 150 value combinations. */
 export const MAX_FILTER_VALUES = 150;
 const DLQ_SUFFIX = '-dlq';
+/** SPEC "Slots": one receive batch. */
+export const DEFAULT_PREFETCH = 10;
 
 /** A handler as the supervisor uses it: declaration merged with config overrides, units in names. */
 export interface ResolvedHandler {
@@ -28,6 +30,8 @@ export interface ResolvedHandler {
   /** null = every event. */
   events: string[] | null;
   concurrency: number;
+  /** Received messages the queue may hold waiting for a free slot; at most `concurrency`. */
+  prefetch: number;
   visibilityTimeoutSec: number;
   timeoutMs: number;
   maxReceiveCount: number;
@@ -87,7 +91,7 @@ export interface BuiltInHandler {
  * validates, and checks queue names are unique.
  */
 export async function loadHandlers(
-  cfg: Pick<Config, 'handlersDir' | 'queuePrefix' | 'concurrency' | 'queues'>,
+  cfg: Pick<Config, 'handlersDir' | 'queuePrefix' | 'concurrency' | 'queues'> & Partial<Pick<Config, 'prefetch'>>,
   builtIns: readonly BuiltInHandler[] = [],
 ): Promise<ResolvedHandler[]> {
   const files = await listHandlerFiles(cfg.handlersDir);
@@ -121,7 +125,7 @@ export async function loadHandlers(
 export function resolveHandler(
   file: string,
   def: HandlerDefinition,
-  cfg: Pick<Config, 'queuePrefix' | 'concurrency' | 'queues'>,
+  cfg: Pick<Config, 'queuePrefix' | 'concurrency' | 'queues'> & Partial<Pick<Config, 'prefetch'>>,
 ): ResolvedHandler {
   const bad = (why: string) => new EventBusError('ERR_HANDLER_INVALID', `handler ${file}: ${why}`);
   const queue = def.queue ?? basename(file).replace(/\.(m?js)$/, '');
@@ -147,13 +151,15 @@ export function resolveHandler(
     if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw bad(`${name} must be an integer from ${min} to ${max}`);
     return v as number;
   };
+  const concurrency = int('concurrency', o.concurrency ?? def.concurrency ?? cfg.concurrency, 1, 100_000);
   return {
     file,
     queue,
     queueName,
     dlqName,
     events,
-    concurrency: int('concurrency', o.concurrency ?? def.concurrency ?? cfg.concurrency, 1, 100_000),
+    concurrency,
+    prefetch: Math.min(concurrency, int('prefetch', o.prefetch ?? cfg.prefetch ?? DEFAULT_PREFETCH, 0, 100_000)),
     visibilityTimeoutSec: int('visibilityTimeout', o.visibilityTimeout ?? def.visibilityTimeout ?? HANDLER_DEFAULTS.visibilityTimeoutSec, 1, 43_200),
     timeoutMs: int('timeoutMs', o.timeoutMs ?? def.timeoutMs ?? HANDLER_DEFAULTS.timeoutMs, 1, 43_200_000),
     maxReceiveCount: int('maxReceiveCount', o.maxReceiveCount ?? def.maxReceiveCount ?? HANDLER_DEFAULTS.maxReceiveCount, 1, 1000),

@@ -1,11 +1,12 @@
 // The event archive: a built-in handler that keeps every event, the /events feed, and the stores.
+import { redactDsn } from '../redact.js';
+import { isPostgresUrl } from './store.js';
 export { ARCHIVE_DECLARATION, ARCHIVE_HANDLER_FILE, ARCHIVE_QUEUE } from './declaration.js';
 export { registerEventsRoute, bearerMatches, parseEventsQuery } from './routes.js';
 export {
   openArchive,
   resolveArchiveUrl,
   isPostgresUrl,
-  redactUrl,
   encodeCursor,
   decodeCursor,
   parseTime,
@@ -21,9 +22,9 @@ export {
 
 /** The start-log line about the archive: an embedded one sees only this host's share of the archive queue. */
 export function describeArchive(url: string): { store: string; note?: string } {
-  if (/^postgres(ql)?:\/\//i.test(url)) return { store: url.replace(/\/\/([^@/]*)@/, '//[redacted]@') };
+  if (isPostgresUrl(url)) return { store: redactDsn(url) };
   return {
-    store: url,
+    store: redactDsn(url),
     note: 'embedded archive: it holds only the events this host received from the archive queue; with several hosts (or cluster processes on separate disks) use a postgres:// archive.url',
   };
 }

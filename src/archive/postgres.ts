@@ -3,9 +3,13 @@
 import pg from 'pg';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
-import { eventTimeMs, pageReaders, redactUrl, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
+import { redactDsn, redactError } from '../redact.js';
+import { PURGE_INTERVAL_MS } from '../publisher/deliveries.js';
+import { eventTimeMs, pageReaders, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
 
 export const TABLE = 'eventbus_events';
+/** Webhook delivery records (accepted once; see publisher/deliveries.ts). */
+export const DELIVERIES = 'eventbus_webhook_deliveries';
 /** Run locks of replays and redrives (src/archive/lock.ts); times on the database's clock, so hosts agree. */
 export const LOCKS = 'eventbus_locks';
 /** The database's clock in ms since the epoch. */
@@ -25,6 +29,13 @@ const SCHEMA = [
    )`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_type_time ON ${TABLE} (type, time_ms, id)`,
   `CREATE INDEX IF NOT EXISTS ${TABLE}_time ON ${TABLE} (time_ms, id)`,
+  `CREATE TABLE IF NOT EXISTS ${DELIVERIES} (
+     source text NOT NULL,
+     delivery_id text NOT NULL,
+     done boolean NOT NULL,
+     expires_ms bigint NOT NULL,
+     PRIMARY KEY (source, delivery_id)
+   )`,
   `CREATE TABLE IF NOT EXISTS ${LOCKS} (
      name text PRIMARY KEY,
      holder text NOT NULL,
@@ -34,10 +45,19 @@ const SCHEMA = [
 ];
 
 export async function openPostgresArchive(url: string, o: OpenOptions = {}): Promise<ArchiveStore> {
-  const location = redactUrl(url);
+  const location = redactDsn(url);
   const pool = new pg.Pool({ connectionString: url, max: o.poolSize ?? 4, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000 });
+  // pg's errors may quote the connection string or a piece of it: every one leaves this module redacted.
+  const redacted = (err: unknown) => redactError(err, url);
+  const query = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => {
+    try {
+      return await pool.query<R>(sql, params);
+    } catch (err) {
+      throw redacted(err);
+    }
+  };
   // An idle client's connection error must not crash the process; the next query reconnects.
-  pool.on('error', (err) => o.warn?.(`archive ${location}: idle connection error: ${err.message}`));
+  pool.on('error', (err) => o.warn?.(`archive ${location}: idle connection error: ${redacted(err).message}`));
   try {
     const client = await pool.connect();
     try {
@@ -53,7 +73,8 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     }
   } catch (err) {
     await pool.end().catch(() => undefined);
-    throw new EventBusError('ERR_ARCHIVE', `archive ${location} cannot be opened: ${(err as Error).message}`, { cause: err });
+    const cause = redacted(err);
+    throw new EventBusError('ERR_ARCHIVE', `archive ${location} cannot be opened: ${cause.message}`, { cause });
   }
 
   const where = (q: Omit<ArchiveQuery, 'limit' | 'cursor'>, after: CursorPosition | null) => {
@@ -75,7 +96,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     async (after: CursorPosition | null, n: number): Promise<StoredRow[]> => {
       const w = where(q, after);
       // event::text: the document as stored, parsed by collectPage (pg would parse json itself, the same).
-      const r = await pool.query<{ id: string; time_ms: string; event: string }>(
+      const r = await query<{ id: string; time_ms: string; event: string }>(
         `SELECT id, time_ms, event::text AS event FROM ${TABLE} ${w.sql} ORDER BY time_ms, id LIMIT ${Math.floor(n)}`,
         w.params,
       );
@@ -83,12 +104,13 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     };
 
   let closed: Promise<void> | undefined;
+  let purgedMs = 0;
 
   return {
     kind: 'postgres',
     location,
     async put(event: CloudEvent): Promise<boolean> {
-      const r = await pool.query(`INSERT INTO ${TABLE} (id, type, time_ms, source, event) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, [
+      const r = await query(`INSERT INTO ${TABLE} (id, type, time_ms, source, event) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING`, [
         event.id,
         event.type ?? null,
         eventTimeMs(event),
@@ -100,12 +122,12 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     ...pageReaders(rows),
     async count(q): Promise<number> {
       const w = where(q, null);
-      const r = await pool.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);
+      const r = await query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);
       return Number(r.rows[0]?.n ?? 0);
     },
     async tryLock(name, holder, info, ttlMs) {
       // Taken when free or expired, in one statement (the CTE returns a row only then).
-      const r = await pool.query<{ acquired: boolean; info: string; expires_in_ms: string; now_ms: string }>(
+      const r = await query<{ acquired: boolean; info: string; expires_in_ms: string; now_ms: string }>(
         `WITH taken AS (
            INSERT INTO ${LOCKS} (name, holder, info, expires_at) VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond')
            ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, info = EXCLUDED.info, expires_at = EXCLUDED.expires_at
@@ -121,11 +143,36 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
       return row.acquired ? { acquired: true, nowMs } : { acquired: false, nowMs, info: row.info ?? '', expiresInMs: Math.max(0, Number(row.expires_in_ms ?? 0)) };
     },
     async renewLock(name, holder, ttlMs) {
-      const r = await pool.query(`UPDATE ${LOCKS} SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE name = $1 AND holder = $2`, [name, holder, ttlMs]);
+      const r = await query(`UPDATE ${LOCKS} SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE name = $1 AND holder = $2`, [name, holder, ttlMs]);
       return r.rowCount === 1;
     },
     async unlock(name, holder) {
-      await pool.query(`DELETE FROM ${LOCKS} WHERE name = $1 AND holder = $2`, [name, holder]);
+      await query(`DELETE FROM ${LOCKS} WHERE name = $1 AND holder = $2`, [name, holder]);
+    },
+    async claimDelivery(source, id, nowMs, leaseMs) {
+      if (nowMs - purgedMs >= PURGE_INTERVAL_MS) {
+        purgedMs = nowMs;
+        await query(`DELETE FROM ${DELIVERIES} WHERE expires_ms <= $1`, [nowMs]);
+      }
+      // Takes a free or expired record in one statement; a live one is left and read back.
+      const r = await query<{ done: boolean }>(
+        `WITH taken AS (
+           INSERT INTO ${DELIVERIES} (source, delivery_id, done, expires_ms) VALUES ($1, $2, false, $3)
+           ON CONFLICT (source, delivery_id) DO UPDATE SET done = false, expires_ms = excluded.expires_ms WHERE ${DELIVERIES}.expires_ms <= $4
+           RETURNING true AS taken
+         )
+         SELECT (SELECT taken FROM taken) AS taken, (SELECT done FROM ${DELIVERIES} WHERE source = $1 AND delivery_id = $2) AS done`,
+        [source, id, nowMs + leaseMs, nowMs],
+      );
+      const row = r.rows[0] as { taken: boolean | null; done: boolean | null } | undefined;
+      if (row?.taken || row?.done === null || row?.done === undefined) return 'new';
+      return row.done ? 'done' : 'pending';
+    },
+    async completeDelivery(source, id, nowMs, ttlMs) {
+      await query(`UPDATE ${DELIVERIES} SET done = true, expires_ms = $1 WHERE source = $2 AND delivery_id = $3`, [nowMs + ttlMs, source, id]);
+    },
+    async releaseDelivery(source, id) {
+      await query(`DELETE FROM ${DELIVERIES} WHERE source = $1 AND delivery_id = $2 AND done = false`, [source, id]);
     },
     close(): Promise<void> {
       closed ??= pool.end();

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
+import { PURGE_INTERVAL_MS } from '../publisher/deliveries.js';
 import { eventTimeMs, pageReaders, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
 
 /** What both drivers have in common, and all this store uses. */
@@ -33,6 +34,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_type_time ON events (type, time_ms, id);
 CREATE INDEX IF NOT EXISTS events_time ON events (time_ms, id);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+  source TEXT NOT NULL,
+  delivery_id TEXT NOT NULL,
+  done INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  PRIMARY KEY (source, delivery_id)
+);
 CREATE TABLE IF NOT EXISTS locks (
   name TEXT PRIMARY KEY,
   holder TEXT NOT NULL,
@@ -97,6 +105,16 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
   const lockRow = db.prepare('SELECT info, expires_ms FROM locks WHERE name = ?');
   const renew = db.prepare('UPDATE locks SET expires_ms = ? WHERE name = ? AND holder = ?');
   const unlock = db.prepare('DELETE FROM locks WHERE name = ? AND holder = ?');
+  // A claim takes a free or expired record; `changes` says whether it did (a live one stays as it is).
+  const claim = db.prepare(
+    `INSERT INTO webhook_deliveries (source, delivery_id, done, expires_ms) VALUES (?, ?, 0, ?)
+     ON CONFLICT (source, delivery_id) DO UPDATE SET done = 0, expires_ms = excluded.expires_ms WHERE webhook_deliveries.expires_ms <= ?`,
+  );
+  const claimed = db.prepare('SELECT done FROM webhook_deliveries WHERE source = ? AND delivery_id = ?');
+  const complete = db.prepare('UPDATE webhook_deliveries SET done = 1, expires_ms = ? WHERE source = ? AND delivery_id = ?');
+  const release = db.prepare('DELETE FROM webhook_deliveries WHERE source = ? AND delivery_id = ? AND done = 0');
+  const purge = db.prepare('DELETE FROM webhook_deliveries WHERE expires_ms <= ?');
+  let purgedMs = 0;
   let closed = false;
 
   const where = (q: Omit<ArchiveQuery, 'limit' | 'cursor'>, after: CursorPosition | null) => {
@@ -163,6 +181,21 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
     },
     async unlock(name, holder) {
       unlock.run(name, holder);
+    },
+    async claimDelivery(source, id, nowMs, leaseMs) {
+      if (nowMs - purgedMs >= PURGE_INTERVAL_MS) {
+        purgedMs = nowMs;
+        purge.run(nowMs);
+      }
+      if (Number(claim.run(source, id, nowMs + leaseMs, nowMs).changes) === 1) return 'new';
+      const row = claimed.get(source, id) as { done: number | bigint } | undefined;
+      return row === undefined ? 'new' : Number(row.done) === 1 ? 'done' : 'pending';
+    },
+    async completeDelivery(source, id, nowMs, ttlMs) {
+      complete.run(nowMs + ttlMs, source, id);
+    },
+    async releaseDelivery(source, id) {
+      release.run(source, id);
     },
     async close(): Promise<void> {
       if (closed) return;

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
+import type { DeliveryLedger } from '../publisher/deliveries.js';
 
 /** Most events one query returns. */
 export const MAX_LIMIT = 1000;
@@ -31,8 +32,11 @@ export interface ArchivePage {
   nextCursor: string | null;
 }
 
-/** A document store of events, idempotent on event id. Safe to open from several threads and processes. */
-export interface ArchiveStore {
+/**
+ * A document store of events, idempotent on event id. Safe to open from several threads and
+ * processes. It also keeps the webhook delivery records when the archive is on (every host sees them).
+ */
+export interface ArchiveStore extends DeliveryLedger {
   readonly kind: 'sqlite' | 'postgres';
   /** The store's location for logs (credentials redacted). */
   readonly location: string;
@@ -167,9 +171,9 @@ export function parseTime(value: string, what: string, nowMs = Date.now()): numb
   return t;
 }
 
-/** Whether an archive url names PostgreSQL. */
+/** Whether an archive url names PostgreSQL: the URL forms pg accepts (`socket://` is a Unix socket). */
 export function isPostgresUrl(url: string | null | undefined): boolean {
-  return typeof url === 'string' && /^postgres(ql)?:\/\//i.test(url);
+  return typeof url === 'string' && /^(postgres(ql)?|socket):\/\//i.test(url);
 }
 
 /** The archive url with its default filled in; a relative file path becomes absolute (threads and CLI agree). */
@@ -184,11 +188,6 @@ function fileOf(url: string): string {
   if (url.startsWith('file:')) return url.slice('file:'.length);
   if (url.startsWith('sqlite:')) return url.slice('sqlite:'.length).replace(/^\/\//, '');
   return url;
-}
-
-/** Redacts the password of a postgres url. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:[redacted]` : auth}@`);
 }
 
 export interface OpenOptions {

@@ -23,7 +23,7 @@ export function registerIngress(program: Command, common: (cmd: Command) => Comm
     const ctx = commandContext(o);
     const cfg = ctx.config;
     if (!webhooksEnabled(cfg)) {
-      throw new EventBusError('ERR_CONFIG_INVALID', 'no webhook configured: set webhooks.stripe.secrets (EVENTBUS_STRIPE_WEBHOOK_SECRETS) or webhooks.sources');
+      throw new EventBusError('ERR_CONFIG_INVALID', 'no webhook configured: set webhooks.stripe.secrets (EVENTBUS_STRIPE_WEBHOOK_SECRETS or EVENTBUS_STRIPE_WEBHOOK_SECRETS_FILE) or webhooks.sources');
     }
     const log = createLogger({ level: cfg.logLevel, pretty: process.env.EVENTBUS_LOG_FORMAT !== 'json' && process.stdout.isTTY === true });
     const metrics = createMetrics();

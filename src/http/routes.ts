@@ -7,6 +7,7 @@ import { EventBusError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Publisher } from '../publisher/index.js';
 import { registerWebhookRoutes, webhooksEnabled } from '../publisher/webhooks.js';
+import { MemoryDeliveryLedger, type DeliveryLedger } from '../publisher/deliveries.js';
 import { describeArchive, openArchive, registerEventsRoute, resolveArchiveUrl, type ArchiveStore } from '../archive/index.js';
 
 export interface ExtraRoutesOptions {
@@ -47,28 +48,32 @@ export function extraRoutes(o: ExtraRoutesOptions): ExtraRoutes {
   }
   let store: Promise<ArchiveStore> | undefined;
   const archiveUrl = resolveArchiveUrl(cfg.archive.url);
+  const openStore = () => {
+    store ??= openArchive(archiveUrl, { warn: (m) => o.log.warn(m) }).catch((err: unknown) => {
+      store = undefined;
+      throw err;
+    });
+    return store;
+  };
   return {
     async register(app) {
       if (webhooksEnabled(cfg)) {
         await registerWebhookRoutes(app, {
           stripeSecrets: cfg.webhooks.stripe.secrets,
+          stripeToleranceSec: cfg.webhooks.stripe.toleranceSec,
           sources: cfg.webhooks.sources,
+          deliveries: cfg.archive.enabled ? archiveLedger(openStore) : new MemoryDeliveryLedger(cfg.webhooks.deliveryCacheSize),
+          deliveryTtlSec: cfg.webhooks.deliveryTtlSec,
           publisher: o.publisher,
           count: (source, outcome) => o.metrics.webhookRequests.inc({ source, outcome }),
           log: o.log,
         });
         const sources = [...(cfg.webhooks.stripe.secrets.length ? ['stripe'] : []), ...Object.keys(cfg.webhooks.sources)];
-        o.log.info({ sources }, 'webhook ingress on POST /webhooks/<source>');
+        o.log.info({ sources, deliveries: cfg.archive.enabled ? 'archive' : 'memory' }, 'webhook ingress on POST /webhooks/<source>');
       }
       if (servesEvents) {
         await registerEventsRoute(app, {
-          store: () => {
-            store ??= openArchive(archiveUrl, { warn: (m) => o.log.warn(m) }).catch((err: unknown) => {
-              store = undefined;
-              throw err;
-            });
-            return store;
-          },
+          store: openStore,
           apiToken: cfg.http.apiToken,
           log: o.log,
         });
@@ -82,5 +87,14 @@ export function extraRoutes(o: ExtraRoutesOptions): ExtraRoutes {
       store = undefined;
       if (s) await (await s.catch(() => null))?.close();
     },
+  };
+}
+
+/** The archive store as the delivery ledger, opened on first use (a failed open is tried again). */
+function archiveLedger(open: () => Promise<ArchiveStore>): DeliveryLedger {
+  return {
+    claimDelivery: async (...a) => (await open()).claimDelivery(...a),
+    completeDelivery: async (...a) => (await open()).completeDelivery(...a),
+    releaseDelivery: async (...a) => (await open()).releaseDelivery(...a),
   };
 }

@@ -1,9 +1,10 @@
 // Webhook ingress: signature verification (pure functions) and the fastify routes that publish
 // verified webhooks as events. Secrets and signature headers are never logged.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../log.js';
-import type { WebhookSource } from '../config.js';
+import { foldSourceName, WEBHOOK_SOURCE_RE, type WebhookSource } from '../config.js';
+import type { DeliveryLedger } from './deliveries.js';
 import type { Publisher } from './index.js';
 import { SNS_MAX_BYTES } from '../event/index.js';
 
@@ -26,7 +27,9 @@ export type WebhookOutcome =
   | 'unknown_source'
   | 'malformed'
   | 'too_large'
-  | 'publish_failed';
+  | 'publish_failed'
+  | 'duplicate'
+  | 'in_progress';
 
 export type VerifyResult = { ok: true; timestamp?: number } | { ok: false; outcome: WebhookOutcome; reason: string };
 
@@ -91,26 +94,50 @@ export function verifyStripeSignature(o: {
   return { ok: true, timestamp };
 }
 
-/** The signature a generic source sends: hex HMAC-SHA256 of the raw body (optionally `sha256=<hex>`). */
+/** The signature a generic source sends: hex HMAC-SHA256 of the signed payload (optionally `sha256=<hex>`). */
 export function hmacSignature(payload: Buffer | string, secret: string): string {
   return createHmac('sha256', secret).update(payload).digest('hex');
 }
 
 /**
- * Verifies a generic HMAC source: the header holds HMAC-SHA256(secret, rawBody) as hex, optionally
- * prefixed `sha256=` (GitHub's form), or as base64 (Shopify's form). Constant-time comparison.
+ * Verifies a generic HMAC source: the header holds HMAC-SHA256(secret, payload) as hex, optionally
+ * prefixed `sha256=` (GitHub's form), or as base64 (Shopify's form), for any of the secrets (several
+ * during a rotation). Constant-time comparison; every secret is tried, so timing does not tell which.
  */
-export function verifyHmacSignature(o: { payload: Buffer | string; signature: string | undefined; secret: string }): VerifyResult {
+export function verifyHmacSignature(o: { payload: Buffer | string; signature: string | undefined; secrets: readonly string[] }): VerifyResult {
   if (!o.signature) return { ok: false, outcome: 'missing_signature', reason: 'missing signature header' };
-  const expected = createHmac('sha256', o.secret).update(o.payload).digest();
   const given = o.signature.trim().replace(/^sha256=/i, '');
   let bytes: Buffer | null = null;
   if (/^[0-9a-fA-F]{64}$/.test(given)) bytes = Buffer.from(given, 'hex');
   else if (/^[A-Za-z0-9+/]{43}=$/.test(given)) bytes = Buffer.from(given, 'base64');
-  if (!bytes || bytes.length !== expected.length || !timingSafeEqual(bytes, expected)) {
-    return { ok: false, outcome: 'bad_signature', reason: 'signature does not match the payload' };
+  let matched = false;
+  for (const secret of o.secrets) {
+    const expected = createHmac('sha256', secret).update(o.payload).digest();
+    if (bytes && bytes.length === expected.length && timingSafeEqual(bytes, expected)) matched = true;
   }
-  return { ok: true };
+  return matched ? { ok: true } : { ok: false, outcome: 'bad_signature', reason: 'signature does not match the payload' };
+}
+
+/** The bytes a generic source signs: its `signedPayload` template with `{body}` (raw bytes), `{timestamp}` and `{id}` filled in. */
+export function signedPayloadOf(template: string, parts: { body: Buffer; timestamp?: string | undefined; id?: string | undefined }): Buffer {
+  const chunks: Buffer[] = [];
+  let last = 0;
+  for (const m of template.matchAll(/\{(body|timestamp|id)\}/g)) {
+    chunks.push(Buffer.from(template.slice(last, m.index)));
+    const name = m[1] as 'body' | 'timestamp' | 'id';
+    chunks.push(name === 'body' ? parts.body : Buffer.from(parts[name] ?? ''));
+    last = m.index + m[0].length;
+  }
+  chunks.push(Buffer.from(template.slice(last)));
+  return Buffer.concat(chunks);
+}
+
+/** Checks a signed Unix timestamp in seconds against now (the signature must already have verified). */
+export function checkTimestamp(value: string | undefined, toleranceSec: number, nowSec: number): VerifyResult {
+  if (value === undefined || !/^\d{1,12}$/.test(value.trim())) return { ok: false, outcome: 'stale_timestamp', reason: 'missing or malformed timestamp header' };
+  const ts = Number(value.trim());
+  if (Math.abs(nowSec - ts) > toleranceSec) return { ok: false, outcome: 'stale_timestamp', reason: `timestamp outside the ${toleranceSec} s tolerance` };
+  return { ok: true, timestamp: ts };
 }
 
 /**
@@ -128,24 +155,34 @@ export function webhookEventId(source: string, senderId: string): string {
 
 /** `<SOURCE>_INCOMING_WEBHOOK` for a source name (upper case, other characters as `_`). */
 export function webhookEventType(source: string): string {
-  return `${source.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_INCOMING_WEBHOOK`;
+  return `${foldSourceName(source)}_INCOMING_WEBHOOK`;
 }
 
-/** A source name usable in a URL and a metric label. */
-export const WEBHOOK_SOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+export { WEBHOOK_SOURCE_RE };
+
+/** How long a request holds a delivery while it publishes; a holder that died frees it after this. */
+export const DELIVERY_LEASE_MS = 60_000;
+/** Longest delivery id header value accepted. */
+const MAX_DELIVERY_ID = 200;
 
 export interface WebhookRoutesOptions {
   stripeSecrets: readonly string[];
+  /** Stripe's timestamp tolerance (default 300 s). */
+  stripeToleranceSec?: number;
   sources: Readonly<Record<string, WebhookSource>>;
+  /** Where accepted deliveries are recorded (the archive store, or memory). */
+  deliveries: DeliveryLedger;
+  /** How long a delivery is remembered; at least every tolerance. */
+  deliveryTtlSec: number;
   /** The publisher, or null while the topic is not resolved yet (then 503: the sender retries). */
   publisher(): Publisher | null;
   /** Counts one request: eventbus_webhook_requests_total{source, outcome}. */
   count(source: string, outcome: WebhookOutcome): void;
   log: Logger;
-  /** Stripe's timestamp tolerance (default 300 s). */
-  toleranceSec?: number;
   /** CloudEvents source of the published events (default `webhook/<source>`). */
   eventSource?: (source: string) => string;
+  /** The clock, ms since the epoch (tests). */
+  now?: () => number;
 }
 
 /** Whether any webhook route is configured. */
@@ -163,16 +200,24 @@ class Refused extends Error {
   }
 }
 
+/** A request that did not prove it comes from a configured sender: answered as if no route existed. */
+const NOT_FOUND = 404;
+
 /**
  * Registers `POST /webhooks/stripe` (when Stripe secrets are set) and `POST /webhooks/:source` (when
  * sources are configured) in their own fastify scope, whose body parser keeps the raw bytes. 2xx only
- * once SNS accepted the event; every refusal is a 4xx with a short reason and publishes nothing.
+ * once SNS accepted the event, or for a delivery already accepted (published once, not again).
+ * An unknown source, a missing or bad signature and a stale timestamp all get fastify's own 404, the
+ * answer for a path with no route, so none tells a caller which sources exist; the reason is logged
+ * and counted. Other refusals (after a valid signature) are a 4xx with a short reason. No refusal publishes.
  */
 export async function registerWebhookRoutes(app: FastifyInstance, o: WebhookRoutesOptions): Promise<void> {
   const stripeOn = o.stripeSecrets.length > 0;
   const sourceNames = Object.keys(o.sources);
   if (!stripeOn && sourceNames.length === 0) return;
   const eventSource = o.eventSource ?? ((s: string) => `webhook/${s}`);
+  const now = o.now ?? Date.now;
+  const ttlMs = o.deliveryTtlSec * 1000;
 
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
@@ -192,20 +237,60 @@ export async function registerWebhookRoutes(app: FastifyInstance, o: WebhookRout
     const refuse = (reply: FastifyReply, source: string, r: Refused) => {
       o.count(source, r.outcome);
       o.log.warn({ source, outcome: r.outcome, reason: r.message }, 'webhook refused');
+      if (r.status === NOT_FOUND) return reply.callNotFound();
       return reply.code(r.status).send({ error: r.message });
     };
+    const unverified = (reply: FastifyReply, source: string, v: VerifyResult & { ok: false }) => refuse(reply, source, new Refused(NOT_FOUND, v.outcome, v.reason));
 
-    const publish = async (reply: FastifyReply, source: string, type: string, id: string, data: unknown, subject?: string) => {
+    /** Publishes a delivery unless one of its keys was already accepted (then 200, nothing published). */
+    const publishOnce = async (reply: FastifyReply, source: string, keys: readonly string[], type: string, id: string, data: unknown, subject?: string) => {
       const publisher = o.publisher();
       if (!publisher) {
         o.count(source, 'publish_failed');
         return reply.code(503).header('retry-after', '5').send({ error: 'not ready to publish; retry later' });
       }
+      const claimed: string[] = [];
+      const release = async () => {
+        try {
+          await Promise.all(claimed.map((k) => o.deliveries.releaseDelivery(source, k)));
+        } catch (err) {
+          o.log.warn({ err, source }, 'webhook delivery record not released; a retry is refused until its lease ends');
+        }
+      };
+      try {
+        for (const key of keys) {
+          const claim = await o.deliveries.claimDelivery(source, key, now(), DELIVERY_LEASE_MS);
+          if (claim === 'new') {
+            claimed.push(key);
+            continue;
+          }
+          await release();
+          if (claim === 'done') {
+            o.count(source, 'duplicate');
+            o.log.info({ source, eventId: id }, 'webhook delivery already accepted; not published again');
+            return reply.code(200).send({ received: true, id, duplicate: true });
+          }
+          o.count(source, 'in_progress');
+          return reply.code(409).header('retry-after', '5').send({ error: 'this delivery is being processed; retry later' });
+        }
+      } catch (err) {
+        await release();
+        o.count(source, 'publish_failed');
+        o.log.error({ err, source }, 'webhook delivery records unavailable; the sender will retry');
+        return reply.code(503).header('retry-after', '5').send({ error: 'event not published; retry later' });
+      }
       try {
         const event = await publisher.createEvent(type, data, { id, source: eventSource(source), ...(subject ? { subject } : {}) });
         o.count(source, 'published');
+        try {
+          const at = now();
+          await Promise.all(claimed.map((k) => o.deliveries.completeDelivery(source, k, at, ttlMs)));
+        } catch (err) {
+          o.log.warn({ err, source, eventId: event.id }, 'webhook published, but its delivery record was not kept: a repeat within the lease may publish again');
+        }
         return reply.code(200).send({ received: true, id: event.id });
       } catch (err) {
+        await release();
         if ((err as { code?: string }).code === 'ERR_EVENT_TOO_LARGE') return refuse(reply, source, new Refused(413, 'too_large', 'event too large for SNS'));
         o.count(source, 'publish_failed');
         o.log.error({ err, source, eventType: type }, 'webhook not published; the sender will retry');
@@ -221,14 +306,16 @@ export async function registerWebhookRoutes(app: FastifyInstance, o: WebhookRout
           payload: raw,
           header: Array.isArray(header) ? header.join(',') : header,
           secrets: o.stripeSecrets,
-          ...(o.toleranceSec !== undefined ? { toleranceSec: o.toleranceSec } : {}),
+          nowSec: Math.floor(now() / 1000),
+          ...(o.stripeToleranceSec !== undefined ? { toleranceSec: o.stripeToleranceSec } : {}),
         });
-        if (!v.ok) return refuse(reply, 'stripe', new Refused(v.outcome === 'missing_signature' ? 400 : v.outcome === 'stale_timestamp' ? 400 : 401, v.outcome, v.reason));
+        if (!v.ok) return unverified(reply, 'stripe', v);
         const evt = parseJson(raw);
         if (!isObject(evt) || typeof evt.id !== 'string' || evt.id === '') {
           return refuse(reply, 'stripe', new Refused(400, 'malformed', 'body is not a Stripe event (a JSON object with an id)'));
         }
-        return publish(reply, 'stripe', STRIPE_EVENT_TYPE, webhookEventId('stripe', evt.id), evt, typeof evt.type === 'string' ? evt.type : undefined);
+        // Stripe's delivery id is its event id: inside the signed body, and the same on every retry.
+        return publishOnce(reply, 'stripe', [`id:${evt.id}`], STRIPE_EVENT_TYPE, webhookEventId('stripe', evt.id), evt, typeof evt.type === 'string' ? evt.type : undefined);
       });
     }
 
@@ -236,19 +323,49 @@ export async function registerWebhookRoutes(app: FastifyInstance, o: WebhookRout
       scope.post('/webhooks/:source', async (req, reply) => {
         const name = (req.params as { source: string }).source;
         const src = WEBHOOK_SOURCE_RE.test(name) && Object.hasOwn(o.sources, name) ? o.sources[name] : undefined;
-        if (!src) return refuse(reply, 'unknown', new Refused(404, 'unknown_source', 'unknown webhook source'));
         const raw = rawBody(req.body);
-        const header = req.headers[src.header.toLowerCase()];
-        const v = verifyHmacSignature({ payload: raw, signature: Array.isArray(header) ? header[0] : header, secret: src.secret });
-        if (!v.ok) return refuse(reply, name, new Refused(v.outcome === 'missing_signature' ? 400 : 401, v.outcome, v.reason));
+        if (!src) {
+          // The same work as a known source's check, so the time taken does not tell them apart either.
+          verifyHmacSignature({ payload: raw, signature: '0'.repeat(64), secrets: [UNKNOWN_SOURCE_KEY] });
+          return unverified(reply, 'unknown', { ok: false, outcome: 'unknown_source', reason: 'unknown webhook source' });
+        }
+        const deliveryId = src.deliveryIdHeader ? firstHeader(req.headers[src.deliveryIdHeader]) : undefined;
+        const timestamp = src.timestampHeader ? firstHeader(req.headers[src.timestampHeader]) : undefined;
+        const signed = signedPayloadOf(src.signedPayload, { body: raw, timestamp, id: deliveryId });
+        const v = verifyHmacSignature({ payload: signed, signature: firstHeader(req.headers[src.header]), secrets: src.secrets });
+        if (!v.ok) return unverified(reply, name, v);
+        if (src.timestampHeader) {
+          const ts = checkTimestamp(timestamp, src.toleranceSec, Math.floor(now() / 1000));
+          if (!ts.ok) return unverified(reply, name, ts);
+        }
+        if (src.deliveryIdHeader && (!deliveryId || deliveryId.length > MAX_DELIVERY_ID)) {
+          return refuse(reply, name, new Refused(400, 'malformed', `missing or overlong ${src.deliveryIdHeader} header`));
+        }
         const data = parseJson(raw);
         if (data === undefined) return refuse(reply, name, new Refused(400, 'malformed', 'body is not JSON'));
-        // The sender's own id when it has one, else the body itself: a redelivery gets the same event id.
-        const senderId = isObject(data) && (typeof data.id === 'string' || typeof data.id === 'number') ? `id:${data.id}` : `sha256:${createHash('sha256').update(raw).digest('hex')}`;
-        return publish(reply, name, webhookEventType(name), webhookEventId(name, senderId), data);
+        // The event id: the sender's delivery id when the source names its header, else the raw body's
+        // hash (never the body's `id`, often an object's id shared by many deliveries). A redelivery
+        // gets the same event id either way.
+        const idKey = deliveryId !== undefined ? `delivery:${deliveryId}` : `sha256:${sha256(raw)}`;
+        const keys = [idKey];
+        // A delivery id outside the signature could be changed by whoever replays a request: then the
+        // signed bytes (which include the timestamp, when there is one) are a key of their own too.
+        if (deliveryId !== undefined && !src.signedPayload.includes('{id}')) keys.push(`signed:${sha256(signed)}`);
+        return publishOnce(reply, name, keys, webhookEventType(name), webhookEventId(name, idKey), data);
       });
     }
   });
+}
+
+/** A random key for the unknown-source check: it never verifies. */
+const UNKNOWN_SOURCE_KEY = randomBytes(32).toString('hex');
+
+function sha256(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+function firstHeader(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? h[0] : h;
 }
 
 function rawBody(body: unknown): Buffer {

@@ -124,7 +124,7 @@ export class Supervisor {
       // In a cluster child, every per-queue cap is this child's exact share of the host's cap.
       // Handler defaults are resolved against the host-wide cap, then split once.
       const handlers = (this.#o.handlers ?? (await loadHandlers({ ...cfg, concurrency: cfg.hostConcurrency }, builtInHandlers(cfg)))).map((h) =>
-        child ? { ...h, concurrency: shareOf(h.concurrency, child) } : h,
+        child ? { ...h, concurrency: shareOf(h.concurrency, child), prefetch: Math.min(shareOf(h.prefetch, child), shareOf(h.concurrency, child)) } : h,
       );
       const starved = handlers.filter((h) => h.concurrency < 1).map((h) => h.queue);
       if (starved.length) {
@@ -209,7 +209,11 @@ export class Supervisor {
       if (globalCap < cfg.concurrency) {
         this.log.warn({ concurrency: cfg.concurrency, threads: cfg.threads, tasksPerThread: cfg.tasksPerThread }, 'thread pool capacity is below concurrency; the pool limits');
       }
-      this.#capacity = new Capacity(globalCap, Object.fromEntries(handlers.map((h) => [h.queue, h.concurrency])));
+      this.#capacity = new Capacity(
+        globalCap,
+        Object.fromEntries(handlers.map((h) => [h.queue, h.concurrency])),
+        Object.fromEntries(handlers.map((h) => [h.queue, h.prefetch])),
+      );
       this.#acker = new Acker({
         sqs: this.#clients.sqs,
         log: this.log,
@@ -268,7 +272,7 @@ export class Supervisor {
       this.#stateReason = null;
       this.log.info(
         {
-          queues: queues.map((q) => ({ queue: q.queue, events: q.handler.events ?? 'all', concurrency: Math.min(q.handler.concurrency, globalCap) })),
+          queues: queues.map((q) => ({ queue: q.queue, events: q.handler.events ?? 'all', concurrency: this.#capacity!.capOf(q.queue), prefetch: this.#capacity!.prefetchCapOf(q.queue) })),
           concurrency: globalCap,
           threads: cfg.threads,
           tasksPerThread: cfg.tasksPerThread,
@@ -363,9 +367,16 @@ export class Supervisor {
         this.#stateReason = `starting: ${what} failed, retrying`;
         const delayMs = callRetryDelayMs(attempt, 30_000, 500);
         this.log.warn({ err, retryInMs: delayMs }, `${what} failed; retrying`);
+        // One listener at a time: an outage of many retries must not collect one per attempt.
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delayMs);
-          this.#startAbort.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+          const signal = this.#startAbort.signal;
+          const done = () => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', done);
+            resolve();
+          };
+          const timer = setTimeout(done, delayMs);
+          signal.addEventListener('abort', done, { once: true });
         });
         if (this.#startAbort.signal.aborted) throw err;
       }

@@ -1,6 +1,6 @@
 // What every archive store must do, run against SQLite and PostgreSQL alike.
 import type { Test } from 'tap';
-import { MAX_PAGE_BYTES, type ArchiveStore } from '../../dist/archive/index.js';
+import { MAX_PAGE_BYTES, openArchive, type ArchiveStore } from '../../dist/archive/index.js';
 import type { CloudEvent } from '../../dist/types.js';
 
 export function ev(id: string, type: string, time: string | number, data: unknown = {}): CloudEvent {
@@ -121,5 +121,46 @@ export function storeContract(t: Test, open: () => Promise<ArchiveStore>): void 
     const results = await Promise.all([...events, ...events, ...events].map((e) => a.put(e)));
     t.equal(results.filter(Boolean).length, 40, 'each id inserted once');
     t.equal(await a.count({}), 40);
+  });
+}
+
+/** The webhook delivery records every archive store keeps (accept each delivery once); `fresh` gives a new store's url. */
+export function deliveryContract(t: Test, fresh: () => Promise<string>): void {
+  const open = async () => openArchive(await fresh());
+  t.test('a delivery is claimed once, completed, remembered for its TTL, then free again', async (t) => {
+    const s = await open();
+    t.teardown(() => s.close());
+    const now = 1_800_000_000_000;
+    t.equal(await s.claimDelivery('stripe', 'id:evt_1', now, 60_000), 'new');
+    t.equal(await s.claimDelivery('stripe', 'id:evt_1', now + 1, 60_000), 'pending', 'held by the first request');
+    t.equal(await s.claimDelivery('github', 'id:evt_1', now, 60_000), 'new', 'per source');
+    await s.completeDelivery('stripe', 'id:evt_1', now + 2, 300_000);
+    t.equal(await s.claimDelivery('stripe', 'id:evt_1', now + 299_000, 60_000), 'done', 'a repeat within the TTL');
+    await s.releaseDelivery('stripe', 'id:evt_1');
+    t.equal(await s.claimDelivery('stripe', 'id:evt_1', now + 299_000, 60_000), 'done', 'release never drops a completed record');
+    t.equal(await s.claimDelivery('stripe', 'id:evt_1', now + 302_001, 60_000), 'new', 'after the TTL the record is free');
+  });
+
+  t.test('a released claim, or one whose holder died (lease over), is free again', async (t) => {
+    const s = await open();
+    t.teardown(() => s.close());
+    const now = 1_800_000_000_000;
+    t.equal(await s.claimDelivery('src', 'a', now, 60_000), 'new');
+    await s.releaseDelivery('src', 'a');
+    t.equal(await s.claimDelivery('src', 'a', now, 60_000), 'new', 'released: the retry is accepted');
+    t.equal(await s.claimDelivery('src', 'a', now + 59_999, 60_000), 'pending');
+    t.equal(await s.claimDelivery('src', 'a', now + 60_000, 60_000), 'new', 'the lease ended');
+    t.equal(await s.claimDelivery('src', "it's; DROP TABLE events; --", now, 60_000), 'new', 'ids are parameters, not SQL');
+    t.equal(await s.count({}), 0, 'events untouched');
+  });
+
+  t.test('concurrent claims of one delivery: exactly one wins', async (t) => {
+    const url = await fresh();
+    const [a, b] = await Promise.all([openArchive(url), openArchive(url)]);
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    const now = 1_800_000_000_000;
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).claimDelivery('src', 'race', now, 60_000)));
+    t.equal(results.filter((r) => r === 'new').length, 1);
+    t.equal(results.filter((r) => r === 'pending').length, 19);
   });
 }

@@ -29,6 +29,7 @@ export interface HandlerSpec {
   queue: string;
   events?: string[] | null;
   concurrency?: number;
+  prefetch?: number;
   visibilityTimeoutSec?: number;
   timeoutMs?: number;
   maxReceiveCount?: number;
@@ -86,6 +87,7 @@ export async function startBus(
     dlqName: `${prefix}${h.queue}-dlq`,
     events: h.events === undefined ? null : h.events,
     concurrency: h.concurrency ?? config.concurrency,
+    prefetch: Math.min(h.prefetch ?? config.prefetch, h.concurrency ?? config.concurrency),
     visibilityTimeoutSec: h.visibilityTimeoutSec ?? 30,
     timeoutMs: h.timeoutMs ?? 60_000,
     maxReceiveCount: h.maxReceiveCount ?? 5,

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { ARCHIVE_HANDLER_FILE, openArchive } from '../../dist/archive/index.js';
 import { startBus, waitFor } from '../helpers/bus.js';
-import { ev, storeContract } from '../helpers/archive-contract.js';
+import { deliveryContract, ev, storeContract } from '../helpers/archive-contract.js';
 import { postgresUnavailable, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 const why = postgresUnavailable();
@@ -16,6 +16,10 @@ if (why && !process.env.CI) {
 
   t.test('PostgreSQL store contract', async (t) => {
     storeContract(t, async () => openArchive(await server.newDatabase(), { poolSize: 4 }));
+  });
+
+  t.test('PostgreSQL webhook delivery records', async (t) => {
+    deliveryContract(t, () => server.newDatabase());
   });
 
   t.test('several stores opening one database at once agree on the schema', async (t) => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ARCHIVE_HANDLER_FILE, openArchive } from '../../dist/archive/index.js';
 import { startBus, waitFor } from '../helpers/bus.js';
-import { ev, storeContract } from '../helpers/archive-contract.js';
+import { deliveryContract, ev, storeContract } from '../helpers/archive-contract.js';
 
 const tmp = (t: { teardown(fn: () => void): void }) => {
   const dir = mkdtempSync(join(tmpdir(), 'eventbus-archive-'));
@@ -17,6 +17,9 @@ t.test('SQLite store contract', async (t) => {
   const dir = tmp(t);
   let n = 0;
   storeContract(t, () => openArchive(join(dir, `a${n++}.sqlite`)));
+  t.test('SQLite webhook delivery records', async (t) => {
+    deliveryContract(t, async () => join(dir, `a${n++}.sqlite`));
+  });
 });
 
 t.test('SQLite store: WAL mode, two connections (threads/processes) on one file, no create for readers', async (t) => {

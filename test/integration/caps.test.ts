@@ -36,8 +36,8 @@ t.test('per-queue and global caps are never exceeded, and are reached', async (t
   t.equal(bus.peak('a'), 3, 'queue a reaches its cap');
 });
 
-t.test('no message is received while no slot is free', async (t) => {
-  const bus = await startBus([{ queue: 'q', events: ['HOLD'], concurrency: 2 }], { config: { concurrency: 2 } });
+t.test('prefetch 0: no message is received while no slot is free', async (t) => {
+  const bus = await startBus([{ queue: 'q', events: ['HOLD'], concurrency: 2 }], { config: { concurrency: 2, prefetch: 0 } });
   t.teardown(() => bus.stop());
   await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'HOLD', data: { sleepMs: 1500 } })));
   await waitFor('two handlers running', () => bus.running('q') === 2, 10_000);
@@ -47,6 +47,44 @@ t.test('no message is received while no slot is free', async (t) => {
   t.equal(bus.started('q').length, 2);
   await waitFor('all done', () => bus.ended('q').length === 10, 30_000);
   t.equal(bus.peak('q'), 2);
+});
+
+t.test('prefetch: SQS counts running + prefetched in flight, never more; they wait their turn and are all handled', async (t) => {
+  const bus = await startBus([{ queue: 'q', events: ['HOLD'], concurrency: 3, prefetch: 2 }], { config: { concurrency: 3 } });
+  t.teardown(() => bus.stop());
+  await bus.publisher.publishBatch(Array.from({ length: 10 }, () => ({ type: 'HOLD', data: { sleepMs: 1500 } })));
+  await waitFor('three handlers running and two prefetched', async () => bus.running('q') === 3 && (await bus.depth('q')).inFlight === 5, 10_000);
+  await new Promise((r) => setTimeout(r, 500));
+  t.same(await bus.depth('q'), { visible: 5, inFlight: 5 }, 'SQS: 3 running + 2 prefetched in flight, nothing more');
+  t.equal(bus.started('q').length, 3, 'the prefetched ones have not started');
+  const metrics = await (await fetch(`http://127.0.0.1:${bus.sup.httpPort}/metrics`)).text();
+  t.match(metrics, /eventbus_messages_prefetched\{queue="q"\} 2/);
+  t.match(metrics, /eventbus_messages_in_flight\{queue="q"\} 5/);
+  await waitFor('all done', () => bus.ended('q').length === 10, 30_000);
+  t.equal(bus.peak('q'), 3, 'prefetch never raises the running cap');
+});
+
+t.test('prefetch host-wide: at most the global cap across queues', async (t) => {
+  const bus = await startBus(
+    [
+      { queue: 'a', events: ['A'], concurrency: 2, prefetch: 2 },
+      { queue: 'b', events: ['B'], concurrency: 2, prefetch: 2 },
+      { queue: 'c', events: ['C'], concurrency: 2, prefetch: 2 },
+    ],
+    { config: { concurrency: 3, threads: 1, tasksPerThread: 3 } },
+  );
+  t.teardown(() => bus.stop());
+  for (const type of ['A', 'B', 'C']) await bus.publisher.publishBatch(Array.from({ length: 8 }, () => ({ type, data: { sleepMs: 1500 } })));
+  const inFlight = async () => {
+    let n = 0;
+    for (const q of ['a', 'b', 'c']) n += (await bus.depth(q)).inFlight;
+    return n;
+  };
+  await waitFor('3 running + 3 prefetched', async () => (await inFlight()) === 6, 10_000);
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(await inFlight(), 6, 'SQS: 3 running (the global cap) + 3 prefetched (the global cap), not 3 × 2');
+  t.equal(bus.running('a') + bus.running('b') + bus.running('c'), 3);
+  await waitFor('all done', () => ['a', 'b', 'c'].every((q) => bus.ended(q).length === 8), 60_000);
 });
 
 t.test('a flooded queue does not starve a quiet one', async (t) => {

@@ -50,6 +50,7 @@ function handler(queue: string, o: Partial<ResolvedHandler> = {}): ResolvedHandl
     dlqName: `${queueName}-dlq`,
     events: null,
     concurrency: 10,
+    prefetch: 10,
     visibilityTimeoutSec: 30,
     timeoutMs: 60_000,
     maxReceiveCount: 5,

@@ -171,3 +171,101 @@ t.test('messages settling with SQS free their slot but are bounded by the cap', 
   c.settled('a');
   t.throws(() => c.settled('a'), /settled on a with nothing settling/);
 });
+
+t.test('prefetch: only when no running slot is free, at most the queue prefetch (clipped to its cap), host-wide at most the global cap', async (t) => {
+  const c = new Capacity(6, { a: 4, b: 6 }, { a: 10, b: 5 });
+  t.equal(c.prefetchCapOf('a'), 4, 'clipped to the queue cap');
+  t.equal(c.prefetchCapOf('b'), 5);
+  t.same(await c.receive('a', 10, { prefetch: true }), { running: 4, prefetch: 4 }, 'a: its cap running, then its prefetch');
+  t.same(await c.receive('b', 10, { prefetch: true }), { running: 2, prefetch: 2 }, 'b: what is left of the global cap, then what is left of the host prefetch (6)');
+  t.equal(c.prefetchedTotal, 6);
+  let got: unknown;
+  const waiting = c.receive('b', 10, { prefetch: true }).then((g) => (got = g));
+  await new Promise((r) => setImmediate(r));
+  t.equal(got, undefined, 'nothing free: the receive waits');
+  c.givePrefetchBack('a', 1);
+  await waiting;
+  t.same(got, { running: 0, prefetch: 1 }, 'a prefetch slot given back goes to the waiting receive');
+  t.throws(() => c.givePrefetchBack('a', 4), /prefetch slots/, 'giving back more than held throws');
+});
+
+t.test('prefetch: a receive without it (a quiet queue) never takes a prefetch slot; prefetch 0 means none', async (t) => {
+  const c = new Capacity(2, { a: 2, b: 2 }, { a: 2, b: 0 });
+  t.same(await c.receive('a', 10, { prefetch: true }), { running: 2, prefetch: 2 });
+  let quiet: unknown;
+  const q = c.receive('b', 1).then((g) => (quiet = g));
+  const off = c.receive('b', 1, { prefetch: true });
+  await new Promise((r) => setImmediate(r));
+  t.equal(quiet, undefined, 'the quiet receive waits for a running slot');
+  c.giveBack('a', 2);
+  t.same(await q, { running: 1, prefetch: 0 });
+  t.same(await off, { running: 1, prefetch: 0 }, 'prefetch 0: only running slots');
+  t.equal(c.prefetchedOf('b'), 0);
+});
+
+t.test('prefetch: waiting messages take their queue slots before its receives, but not before a quieter queue', async (t) => {
+  const c = new Capacity(4, { busy: 4, quiet: 4 }, { busy: 4, quiet: 4 });
+  t.same(await c.receive('busy', 10, { prefetch: true }), { running: 4, prefetch: 4 });
+  c.setWaiting('busy', 4);
+  const order: string[] = [];
+  const busyReceive = c.receive('busy', 1, { prefetch: true }).then((g) => order.push(`receive:${g.running}/${g.prefetch}`));
+  const promote = c.promote('busy', 4).then((n) => order.push(`promote:${n}`));
+  const quiet = c.receive('quiet', 1).then((g) => order.push(`quiet:${g.running}`));
+  await new Promise((r) => setImmediate(r));
+  t.same(order, [], 'all wait: no running slot, no prefetch slot');
+  c.finish('busy'); // busy holds 3: quiet (holds 0) gets the slot first
+  await quiet;
+  t.same(order, ['quiet:1'], 'the quieter queue first');
+  c.finish('busy');
+  await promote;
+  t.same(order, ['quiet:1', 'promote:1'], 'then the waiting messages, before the queue receives');
+  c.setWaiting('busy', 3);
+  c.givePrefetchBack('busy', 1);
+  await busyReceive;
+  t.same(order, ['quiet:1', 'promote:1', 'receive:0/1'], 'the receive gets the prefetch slot the started message freed');
+});
+
+t.test('prefetch: not past the settling bound, and an aborted or closed wait gives back what it held', async (t) => {
+  const c = new Capacity(2, { a: 2 }, { a: 2 });
+  t.same(await c.receive('a', 2), { running: 2, prefetch: 0 });
+  c.finish('a');
+  c.finish('a');
+  t.equal(c.settlingOf('a'), 2);
+  let got: unknown;
+  const ac = new AbortController();
+  const p = c.receive('a', 2, { prefetch: true, signal: ac.signal }).then((g) => (got = g));
+  await new Promise((r) => setImmediate(r));
+  t.equal(got, undefined, 'no running nor prefetch slot while as many as the cap are settling');
+  ac.abort();
+  t.same(await p, { running: 0, prefetch: 0 });
+  c.settled('a');
+  c.settled('a');
+  t.equal(await c.acquire('a', 1), 1);
+  // 1 running + 2 prefetch granted, filling towards 4 (cap + prefetch) for a minute.
+  const filling = c.receive('a', 10, { prefetch: true, fillMs: 60_000 });
+  await new Promise((r) => setImmediate(r));
+  t.equal(c.total, 2);
+  t.equal(c.prefetchedTotal, 2);
+  c.close();
+  t.same(await filling, { running: 0, prefetch: 0 }, 'closed: resolves empty');
+  t.equal(c.total, 1, 'its running slot given back (the other is the acquire before)');
+  t.equal(c.prefetchedTotal, 0, 'its prefetch slots given back');
+});
+
+t.test('takeFree: only slots no other waiter may take, within the caps', async (t) => {
+  const c = new Capacity(3, { a: 2, b: 3 }, { a: 2 });
+  t.equal(c.takeFree('a', 5), 2, 'up to the queue cap');
+  t.equal(c.takeFree('a', 5), 0, 'none left for a');
+  t.equal(c.takeFree('b', 5), 1, 'what is left of the global cap');
+  const b = c.acquire('b', 1);
+  c.finish('a');
+  t.equal(await b, 1, 'a freed slot goes to the waiting queue');
+  t.equal(c.takeFree('a', 1), 0, 'so there is none to take');
+  c.finish('b');
+  t.equal(c.takeFree('a', 5), 1, 'a slot nobody waits for is taken');
+  c.settled('a');
+  c.finish('a');
+  c.finish('a');
+  t.equal(c.settlingOf('a'), 2);
+  t.equal(c.takeFree('a', 5), 0, 'not while as many as the cap are settling');
+});

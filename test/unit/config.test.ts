@@ -64,7 +64,7 @@ t.test('redaction hides secrets', async (t) => {
   });
   const text = JSON.stringify(redactConfig(c));
   for (const secret of ['tok-123', 'whsec_1', 's3"', 'u:pw']) t.notOk(text.includes(secret), `${secret} is not printed`);
-  t.match(text, /postgres:\/\/\[redacted\]@h\/db/);
+  t.match(text, /postgres:\/\/u:\[redacted\]@h\/db/);
 });
 
 t.test('a cluster child gets its exact share of the caps; the host cap stays for handler defaults', async (t) => {

@@ -18,8 +18,9 @@ t.test('credentials and configured secrets are redacted', async (t) => {
   const log = createLogger({ level: 'info', destination: stream as never });
   log.info({ credentials: { accessKeyId: 'AKIA123', secretAccessKey: 'shh' }, apiToken: 'tok', webhook: { secret: 'whsec' }, headers: { authorization: 'Bearer x' } }, 'x');
   log.info({ aws: { secretAccessKey: 'shh2', sessionToken: 'st' } }, 'y');
+  log.info({ password: 'pw-top', db: { password: 'pw-nested', connectionString: 'postgres://u:pw-cs@h/db' } }, 'z');
   const text = JSON.stringify(lines);
-  for (const s of ['AKIA123', '"shh"', 'tok"', 'whsec', 'Bearer x', 'shh2', '"st"']) t.notOk(text.includes(s), `${s} not logged`);
+  for (const s of ['AKIA123', '"shh"', 'tok"', 'whsec', 'Bearer x', 'shh2', '"st"', 'pw-top', 'pw-nested', 'pw-cs']) t.notOk(text.includes(s), `${s} not logged`);
   t.equal((lines[0]!.credentials as string), '[redacted]');
   t.equal(lines[0]!.msg, 'x');
 });

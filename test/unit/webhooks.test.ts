@@ -61,13 +61,13 @@ t.test('generic HMAC source', async (t) => {
   const body = '{"id":42,"action":"opened"}';
   const hex = createHmac('sha256', 'gh-secret').update(body).digest('hex');
   const b64 = createHmac('sha256', 'gh-secret').update(body).digest('base64');
-  t.match(verifyHmacSignature({ payload: body, signature: hex, secret: 'gh-secret' }), { ok: true }, 'hex');
-  t.match(verifyHmacSignature({ payload: body, signature: `sha256=${hex}`, secret: 'gh-secret' }), { ok: true }, 'sha256= prefix');
-  t.match(verifyHmacSignature({ payload: body, signature: b64, secret: 'gh-secret' }), { ok: true }, 'base64');
-  t.match(verifyHmacSignature({ payload: body, signature: hex, secret: 'other' }), { ok: false, outcome: 'bad_signature' }, 'wrong secret');
-  t.match(verifyHmacSignature({ payload: `${body} `, signature: hex, secret: 'gh-secret' }), { ok: false, outcome: 'bad_signature' }, 'tampered body');
-  t.match(verifyHmacSignature({ payload: body, signature: undefined, secret: 'gh-secret' }), { ok: false, outcome: 'missing_signature' });
-  t.match(verifyHmacSignature({ payload: body, signature: 'sha256=', secret: 'gh-secret' }), { ok: false, outcome: 'bad_signature' });
+  t.match(verifyHmacSignature({ payload: body, signature: hex, secrets: ['gh-secret'] }), { ok: true }, 'hex');
+  t.match(verifyHmacSignature({ payload: body, signature: `sha256=${hex}`, secrets: ['gh-secret'] }), { ok: true }, 'sha256= prefix');
+  t.match(verifyHmacSignature({ payload: body, signature: b64, secrets: ['gh-secret'] }), { ok: true }, 'base64');
+  t.match(verifyHmacSignature({ payload: body, signature: hex, secrets: ['other'] }), { ok: false, outcome: 'bad_signature' }, 'wrong secret');
+  t.match(verifyHmacSignature({ payload: `${body} `, signature: hex, secrets: ['gh-secret'] }), { ok: false, outcome: 'bad_signature' }, 'tampered body');
+  t.match(verifyHmacSignature({ payload: body, signature: undefined, secrets: ['gh-secret'] }), { ok: false, outcome: 'missing_signature' });
+  t.match(verifyHmacSignature({ payload: body, signature: 'sha256=', secrets: ['gh-secret'] }), { ok: false, outcome: 'bad_signature' });
 });
 
 t.test('event ids and types of webhooks', async (t) => {
@@ -77,4 +77,38 @@ t.test('event ids and types of webhooks', async (t) => {
   t.match(webhookEventId('stripe', 'evt_1'), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   t.equal(webhookEventType('github'), 'GITHUB_INCOMING_WEBHOOK');
   t.equal(webhookEventType('my-shop'), 'MY_SHOP_INCOMING_WEBHOOK');
+});
+
+t.test('generic HMAC source: several secrets (rotation), signed timestamp and delivery id', async (t) => {
+  const { signedPayloadOf, checkTimestamp } = await import('../../dist/publisher/webhooks.js');
+  const body = Buffer.from('{"id":"obj_1"}');
+  const signed = signedPayloadOf('v0:{timestamp}:{id}:{body}', { body, timestamp: '1714000000', id: 'd-1' });
+  t.equal(signed.toString(), 'v0:1714000000:d-1:{"id":"obj_1"}', 'a template such as Slack\'s');
+  const sig = createHmac('sha256', 'new').update(signed).digest('hex');
+  t.match(verifyHmacSignature({ payload: signed, signature: sig, secrets: ['old', 'new'] }), { ok: true }, 'any configured secret verifies');
+  t.match(verifyHmacSignature({ payload: signed, signature: sig, secrets: ['old'] }), { ok: false, outcome: 'bad_signature' }, 'a retired secret no longer does');
+  t.match(checkTimestamp('1714000000', 300, 1_714_000_300), { ok: true, timestamp: 1_714_000_000 });
+  t.match(checkTimestamp('1714000000', 300, 1_714_000_301), { ok: false, outcome: 'stale_timestamp' }, 'too old');
+  t.match(checkTimestamp('1714000400', 300, 1_714_000_000), { ok: false, outcome: 'stale_timestamp' }, 'too far ahead');
+  for (const bad of [undefined, '', 'yesterday', '1.5', '-1']) t.match(checkTimestamp(bad, 300, 1_714_000_000), { ok: false, outcome: 'stale_timestamp' }, `${bad}`);
+});
+
+t.test('the in-memory delivery ledger: bounded, least recently used dropped first', async (t) => {
+  const { MemoryDeliveryLedger } = await import('../../dist/publisher/deliveries.js');
+  const l = new MemoryDeliveryLedger(3);
+  const now = 1_000_000;
+  for (const id of ['a', 'b', 'c']) {
+    t.equal(await l.claimDelivery('s', id, now, 1000), 'new');
+    await l.completeDelivery('s', id, now, 60_000);
+  }
+  t.equal(await l.claimDelivery('s', 'a', now + 1, 1000), 'done', 'a is used again: most recent now');
+  t.equal(await l.claimDelivery('s', 'd', now + 2, 1000), 'new');
+  t.equal(l.size, 3, 'never more than the bound');
+  t.equal(await l.claimDelivery('s', 'b', now + 3, 1000), 'new', 'b was the least recently used: dropped');
+  t.equal(await l.claimDelivery('s', 'd', now + 4, 1000), 'pending');
+  await l.releaseDelivery('s', 'd');
+  t.equal(await l.claimDelivery('s', 'd', now + 5, 1000), 'new', 'released');
+  t.equal(await l.claimDelivery('s', 'd', now + 1005, 1000), 'new', 'a lease that ran out');
+  t.equal(await l.claimDelivery('s', 'a', now + 60_001, 1000), 'new', 'a completed record expires after its TTL');
+  t.throws(() => new MemoryDeliveryLedger(0));
 });

@@ -4,7 +4,8 @@ import { CALL_TIMEOUT_MS } from '../../aws.js';
 import { isAbort } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { callRetryDelayMs } from '../../backoff.js';
-import type { Capacity } from './capacity.js';
+import type { Capacity, Grant } from './capacity.js';
+import { PrefetchBuffer } from './prefetch.js';
 import type { Dispatcher } from '../run/dispatcher.js';
 import type { LoadModel } from '../run/load-model.js';
 import type { InFlight } from '../in-flight.js';
@@ -73,12 +74,15 @@ export class Poller {
   #consecutiveErrors = 0;
   readonly #longPolls = new Set<AbortController>();
 
+  readonly #prefetch: PrefetchBuffer;
+
   /** Keeps a fill window open while the load model says the queue's threads have work of it for a while. */
   readonly #hold = { hold: () => this.#o.load.holdsFill(this.#o.queue.queue), maxMs: FILL_MAX_MS };
 
   constructor(options: PollerOptions) {
     this.#o = options;
     this.#lanes = Math.max(1, Math.ceil(options.capacity.capOf(options.queue.queue) / SQS_MAX_RECEIVE));
+    this.#prefetch = new PrefetchBuffer(options);
   }
 
   get state(): PollerState {
@@ -105,6 +109,7 @@ export class Poller {
     for (const wake of this.#sleeping.values()) wake();
     this.#sleeping.clear();
     await Promise.allSettled(this.#running);
+    await this.#prefetch.stop();
     this.#state = 'stopped';
   }
 
@@ -129,10 +134,11 @@ export class Poller {
         continue;
       }
       const plan = this.#plan(index, last);
-      const slots = await capacity.acquire(q.queue, plan.want, stopped, plan.fillMs, this.#hold);
+      const grant = await capacity.receive(q.queue, plan.want, { signal: stopped, fillMs: plan.fillMs, fill: this.#hold, prefetch: plan.prefetch });
+      const slots = grant.running + grant.prefetch;
       if (slots === 0) break; // stopping, or capacity closed
       if (stopped.aborted) {
-        capacity.giveBack(q.queue, slots);
+        giveBackUnused(capacity, q.queue, grant, 0);
         break;
       }
       let messages: Message[];
@@ -146,12 +152,14 @@ export class Poller {
           log.info({ queue: q.queue }, 'receiving again');
         }
       } catch (err) {
-        capacity.giveBack(q.queue, slots);
+        giveBackUnused(capacity, q.queue, grant, 0);
         if (stopped.aborted && isAbort(err)) break;
         await this.#onReceiveError(err, sentAt);
         continue;
       }
-      capacity.giveBack(q.queue, slots - messages.length);
+      // Running slots are filled first; the rest of the messages wait in prefetch slots.
+      const run = Math.min(messages.length, grant.running);
+      giveBackUnused(capacity, q.queue, grant, messages.length);
       // Flowing while receives return messages; one more lane per full receive, one fewer per empty
       // one: a trickle is served by one lane (no herd of empty receives, FAUXQS.md F2), a backlog
       // by one receive per 10 slots of the cap.
@@ -164,17 +172,20 @@ export class Poller {
         continue;
       }
       this.#o.metrics.received.inc({ queue: q.queue }, messages.length);
-      if (log.isLevelEnabled('debug')) log.debug({ queue: q.queue, count: messages.length, lane: index, slots, waitedMs: Date.now() - sentAt }, 'received');
+      if (log.isLevelEnabled('debug')) log.debug({ queue: q.queue, count: messages.length, lane: index, slots, prefetched: messages.length - run, waitedMs: Date.now() - sentAt }, 'received');
       const received = messages.map(toReceived);
-      const visibleUntilMs = sentAt + q.handler.visibilityTimeoutSec * 1000;
+      const { inFlight } = this.#o;
+      // In flight (extended) from now on, whether they start now or wait for a slot.
+      const held = inFlight.addAll(q, received, q.handler.visibilityTimeoutSec, sentAt + q.handler.visibilityTimeoutSec * 1000);
       if (stopped.aborted) {
         // Received after the stop: handed back at once, so another host takes them now.
-        capacity.giveBack(q.queue, received.length);
-        const { inFlight } = this.#o;
-        for (const m of inFlight.addAll(q, received, q.handler.visibilityTimeoutSec, visibleUntilMs)) void inFlight.release(m, 'shutdown');
-      } else {
-        this.#o.dispatcher.dispatchBatch(q, received, visibleUntilMs);
+        capacity.giveBack(q.queue, run);
+        capacity.givePrefetchBack(q.queue, received.length - run);
+        for (const m of held) void inFlight.release(m, 'shutdown');
+        continue;
       }
+      if (run > 0) this.#o.dispatcher.dispatchBatch(q, run === received.length ? received : received.slice(0, run), run === received.length ? held : held.slice(0, run));
+      if (run < received.length) this.#prefetch.add(received.slice(run), held.slice(run));
     }
   }
 
@@ -193,12 +204,12 @@ export class Poller {
    * flowing one returns within a second, and an aborted call may already have taken messages
    * (hidden for their visibility timeout, a receive spent), which a finished one releases at once.
    */
-  #plan(index: number, last: number): { want: number; fillMs: number; waitSec: number; abortable: boolean } {
+  #plan(index: number, last: number): { want: number; fillMs: number; waitSec: number; abortable: boolean; prefetch: boolean } {
     const idleWaitSec = this.#o.waitTimeSec ?? SQS_MAX_WAIT_SEC;
-    if (!this.#flowing) return { want: 1, fillMs: 0, waitSec: idleWaitSec, abortable: true };
+    if (!this.#flowing) return { want: 1, fillMs: 0, waitSec: idleWaitSec, abortable: true, prefetch: false };
     const fillMs = this.#full ? FILL_MS : 0;
-    if (index === 0) return { want: Math.max(1, Math.min(SQS_MAX_RECEIVE, 2 * last)), fillMs, waitSec: Math.min(FLOWING_WAIT_SEC, idleWaitSec), abortable: false };
-    return { want: SQS_MAX_RECEIVE, fillMs, waitSec: 0, abortable: false };
+    if (index === 0) return { want: Math.max(1, Math.min(SQS_MAX_RECEIVE, 2 * last)), fillMs, waitSec: Math.min(FLOWING_WAIT_SEC, idleWaitSec), abortable: false, prefetch: true };
+    return { want: SQS_MAX_RECEIVE, fillMs, waitSec: 0, abortable: false, prefetch: true };
   }
 
   async #receive(max: number, waitTimeSec: number, abortable: boolean): Promise<Message[]> {
@@ -233,6 +244,13 @@ export class Poller {
     log.warn({ queue: q.queue, err, retryInMs: delayMs, attempt: this.#consecutiveErrors }, 'receive failed');
     await abortableSleep(delayMs, this.#stop.signal);
   }
+}
+
+/** Gives back the slots a receive did not fill: running slots are filled first, then prefetch slots. */
+function giveBackUnused(capacity: Capacity, queue: string, grant: Grant, received: number): void {
+  const run = Math.min(received, grant.running);
+  capacity.giveBack(queue, grant.running - run);
+  capacity.givePrefetchBack(queue, grant.prefetch - (received - run));
 }
 
 function toReceived(m: Message): ReceivedMessage {

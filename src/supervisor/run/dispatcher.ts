@@ -66,12 +66,14 @@ export class Dispatcher {
     return settled;
   }
 
-  /** Starts the handlers of one receive's messages; `visibleUntilMs` counts from when the receive was sent. */
-  dispatchBatch(q: QueueRuntime, messages: ReceivedMessage[], visibleUntilMs: number): void {
-    const { inFlight, metrics, pool, load } = this.#o;
+  /**
+   * Starts the handlers of messages received together (one receive's, or prefetched ones taking
+   * free slots); `held` are their in-flight entries, registered when they were received.
+   */
+  dispatchBatch(q: QueueRuntime, messages: ReceivedMessage[], held: InFlightMessage[]): void {
+    const { metrics, pool, load } = this.#o;
     const n = messages.length;
     const labels = { queue: q.queue };
-    const held = inFlight.addAll(q, messages, q.handler.visibilityTimeoutSec, visibleUntilMs);
     const now = Date.now();
     for (const m of messages) if (m.sentTimestampMs) metrics.age.observe(labels, Math.max(0, (now - m.sentTimestampMs) / 1000));
     this.#open += n;
