@@ -15,6 +15,10 @@ export const ErrorCodes = {
   ERR_AWS: 'ERR_AWS',
   ERR_USAGE: 'ERR_USAGE',
   ERR_ARCHIVE: 'ERR_ARCHIVE',
+  /** `eventbus dev` without its dev dependency fauxqs (`npm ci --omit=dev`). */
+  ERR_EMULATOR_MISSING: 'ERR_EMULATOR_MISSING',
+  /** A replay or redrive of the same target is already running (its lock is held). */
+  ERR_LOCKED: 'ERR_LOCKED',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -14,6 +14,7 @@ export {
   DEFAULT_ARCHIVE_FILE,
   DEFAULT_LIMIT,
   MAX_LIMIT,
+  MAX_PAGE_BYTES,
   type ArchivePage,
   type ArchiveQuery,
   type ArchiveStore,

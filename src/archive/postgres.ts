@@ -5,11 +5,15 @@ import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
 import { redactDsn, redactError } from '../redact.js';
 import { PURGE_INTERVAL_MS } from '../publisher/deliveries.js';
-import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
+import { eventTimeMs, pageReaders, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
 
 export const TABLE = 'eventbus_events';
 /** Webhook delivery records (accepted once; see publisher/deliveries.ts). */
 export const DELIVERIES = 'eventbus_webhook_deliveries';
+/** Run locks of replays and redrives (src/archive/lock.ts); times on the database's clock, so hosts agree. */
+export const LOCKS = 'eventbus_locks';
+/** The database's clock in ms since the epoch. */
+const NOW_MS = `(extract(epoch from clock_timestamp()) * 1000)::bigint`;
 /** Serialises schema creation across hosts and threads (CREATE ... IF NOT EXISTS races otherwise). */
 const SCHEMA_LOCK = 7_316_402;
 
@@ -31,6 +35,12 @@ const SCHEMA = [
      done boolean NOT NULL,
      expires_ms bigint NOT NULL,
      PRIMARY KEY (source, delivery_id)
+   )`,
+  `CREATE TABLE IF NOT EXISTS ${LOCKS} (
+     name text PRIMARY KEY,
+     holder text NOT NULL,
+     info text NOT NULL,
+     expires_at timestamptz NOT NULL
    )`,
 ];
 
@@ -67,7 +77,7 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     throw new EventBusError('ERR_ARCHIVE', `archive ${location} cannot be opened: ${cause.message}`, { cause });
   }
 
-  const where = (q: Omit<ArchiveQuery, 'limit'>, withCursor: boolean) => {
+  const where = (q: Omit<ArchiveQuery, 'limit' | 'cursor'>, after: CursorPosition | null) => {
     const clauses: string[] = [];
     const params: unknown[] = [];
     const p = (v: unknown) => {
@@ -77,12 +87,22 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
     if (q.types?.length) clauses.push(`type = ANY(${p(q.types)}::text[])`);
     if (q.sinceMs !== undefined) clauses.push(`time_ms >= ${p(q.sinceMs)}`);
     if (q.untilMs !== undefined) clauses.push(`time_ms < ${p(q.untilMs)}`);
-    if (withCursor && q.cursor) {
-      const c = decodeCursor(q.cursor);
-      clauses.push(`(time_ms, id) > (${p(c.timeMs)}::bigint, ${p(c.id)}::text)`);
-    }
+    if (q.archivedByMs !== undefined) clauses.push(`archived_at <= to_timestamp(${p(q.archivedByMs)}::double precision / 1000)`);
+    if (after) clauses.push(`(time_ms, id) > (${p(after.timeMs)}::bigint, ${p(after.id)}::text)`);
     return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
   };
+  const rows =
+    (q: ArchiveQuery) =>
+    async (after: CursorPosition | null, n: number): Promise<StoredRow[]> => {
+      const w = where(q, after);
+      // event::text: the document as stored, parsed by collectPage (pg would parse json itself, the same).
+      const r = await query<{ id: string; time_ms: string; event: string }>(
+        `SELECT id, time_ms, event::text AS event FROM ${TABLE} ${w.sql} ORDER BY time_ms, id LIMIT ${Math.floor(n)}`,
+        w.params,
+      );
+      return r.rows.map((row) => ({ id: row.id, timeMs: Number(row.time_ms), event: row.event }));
+    };
+
   let closed: Promise<void> | undefined;
   let purgedMs = 0;
 
@@ -99,25 +119,35 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
       ]);
       return r.rowCount === 1;
     },
-    async query(q: ArchiveQuery): Promise<ArchivePage> {
-      const limit = checkLimit(q.limit);
-      const w = where(q, true);
-      // event::text: the document as stored, parsed here (pg would parse json itself, the same).
-      const r = await query<{ id: string; time_ms: string; event: string }>(
-        `SELECT id, time_ms, event::text AS event FROM ${TABLE} ${w.sql} ORDER BY time_ms, id LIMIT ${limit + 1}`,
-        w.params,
-      );
-      const page = r.rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        events: page.map((row) => JSON.parse(row.event) as CloudEvent),
-        nextCursor: r.rows.length > limit && last ? encodeCursor({ timeMs: Number(last.time_ms), id: last.id }) : null,
-      };
-    },
+    ...pageReaders(rows),
     async count(q): Promise<number> {
-      const w = where(q, false);
+      const w = where(q, null);
       const r = await query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);
       return Number(r.rows[0]?.n ?? 0);
+    },
+    async tryLock(name, holder, info, ttlMs) {
+      // Taken when free or expired, in one statement (the CTE returns a row only then).
+      const r = await query<{ acquired: boolean; info: string; expires_in_ms: string; now_ms: string }>(
+        `WITH taken AS (
+           INSERT INTO ${LOCKS} (name, holder, info, expires_at) VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 millisecond')
+           ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, info = EXCLUDED.info, expires_at = EXCLUDED.expires_at
+             WHERE ${LOCKS}.expires_at <= clock_timestamp()
+           RETURNING name)
+         SELECT EXISTS (SELECT 1 FROM taken) AS acquired, ${NOW_MS} AS now_ms,
+           (SELECT info FROM ${LOCKS} WHERE name = $1) AS info,
+           (SELECT (extract(epoch from expires_at - clock_timestamp()) * 1000)::bigint FROM ${LOCKS} WHERE name = $1) AS expires_in_ms`,
+        [name, holder, info, ttlMs],
+      );
+      const row = r.rows[0]!;
+      const nowMs = Number(row.now_ms);
+      return row.acquired ? { acquired: true, nowMs } : { acquired: false, nowMs, info: row.info ?? '', expiresInMs: Math.max(0, Number(row.expires_in_ms ?? 0)) };
+    },
+    async renewLock(name, holder, ttlMs) {
+      const r = await query(`UPDATE ${LOCKS} SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE name = $1 AND holder = $2`, [name, holder, ttlMs]);
+      return r.rowCount === 1;
+    },
+    async unlock(name, holder) {
+      await query(`DELETE FROM ${LOCKS} WHERE name = $1 AND holder = $2`, [name, holder]);
     },
     async claimDelivery(source, id, nowMs, leaseMs) {
       if (nowMs - purgedMs >= PURGE_INTERVAL_MS) {

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { EventBusError } from '../errors.js';
 import type { CloudEvent } from '../types.js';
 import { PURGE_INTERVAL_MS } from '../publisher/deliveries.js';
-import { checkLimit, decodeCursor, encodeCursor, eventTimeMs, type ArchivePage, type ArchiveQuery, type ArchiveStore, type OpenOptions } from './store.js';
+import { eventTimeMs, pageReaders, type ArchiveQuery, type ArchiveStore, type CursorPosition, type OpenOptions, type StoredRow } from './store.js';
 
 /** What both drivers have in common, and all this store uses. */
 interface Statement {
@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
   done INTEGER NOT NULL,
   expires_ms INTEGER NOT NULL,
   PRIMARY KEY (source, delivery_id)
+);
+CREATE TABLE IF NOT EXISTS locks (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  info TEXT NOT NULL,
+  expires_ms INTEGER NOT NULL
 );
 `;
 
@@ -92,6 +98,13 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
     throw new EventBusError('ERR_ARCHIVE', `archive ${file} cannot be opened: ${(err as Error).message}`, { cause: err });
   }
   const insert = db.prepare('INSERT INTO events (id, type, time_ms, source, archived_ms, event) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING');
+  // One statement takes a free or expired lock atomically (SQLite serialises writers).
+  const lock = db.prepare(
+    'INSERT INTO locks (name, holder, info, expires_ms) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, info = excluded.info, expires_ms = excluded.expires_ms WHERE locks.expires_ms <= ?',
+  );
+  const lockRow = db.prepare('SELECT info, expires_ms FROM locks WHERE name = ?');
+  const renew = db.prepare('UPDATE locks SET expires_ms = ? WHERE name = ? AND holder = ?');
+  const unlock = db.prepare('DELETE FROM locks WHERE name = ? AND holder = ?');
   // A claim takes a free or expired record; `changes` says whether it did (a live one stays as it is).
   const claim = db.prepare(
     `INSERT INTO webhook_deliveries (source, delivery_id, done, expires_ms) VALUES (?, ?, 0, ?)
@@ -104,7 +117,7 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
   let purgedMs = 0;
   let closed = false;
 
-  const where = (q: Omit<ArchiveQuery, 'limit'>, withCursor: boolean) => {
+  const where = (q: Omit<ArchiveQuery, 'limit' | 'cursor'>, after: CursorPosition | null) => {
     const clauses: string[] = [];
     const params: unknown[] = [];
     if (q.types?.length) {
@@ -119,13 +132,29 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
       clauses.push('time_ms < ?');
       params.push(q.untilMs);
     }
-    if (withCursor && q.cursor) {
-      const c = decodeCursor(q.cursor);
+    if (q.archivedByMs !== undefined) {
+      clauses.push('archived_ms <= ?');
+      params.push(q.archivedByMs);
+    }
+    if (after) {
       clauses.push('(time_ms > ? OR (time_ms = ? AND id > ?))');
-      params.push(c.timeMs, c.timeMs, c.id);
+      params.push(after.timeMs, after.timeMs, after.id);
     }
     return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
   };
+
+  // Synchronous reads on the caller's event loop (the supervisor's, for GET /events): in slices.
+  const rows =
+    (q: ArchiveQuery) =>
+    async (after: CursorPosition | null, n: number): Promise<StoredRow[]> => {
+      const w = where(q, after);
+      const found = db.prepare(`SELECT id, time_ms, event FROM events ${w.sql} ORDER BY time_ms, id LIMIT ?`).all(...w.params, n) as Array<{
+        id: string;
+        time_ms: number | bigint;
+        event: string;
+      }>;
+      return found.map((r) => ({ id: r.id, timeMs: Number(r.time_ms), event: r.event }));
+    };
 
   return {
     kind: 'sqlite',
@@ -135,25 +164,23 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
       const r = insert.run(event.id, event.type ?? null, eventTimeMs(event, now), event.source ?? null, now, JSON.stringify(event));
       return Number(r.changes) === 1;
     },
-    async query(q: ArchiveQuery): Promise<ArchivePage> {
-      const limit = checkLimit(q.limit);
-      const w = where(q, true);
-      const rows = db.prepare(`SELECT id, time_ms, event FROM events ${w.sql} ORDER BY time_ms, id LIMIT ?`).all(...w.params, limit + 1) as Array<{
-        id: string;
-        time_ms: number | bigint;
-        event: string;
-      }>;
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        events: page.map((r) => JSON.parse(r.event) as CloudEvent),
-        nextCursor: rows.length > limit && last ? encodeCursor({ timeMs: Number(last.time_ms), id: last.id }) : null,
-      };
-    },
+    ...pageReaders(rows),
     async count(q): Promise<number> {
-      const w = where(q, false);
+      const w = where(q, null);
       const row = db.prepare(`SELECT COUNT(*) AS n FROM events ${w.sql}`).get(...w.params) as { n: number | bigint };
       return Number(row.n);
+    },
+    async tryLock(name, holder, info, ttlMs) {
+      const nowMs = Date.now();
+      if (Number(lock.run(name, holder, info, nowMs + ttlMs, nowMs).changes) === 1) return { acquired: true, nowMs };
+      const row = lockRow.get(name) as { info: string; expires_ms: number | bigint } | undefined;
+      return { acquired: false, nowMs, info: row?.info ?? '', expiresInMs: Math.max(0, Number(row?.expires_ms ?? nowMs) - nowMs) };
+    },
+    async renewLock(name, holder, ttlMs) {
+      return Number(renew.run(Date.now() + ttlMs, name, holder).changes) === 1;
+    },
+    async unlock(name, holder) {
+      unlock.run(name, holder);
     },
     async claimDelivery(source, id, nowMs, leaseMs) {
       if (nowMs - purgedMs >= PURGE_INTERVAL_MS) {

@@ -18,7 +18,9 @@ export interface ArchiveQuery {
   sinceMs?: number | undefined;
   /** Event time < until (ms since the epoch). */
   untilMs?: number | undefined;
-  /** 1..MAX_LIMIT (default DEFAULT_LIMIT). */
+  /** Only events archived at or before this instant (the store's clock, ms): a replay's snapshot. */
+  archivedByMs?: number | undefined;
+  /** 1..MAX_LIMIT (default DEFAULT_LIMIT); a page also stops at MAX_PAGE_BYTES of events. */
   limit?: number | undefined;
   /** From a previous page's nextCursor. */
   cursor?: string | null | undefined;
@@ -41,10 +43,23 @@ export interface ArchiveStore extends DeliveryLedger {
   /** Stores an event once: true when inserted, false when its id was already there. */
   put(event: CloudEvent): Promise<boolean>;
   query(q: ArchiveQuery): Promise<ArchivePage>;
+  /** The same page with each event as its stored JSON text (GET /events writes them out unparsed). */
+  queryJson(q: ArchiveQuery): Promise<{ events: string[]; nextCursor: string | null }>;
   /** How many events match (ignores limit and cursor). */
   count(q: Omit<ArchiveQuery, 'limit' | 'cursor'>): Promise<number>;
+  /**
+   * Takes run lock `name` for `ttlMs` unless another holder has it unexpired (src/archive/lock.ts).
+   * `nowMs` is the store's clock at that moment, the instant archivedByMs takes.
+   */
+  tryLock(name: string, holder: string, info: string, ttlMs: number): Promise<LockAttempt>;
+  /** Extends a lock this holder has; false when it is no longer this holder's (expired and taken). */
+  renewLock(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Gives a lock back (nothing when another holder has it by now). */
+  unlock(name: string, holder: string): Promise<void>;
   close(): Promise<void>;
 }
+
+export type LockAttempt = { acquired: true; nowMs: number } | { acquired: false; nowMs: number; info: string; expiresInMs: number };
 
 /** A position in the feed: the last event's time and id. */
 export interface CursorPosition {
@@ -65,6 +80,68 @@ export function decodeCursor(cursor: string): CursorPosition {
     // falls through
   }
   throw new EventBusError('ERR_USAGE', 'cursor is not valid (use nextCursor of a previous page)');
+}
+
+/**
+ * Most characters of stored JSON one page carries (about bytes; at least one event, whatever its
+ * size). Without it a page of 1,000 events of 256 KiB was 256 MB read, parsed and serialised on the
+ * supervisor's event loop in one go (seconds without /healthz); 2 MiB costs a few milliseconds.
+ */
+export const MAX_PAGE_BYTES = 2 * 1024 * 1024;
+/** A page is read in slices of about this many characters; the event loop gets a turn between them. */
+const SLICE_BYTES = 256 * 1024;
+/** Rows of the first slice, before the rows' size is known (4 of the largest events: 1 MiB). */
+const FIRST_SLICE_ROWS = 4;
+const MAX_SLICE_ROWS = 250;
+
+/** A stored row, as a store reads it for a page. */
+export interface StoredRow {
+  id: string;
+  timeMs: number;
+  /** The event's JSON as stored. */
+  event: string;
+}
+
+/**
+ * One page of `q`: up to its limit of events and MAX_PAGE_BYTES of JSON, whichever comes first,
+ * read through `fetch` (rows after a position, in feed order) in slices sized from the rows seen.
+ * nextCursor is set whenever an event is left for the next page.
+ */
+export async function collectPage<T = CloudEvent>(
+  q: ArchiveQuery,
+  fetch: (after: CursorPosition | null, rows: number) => Promise<StoredRow[]>,
+  decode: (json: string) => T = (json) => JSON.parse(json) as T,
+  maxBytes = MAX_PAGE_BYTES,
+): Promise<{ events: T[]; nextCursor: string | null }> {
+  const limit = checkLimit(q.limit);
+  let after = q.cursor ? decodeCursor(q.cursor) : null;
+  const events: T[] = [];
+  let bytes = 0;
+  let slice = FIRST_SLICE_ROWS;
+  for (;;) {
+    // One row more than the page can still take tells whether another page follows.
+    const want = Math.min(slice, limit - events.length) + 1;
+    const rows = await fetch(after, want);
+    let sliceBytes = 0;
+    for (const row of rows) {
+      if (events.length === limit || (events.length > 0 && bytes + row.event.length > maxBytes)) return { events, nextCursor: encodeCursor(after!) };
+      events.push(decode(row.event));
+      bytes += row.event.length;
+      sliceBytes += row.event.length;
+      after = { timeMs: row.timeMs, id: row.id };
+    }
+    if (rows.length < want) return { events, nextCursor: null };
+    slice = Math.max(1, Math.min(MAX_SLICE_ROWS, Math.floor(SLICE_BYTES / Math.max(1, sliceBytes / rows.length))));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** A store's `query` and `queryJson` from its row reader: rows of a query after a position, in feed order. */
+export function pageReaders(rows: (q: ArchiveQuery) => (after: CursorPosition | null, n: number) => Promise<StoredRow[]>): Pick<ArchiveStore, 'query' | 'queryJson'> {
+  return {
+    query: (q) => collectPage(q, rows(q)),
+    queryJson: (q) => collectPage(q, rows(q), (json) => json),
+  };
 }
 
 /** The limit of a query, checked against the same bounds the message names. */

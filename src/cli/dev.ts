@@ -23,10 +23,11 @@ export async function runDev(o: DevOptions): Promise<void> {
   try {
     emulator = await startEmulator({ port });
   } catch (err) {
-    const inUse = (err as { code?: string }).code === 'EADDRINUSE';
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_EMULATOR_MISSING') failStart(err);
     failStart(
       new Error(
-        inUse
+        code === 'EADDRINUSE'
           ? `port ${port} is in use: is another \`npm start\` running? Stop it, or pick another port: npm start -- --port 4567`
           : `the embedded SNS/SQS emulator did not start: ${(err as Error).message}`,
       ),

@@ -17,6 +17,9 @@ import { loadHandlers, type ResolvedHandler } from '../handlers.js';
 import { decodeMessage } from '../event/index.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { queueUrlOrNull, readDepth } from './status.js';
+import { openConfiguredArchive } from './events.js';
+import { takeRunLock } from '../archive/lock.js';
+import type { ArchiveStore } from '../archive/index.js';
 
 /** `--max` default of both subcommands. */
 export const DEFAULT_MAX = 10;
@@ -106,33 +109,74 @@ export function registerDlq(program: Command, common: (cmd: Command) => Command)
           'message whose send failed stays in the DLQ. A redriven message gets a new SQS MessageId and',
           'its receive count starts again; the event (and its id) in the body is unchanged. Exit 1 when',
           'any message failed.',
+          '',
+          'One redrive per queue runs at a time when the archive is on (archive.enabled): a second one exits 1',
+          'naming the first (a lock in the archive store, freed when the first ends, or 60 s after its last',
+          'heartbeat if it died). Without an archive a concurrent redrive is not detected: run one at a time.',
         ].join('\n'),
       ),
   ).action(async (queue: string, o: DlqOptions) => {
     const max = parseMax(o.max);
-    const { sqs, handler, dlqUrl } = await resolve(queue, o);
-    const sourceUrl = await queueUrlOrNull(sqs, handler.queueName).catch((err: unknown) => {
-      throw withHint(err, o.dev);
-    });
-    if (sourceUrl === null) {
-      throw new EventBusError('ERR_QUEUE_NOT_FOUND', `queue ${handler.queueName} does not exist (run \`eventbus provision\`)`);
-    }
-    let r: RedriveResult;
+    const lock = await redriveLock(queue, o);
     try {
-      r = await redrive(sqs, handler, dlqUrl, sourceUrl, max);
-    } catch (err) {
-      throw withHint(err, o.dev);
+      await redriveCommand(queue, o, max);
+    } finally {
+      await lock?.release();
     }
-    for (const e of r.errors) process.stderr.write(`eventbus: ${e}\n`);
-    if (r.notDeleted > 0) {
-      process.stderr.write(
-        `eventbus: ${r.notDeleted} message(s) were copied to ${handler.queueName} but could not be deleted from ${handler.dlqName}: ` +
-          'they are now in both queues (a later redrive moves them again; handlers are idempotent)\n',
-      );
-    }
-    process.stdout.write(`moved ${r.moved}, failed ${r.failed}\n`);
-    if (r.failed > 0 || r.notDeleted > 0) process.exitCode = 1;
   });
+}
+
+/**
+ * The redrive lock of a queue in the archive store, or null (with an advisory on stderr) when
+ * there is no archive to hold it. Two redrives of one DLQ could each copy a message the other has
+ * not deleted yet: a duplicate.
+ */
+async function redriveLock(queue: string, o: DlqOptions): Promise<{ release(): Promise<void> } | null> {
+  const ctx = commandContext(o);
+  const h = findHandler(await loadHandlers(ctx.config, builtInHandlers(ctx.config)), queue);
+  const advisory = (why: string) => {
+    process.stderr.write(`eventbus: note: ${why}, so a second redrive of ${h.dlqName} running at the same time is not detected: run one at a time\n`);
+    return null;
+  };
+  if (!ctx.config.archive.enabled) return advisory('no archive store holds a redrive lock (archive.enabled is off)');
+  let store: ArchiveStore;
+  try {
+    store = await openConfiguredArchive(o);
+  } catch (err) {
+    return advisory(`the archive store cannot hold a redrive lock (${(err as Error).message})`);
+  }
+  try {
+    const held = await takeRunLock(store, `redrive:${h.dlqName}`, `redrive of ${h.dlqName}`);
+    return { release: () => held.release().finally(() => store.close()) };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+async function redriveCommand(queue: string, o: DlqOptions, max: number): Promise<void> {
+  const { sqs, handler, dlqUrl } = await resolve(queue, o);
+  const sourceUrl = await queueUrlOrNull(sqs, handler.queueName).catch((err: unknown) => {
+    throw withHint(err, o.dev);
+  });
+  if (sourceUrl === null) {
+    throw new EventBusError('ERR_QUEUE_NOT_FOUND', `queue ${handler.queueName} does not exist (run \`eventbus provision\`)`);
+  }
+  let r: RedriveResult;
+  try {
+    r = await redrive(sqs, handler, dlqUrl, sourceUrl, max);
+  } catch (err) {
+    throw withHint(err, o.dev);
+  }
+  for (const e of r.errors) process.stderr.write(`eventbus: ${e}\n`);
+  if (r.notDeleted > 0) {
+    process.stderr.write(
+      `eventbus: ${r.notDeleted} message(s) were copied to ${handler.queueName} but could not be deleted from ${handler.dlqName}: ` +
+        'they are now in both queues (a later redrive moves them again; handlers are idempotent)\n',
+    );
+  }
+  process.stdout.write(`moved ${r.moved}, failed ${r.failed}\n`);
+  if (r.failed > 0 || r.notDeleted > 0) process.exitCode = 1;
 }
 
 async function resolve(queue: string, o: CommonOptions): Promise<{ sqs: SQSClient; handler: ResolvedHandler; dlqUrl: string }> {

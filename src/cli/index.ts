@@ -6,6 +6,7 @@ import { EventBusError } from '../errors.js';
 import { loadHandlers } from '../handlers.js';
 import { createPublisher } from '../publisher/index.js';
 import { formatActions, provision } from '../publisher/provision.js';
+import { iamPolicies } from '../publisher/iam.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { runDev } from './dev.js';
 import { registerDlq } from './dlq.js';
@@ -47,10 +48,38 @@ export async function main(argv: string[]): Promise<void> {
       .command('provision')
       .description('create or update the topic, queues, DLQs, queue policies and subscriptions from the handlers')
       .option('--dry-run', 'print the plan; change nothing')
-      .option('--prune', 'remove subscriptions of queues no handler owns (never queues)'),
-  ).action(async (o: CommonOptions & { dryRun?: boolean; prune?: boolean }) => {
+      .option('--prune', 'remove subscriptions of queues no handler owns (never queues)')
+      .option('--print-iam [policy]', 'print the least-privilege IAM policies for these handlers as JSON and change nothing: worker, provisioner, or both (default)')
+      .option('--account <id>', 'AWS account id for the ARNs of --print-iam (default: the account of a topic configured as an ARN)')
+      .addHelpText(
+        'after',
+        [
+          '',
+          '--print-iam calls no AWS API. It prints {"worker": <policy>, "provisioner": <policy>}, or one policy',
+          'document with --print-iam worker|provisioner (for `aws iam put-role-policy --policy-document`). The',
+          'worker may receive, delete and extend messages of the handler queues only (not their DLQs, not',
+          'other queues of the prefix) and read the DLQs\' depth; the provisioner may create and configure the',
+          'handler queues and DLQs, subscribe only sqs endpoints that are those queues, and change or remove',
+          'subscriptions of the topic only. The region and account come from the topic ARN, else from config',
+          'region (AWS_REGION) and --account. Regenerate after adding or renaming a handler.',
+        ].join('\n'),
+      ),
+  ).action(async (o: CommonOptions & { dryRun?: boolean; prune?: boolean; printIam?: string | boolean; account?: string }) => {
     const ctx = commandContext(o);
     const handlers = await loadHandlers(ctx.config, builtInHandlers(ctx.config));
+    if (o.printIam !== undefined) {
+      const which = o.printIam === true ? 'both' : o.printIam;
+      if (which !== 'both' && which !== 'worker' && which !== 'provisioner') throw new UsageError(`--print-iam takes worker or provisioner (or nothing for both), got "${which}"`);
+      let policies;
+      try {
+        policies = iamPolicies({ handlers, topic: ctx.config.topic, region: ctx.config.region ?? process.env.AWS_REGION, account: o.account });
+      } catch (err) {
+        if ((err as EventBusError).code === 'ERR_USAGE') throw new UsageError((err as Error).message);
+        throw err;
+      }
+      process.stdout.write(`${JSON.stringify(which === 'both' ? policies : policies[which], null, 2)}\n`);
+      return;
+    }
     try {
       const r = await provision(ctx.clients(), { topic: ctx.config.topic, handlers, dryRun: o.dryRun === true, prune: o.prune === true });
       process.stdout.write(`${o.dryRun ? 'plan (dry run, nothing changed):\n' : ''}${formatActions(r.actions)}\n`);

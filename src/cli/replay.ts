@@ -8,8 +8,9 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { EventBusError, describeError, toAwsError } from '../errors.js';
 import type { ArchiveQuery, ArchiveStore } from '../archive/index.js';
+import { takeRunLock, type HeldLock } from '../archive/lock.js';
 import { encodeEvent } from '../event/index.js';
-import { resolveTopicArn } from '../publisher/topic.js';
+import { resolveTopicArn, topicName } from '../publisher/topic.js';
 import type { CloudEvent } from '../types.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { filterOf, openConfiguredArchive, formatEvent, type FilterOptions } from './events.js';
@@ -41,6 +42,14 @@ export interface ReplayOptions {
   /** Also replay events that are themselves replays (default: skipped). */
   includeReplays?: boolean;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Only events archived at or before this instant (the store's clock; default: the start). With the
+   * time bound (`untilMs`, default: the start) it fixes what a run replays when it starts: not the
+   * live traffic archived meanwhile, nor the replay's own copies that the topic brings back.
+   */
+  snapshotMs?: number;
+  /** Stops the run between batches (the run lock was lost). */
+  signal?: AbortSignal;
 }
 
 export interface ReplayResult {
@@ -72,7 +81,8 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   if (!(o.rate > 0)) throw new EventBusError('ERR_USAGE', '--rate must be a positive number');
   const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const started = Date.now();
-  const total = await o.store.count(o.filter);
+  const filter = { ...o.filter, untilMs: o.filter.untilMs ?? started, archivedByMs: o.snapshotMs ?? started };
+  const total = await o.store.count(filter);
   const result: ReplayResult = { matched: 0, sent: 0, failed: 0, skippedReplays: 0, errors: [], ms: 0 };
   const tty = o.progress?.isTTY === true && !o.dryRun;
   const bar = tty
@@ -93,6 +103,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     const last = index + items.length - 1;
     const wait = started + (last * 1000) / o.rate - Date.now();
     if (wait > 0) await sleep(wait);
+    o.signal?.throwIfAborted();
     index += items.length;
     const ok = await send(o.target!, items, result.errors);
     result.sent += ok;
@@ -104,7 +115,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   let cursor: string | null = null;
   try {
     do {
-      const page = await o.store.query({ ...o.filter, limit: PAGE, cursor });
+      const page = await o.store.query({ ...filter, limit: PAGE, cursor });
       cursor = page.nextCursor;
       for (const ev of page.events) {
         if (!o.includeReplays && typeof ev[REPLAY_OF_EXTENSION] === 'string') {
@@ -177,7 +188,7 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
       .description('republish archived events to the topic or to one queue, at a bounded rate')
       .option('--type <types>', 'only these event types (comma-separated)')
       .option('--since <time>', 'event time >= this (RFC 3339, ms since epoch, or a duration back from now: 24h)')
-      .option('--until <time>', 'event time < this (same forms; default: now)')
+      .option('--until <time>', 'event time < this (same forms; default: now, fixed when the replay starts)')
       .option('--to-topic', 'publish to the topic: every subscribed queue gets them again')
       .option('--to-queue <queue>', 'send only to this handler queue (logical name, without queuePrefix)')
       .option('--rate <n>', 'events per second', String(DEFAULT_RATE))
@@ -192,6 +203,11 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
           'the SNS/SQS message attribute replayed=true; its type, source, time and data are unchanged.',
           '--to-queue sends straight to that SQS queue (the handler runs even if its events filter would not',
           'match: use --type). A progress bar is drawn on a terminal. Exit 1 when any event failed.',
+          '',
+          'What a replay sends is fixed when it starts: events archived from then on (live traffic, and the',
+          'copies a replay to the topic brings back into the archive) are not replayed, whatever --until says.',
+          'One replay per topic runs at a time: a second one exits 1 naming the first (a lock in the archive,',
+          'freed when the first ends, or 60 s after its last heartbeat if it died).',
         ].join('\n'),
       ),
   ).action(async (o: ReplayCliOptions) => {
@@ -220,9 +236,22 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
       }
     }
     const store = await openConfiguredArchive(o);
+    let lock: HeldLock | null = null;
     try {
+      // One replay per topic at a time (a replay to a queue too: the topic feeds that queue).
+      if (!o.dryRun) lock = await takeRunLock(store, `replay:${topicName(ctx.config.topic)}`, `replay to ${targetName}`);
       if (o.dryRun) process.stdout.write(`dry run: nothing is sent. Events that would be replayed to ${targetName}:\n`);
-      const r = await replay({ store, filter, target, rate, dryRun: o.dryRun === true, progress: process.stderr, out: process.stdout, includeReplays: o.includeReplays === true });
+      const r = await replay({
+        store,
+        filter,
+        target,
+        rate,
+        dryRun: o.dryRun === true,
+        progress: process.stderr,
+        out: process.stdout,
+        includeReplays: o.includeReplays === true,
+        ...(lock ? { snapshotMs: lock.takenAtMs, signal: lock.signal } : {}),
+      });
       const skipped = r.skippedReplays ? ` (${r.skippedReplays} replayed event(s) skipped; --include-replays to send them)` : '';
       if (o.dryRun) {
         if (r.matched > 20) process.stdout.write(`  ... and ${r.matched - 20} more\n`);
@@ -233,6 +262,7 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
       process.stdout.write(`replayed ${r.sent} of ${r.matched} event(s) to ${targetName} in ${(r.ms / 1000).toFixed(1)} s, failed ${r.failed}${skipped}\n`);
       if (r.failed > 0) process.exitCode = 1;
     } finally {
+      await lock?.release();
       await store.close();
       ctx.clients().sqs.destroy();
       ctx.clients().sns.destroy();

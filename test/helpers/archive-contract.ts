@@ -1,6 +1,6 @@
 // What every archive store must do, run against SQLite and PostgreSQL alike.
 import type { Test } from 'tap';
-import { openArchive, type ArchiveStore } from '../../dist/archive/index.js';
+import { MAX_PAGE_BYTES, openArchive, type ArchiveStore } from '../../dist/archive/index.js';
 import type { CloudEvent } from '../../dist/types.js';
 
 export function ev(id: string, type: string, time: string | number, data: unknown = {}): CloudEvent {
@@ -54,6 +54,64 @@ export function storeContract(t: Test, open: () => Promise<ArchiveStore>): void 
     t.equal(await s.count({ types: ['USER_COMMENT', 'USER_CREATED'], sinceMs: base + 3000 }), sorted.filter((e) => Date.parse(e.time) >= base + 3000).length);
     await t.rejects(s.query({ cursor: 'not-a-cursor' }), { code: 'ERR_USAGE' }, 'a foreign cursor is refused');
     await t.rejects(s.query({ limit: 0 }), { code: 'ERR_USAGE' });
+  });
+
+  t.test('a page stops at MAX_PAGE_BYTES of events (at least one event), and the cursor goes on from there', async (t) => {
+    const s = await open();
+    t.teardown(() => s.close());
+    const big = 'x'.repeat(300 * 1024);
+    for (let i = 0; i < 12; i++) await s.put(ev(`big-${String(i).padStart(2, '0')}`, 'BIG', 1_700_000_000_000 + i, { big }));
+    await s.put(ev('huge', 'BIG', 1_700_000_000_100, { huge: 'y'.repeat(MAX_PAGE_BYTES + 1) }));
+    await s.put(ev('tail', 'BIG', 1_700_000_000_200));
+    const sizes: number[] = [];
+    const ids: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const p: { events: CloudEvent[]; nextCursor: string | null } = await s.query({ limit: 1000, cursor });
+      sizes.push(p.events.length);
+      ids.push(...p.events.map((e) => e.id));
+      cursor = p.nextCursor;
+    } while (cursor !== null && sizes.length < 20);
+    // 300 KiB events: six fit in 2 MiB, a seventh would not; an event larger than a page comes alone.
+    t.same(sizes, [6, 6, 1, 1], 'pages of 6, 6, the huge event alone, the last one');
+    t.equal(new Set(ids).size, 14, 'every event once');
+    const raw = await s.queryJson({ limit: 1000 });
+    t.same(raw.events.map((e) => (JSON.parse(e) as CloudEvent).id), ids.slice(0, 6), 'queryJson: the same page as stored JSON texts');
+  });
+
+  t.test('run locks: one holder at a time, renewed by its holder, free again after the TTL', async (t) => {
+    const s = await open();
+    t.teardown(() => s.close());
+    const a = await s.tryLock('replay:events', 'holder-a', 'replay to queue email, by host-a', 60_000);
+    t.equal(a.acquired, true, 'a free lock is taken');
+    const b = await s.tryLock('replay:events', 'holder-b', 'replay to topic events, by host-b', 60_000);
+    t.equal(b.acquired, false, 'a held lock is refused');
+    t.match(b, { info: 'replay to queue email, by host-a' }, 'and says who holds it');
+    t.ok(!b.acquired && b.expiresInMs > 50_000 && b.expiresInMs <= 60_000, 'and until when at the latest');
+    t.equal((await s.tryLock('redrive:email-dlq', 'holder-b', 'redrive', 60_000)).acquired, true, 'another name is another lock');
+    t.equal(await s.renewLock('replay:events', 'holder-a', 60_000), true, 'its holder renews it');
+    t.equal(await s.renewLock('replay:events', 'holder-b', 60_000), false, 'nobody else does');
+    await s.unlock('replay:events', 'holder-b');
+    t.equal((await s.tryLock('replay:events', 'holder-c', 'c', 60_000)).acquired, false, "unlock by another holder leaves it held");
+    await s.unlock('replay:events', 'holder-a');
+    t.equal((await s.tryLock('replay:events', 'holder-c', 'c', 200)).acquired, true, 'free once its holder unlocked it');
+    // A holder that died stops renewing: the lock is free after its TTL.
+    await new Promise((r) => setTimeout(r, 400));
+    t.equal((await s.tryLock('replay:events', 'holder-d', 'd', 60_000)).acquired, true, 'an expired lock is taken over');
+    t.equal(await s.renewLock('replay:events', 'holder-c', 60_000), false, 'and the old holder learns it lost it');
+  });
+
+  t.test('archivedByMs: only what was archived by an instant of the store clock', async (t) => {
+    const s = await open();
+    t.teardown(() => s.close());
+    await s.put(ev('before', 'T', 1_700_000_000_000));
+    await new Promise((r) => setTimeout(r, 20));
+    const { nowMs } = await s.tryLock('snapshot', 'h', 'h', 60_000);
+    await new Promise((r) => setTimeout(r, 20));
+    await s.put(ev('after', 'T', 1_600_000_000_000));
+    t.same((await s.query({ archivedByMs: nowMs })).events.map((e) => e.id), ['before']);
+    t.equal(await s.count({ archivedByMs: nowMs }), 1);
+    t.equal(await s.count({}), 2);
   });
 
   t.test('concurrent writers of the same ids keep one row each', async (t) => {

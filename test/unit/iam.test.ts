@@ -1,7 +1,14 @@
 // The IAM policies in deploy/iam/ grant exactly what the code calls: every `new <Op>Command(` of
 // @aws-sdk/client-sqs and client-sns in src/ maps to an IAM action, and the policies allow that
 // set and nothing more. Batch APIs are authorised by their single-message actions (deploy/README.md).
+// They are `eventbus provision --print-iam` for the example handlers, and name only our queues and
+// topic (issue 14: they granted prod-*, the DLQs, and every subscription of the account).
 import t, { type Test } from 'tap';
+import { loadConfig } from '../../dist/config.js';
+import { loadHandlers } from '../../dist/handlers.js';
+import { builtInHandlers } from '../../dist/built-ins.js';
+import { iamPolicies } from '../../dist/publisher/iam.js';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +25,16 @@ const BATCH_ACTIONS: Record<string, string> = {
   'sns:PublishBatch': 'sns:Publish',
 };
 /** Actions without resource-level permissions in these policies (Resource "*"). */
-const RESOURCE_STAR = new Set(['sns:ListTopics', 'sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes', 'sns:Unsubscribe']);
+const RESOURCE_STAR = new Set(['sns:ListTopics']);
+/** The placeholders of deploy/ (deploy/README.md), with the topic given as an ARN as recommended there. */
+const ACCOUNT = '123456789012';
+const TOPIC_ARN = `arn:aws:sns:us-east-1:${ACCOUNT}:events`;
+const sqsArn = (name: string) => `arn:aws:sqs:us-east-1:${ACCOUNT}:${name}`;
+/** The example handlers (handlers/ compiled to dist/handlers) under the example config. */
+async function exampleHandlers() {
+  const config = loadConfig({ env: { EVENTBUS_QUEUE_PREFIX: 'prod-', EVENTBUS_TOPIC: TOPIC_ARN, EVENTBUS_HANDLERS_DIR: join(ROOT, 'dist', 'handlers') } });
+  return loadHandlers(config, builtInHandlers(config));
+}
 
 function iamAction(service: 'sqs' | 'sns', command: string): string {
   const op = `${service}:${command.replace(/Command$/, '')}`;
@@ -79,6 +95,10 @@ function actionsOf(list: string[]): Set<string> {
   return s;
 }
 
+function without(set: Set<string>, action: string): Set<string> {
+  return new Set([...set].filter((a) => a !== action));
+}
+
 /** A file and everything it imports, transitively. */
 function closure(entry: string): string[] {
   const seen = new Set<string>();
@@ -92,10 +112,11 @@ function closure(entry: string): string[] {
 }
 
 interface Statement {
+  Sid?: string;
   Effect: string;
   Action: string | string[];
   Resource: string | string[];
-  Condition?: unknown;
+  Condition?: Record<string, Record<string, string | string[]>>;
 }
 
 function loadPolicy(name: string): { allowed: Set<string>; statements: Statement[] } {
@@ -151,29 +172,81 @@ t.test('worker-policy.json allows exactly what the worker code calls', async (t)
   // The worker: everything outside the CLI and the provisioner (the publisher's index.ts and
   // topic.ts run in the worker for failure events and ctx.publish).
   const workerFiles = files.filter((f) => !isCli(f) && f !== PROVISION);
-  const needed = actionsOf(workerFiles);
+  // The example's topic is an ARN: the code lists topics only to resolve a name.
+  const needed = without(actionsOf(workerFiles), 'sns:ListTopics');
   const { allowed, statements } = loadPolicy('worker-policy.json');
   t.same([...allowed].sort(), [...needed].sort(), 'allowed actions = actions the worker code needs');
   for (const a of needed) t.ok(allowed.has(a), `worker may ${a}`);
   for (const a of allowed) t.ok(needed.has(a), `worker policy grants ${a} only because the code calls it`);
   checkResources(t, 'worker-policy.json', statements);
-  const queueStatement = statements.find((s) => [s.Action].flat().includes('sqs:ReceiveMessage'))!;
-  for (const q of ['prod-email', 'prod-email-dlq']) {
-    t.ok([queueStatement.Resource].flat().some((r) => arnMatches(r, `arn:aws:sqs:us-east-1:123456789012:${q}`)), `the queue statement covers ${q}`);
+  // Receive, delete and extend: the handler queues, nothing else (not their DLQs, not other queues of the prefix).
+  for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility']) {
+    const covered = (arn: string) => statements.some((s) => [s.Action].flat().includes(action) && [s.Resource].flat().some((r) => arnMatches(r, arn)));
+    for (const q of ['prod-email', 'prod-billing']) t.ok(covered(sqsArn(q)), `${action} on ${q}`);
+    for (const q of ['prod-email-dlq', 'prod-billing-dlq', 'prod-other-team', 'prod-archive', 'staging-email']) t.notOk(covered(sqsArn(q)), `no ${action} on ${q}`);
   }
-  t.notOk([queueStatement.Resource].flat().some((r) => arnMatches(r, 'arn:aws:sqs:us-east-1:123456789012:staging-email')), 'and not another prefix');
+  const reads = (arn: string) => statements.some((s) => [s.Action].flat().includes('sqs:GetQueueAttributes') && [s.Resource].flat().some((r) => arnMatches(r, arn)));
+  t.ok(reads(sqsArn('prod-email-dlq')), "the DLQs' depth is read (eventbus_queue_messages)");
+  t.notOk(reads(sqsArn('prod-other-team')), 'and no other queue of the prefix');
+});
+
+t.test('deploy/iam/*.json are what `eventbus provision --print-iam` prints for the example handlers', async (t) => {
+  const handlers = await exampleHandlers();
+  t.same(handlers.map((h) => h.queueName).sort(), ['prod-billing', 'prod-email'], 'the example handlers');
+  const generated = iamPolicies({ handlers, topic: TOPIC_ARN });
+  for (const which of ['worker', 'provisioner'] as const) {
+    const file = JSON.parse(readFileSync(join(ROOT, 'deploy', 'iam', `${which}-policy.json`), 'utf8')) as unknown;
+    t.same(file, generated[which], `deploy/iam/${which}-policy.json = --print-iam ${which} (regenerate it after changing the handlers)`);
+  }
+  // The command itself, as a deploy pipeline runs it (no AWS call: no endpoint, no credentials).
+  for (const which of ['worker', 'provisioner'] as const) {
+    const out = execFileSync(process.execPath, [join(ROOT, 'bin', 'eventbus.js'), 'provision', '--print-iam', which], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', EVENTBUS_QUEUE_PREFIX: 'prod-', EVENTBUS_TOPIC: TOPIC_ARN },
+      encoding: 'utf8',
+    });
+    t.same(JSON.parse(out), generated[which], `eventbus provision --print-iam ${which}`);
+  }
+  // By name, ListTopics (no resource-level permissions) is added, and the region and account must be given.
+  const byName = iamPolicies({ handlers, topic: 'events', region: 'us-east-1', account: ACCOUNT });
+  for (const doc of [byName.worker, byName.provisioner]) {
+    t.ok(doc.Statement.some((s) => s.Action.includes('sns:ListTopics') && s.Resource === '*'), 'a topic by name: sns:ListTopics');
+    t.ok(doc.Statement.every((s) => s.Resource === '*' || [s.Resource].flat().every((r) => r.includes(`:${ACCOUNT}:`))), 'every ARN in the given account');
+  }
+  const workerFiles = files.filter((f) => !isCli(f) && f !== PROVISION);
+  const wanted = new Set(byName.worker.Statement.flatMap((s) => s.Action));
+  t.same([...wanted].sort(), [...actionsOf(workerFiles)].sort(), 'by name the worker policy = every action the worker code calls');
+  t.throws(() => iamPolicies({ handlers, topic: 'events', region: 'us-east-1' }), { code: 'ERR_USAGE', message: /--account/ });
+  t.throws(() => iamPolicies({ handlers, topic: 'events', account: ACCOUNT }), { code: 'ERR_USAGE', message: /region/ });
+  t.throws(() => iamPolicies({ handlers: [], topic: TOPIC_ARN }), { code: 'ERR_USAGE', message: /no handlers/ });
 });
 
 t.test('provisioner-policy.json allows exactly what provisioning calls', async (t) => {
   const provisionerFiles = closure(PROVISION);
   t.ok(provisionerFiles.some((f) => rel(f) === 'src/publisher/topic.ts'), 'provisioning shares topic resolution (ListTopics) with the publisher');
-  const needed = actionsOf(provisionerFiles);
+  const needed = without(actionsOf(provisionerFiles), 'sns:ListTopics');
   const { allowed, statements } = loadPolicy('provisioner-policy.json');
   t.same([...allowed].sort(), [...needed].sort(), 'allowed actions = actions provisioning needs');
   for (const a of needed) t.ok(allowed.has(a), `provisioner may ${a}`);
   for (const a of allowed) t.ok(needed.has(a), `provisioner policy grants ${a} only because the code calls it`);
   checkResources(t, 'provisioner-policy.json', statements);
   t.notOk(allowed.has('sqs:DeleteQueue') || allowed.has('sns:DeleteTopic'), 'provisioning never deletes queues or topics');
+  const grants = (action: string, arn: string) => statements.filter((s) => [s.Action].flat().includes(action) && [s.Resource].flat().some((r) => arnMatches(r, arn)));
+  for (const q of ['prod-email', 'prod-email-dlq', 'prod-billing', 'prod-billing-dlq']) t.ok(grants('sqs:SetQueueAttributes', sqsArn(q)).length, `configures ${q}`);
+  t.notOk(grants('sqs:SetQueueAttributes', sqsArn('prod-other-team')).length, "not another team's queue of the prefix");
+  // Subscribe: only this topic, only the sqs protocol, only our handler queues as endpoints.
+  const subscribe = statements.filter((s) => [s.Action].flat().includes('sns:Subscribe'));
+  t.ok(subscribe.length > 0, 'sns:Subscribe is granted');
+  for (const s of subscribe) {
+    t.same([s.Resource].flat(), [TOPIC_ARN], 'Subscribe on the topic only');
+    t.equal(s.Condition?.StringEquals?.['sns:Protocol'], 'sqs', 'Subscribe only with protocol sqs');
+    t.same([s.Condition?.StringEquals?.['sns:Endpoint'] ?? []].flat().sort(), [sqsArn('prod-billing'), sqsArn('prod-email')], 'Subscribe only our handler queues');
+  }
+  // Subscriptions of this topic only (a subscription ARN is `<topic ARN>:<id>`), never of the account.
+  for (const action of ['sns:Unsubscribe', 'sns:SetSubscriptionAttributes', 'sns:GetSubscriptionAttributes']) {
+    t.ok(grants(action, `${TOPIC_ARN}:0d2c6b3e-5c2f-4a55-9a53-2f0a3c1d9e11`).length, `${action} on a subscription of the topic`);
+    t.notOk(grants(action, `arn:aws:sns:us-east-1:${ACCOUNT}:billing-alerts:0d2c6b3e-5c2f-4a55-9a53-2f0a3c1d9e11`).length, `no ${action} on another topic's subscription`);
+  }
 });
 
 t.test('operator CLI commands are reported, not checked', async (t) => {
