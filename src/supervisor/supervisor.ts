@@ -155,6 +155,8 @@ export class Supervisor {
         threads: cfg.threads,
         tasksPerThread: cfg.tasksPerThread,
         onThreadBusyShare: (queue, share) => load.taskBusyShare(queue, share),
+        // Spread tasks over the threads while any queue's handlers take their thread's time (or are not known yet).
+        spreadTasks: () => handlers.some((h) => load.splitsBatch(h.queue)),
         ...(cfg.threadHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: cfg.threadHeapMb } } : {}),
         log: this.log,
         threadData: this.#o.threadData,

@@ -130,3 +130,30 @@ t.test('a pool that has run for more than 24.86 days still times handlers right 
   const out = await Promise.all(p.runBatch('q', 'arn:q', 3_000, [msg('cpu', 'SPIN', { ms: 2_000 }), msg('late', 'WAIT', { ms: 2_500 })], false));
   t.same(out.map((o) => o.result), ['success', 'success'], out.map((o) => o.error ?? '').join('; '));
 });
+
+t.test('fast handlers are packed onto one thread; handlers that take their thread are spread', async (t) => {
+  // Expected: four concurrent tasks on a two-thread pool all run on one thread while spreadTasks()
+  // is false (one warm isolate), and on both threads when it is true.
+  // Broke (piscina's least-busy balancer): every thread took tasks whatever the handlers cost.
+  let spread = false;
+  const p = await pool(t, 8, { threads: 2, spreadTasks: () => spread });
+  t.equal(p.threads, 2);
+  const threadsOf = async () => {
+    const out = await Promise.all(Array.from({ length: 4 }, (_, i) => p.runBatch('q', 'arn:q', 5_000, [msg(`m${i}`, 'WHICH_THREAD', { ms: 200 })], false)).flat());
+    return new Set(out.map((o) => /thread (\d+)/.exec(o.error ?? '')?.[1]));
+  };
+  t.equal((await threadsOf()).size, 1, 'packed: one thread ran them all');
+  spread = true;
+  t.equal((await threadsOf()).size, 2, 'spread: both threads ran some');
+});
+
+t.test('packing spills onto the next thread once a thread has tasksPerThread tasks', async (t) => {
+  const p = await pool(t, 2, { threads: 2, spreadTasks: () => false });
+  const out = await Promise.all(Array.from({ length: 4 }, (_, i) => p.runBatch('q', 'arn:q', 5_000, [msg(`m${i}`, 'WHICH_THREAD', { ms: 200 })], false)).flat());
+  const byThread = new Map<string, number>();
+  for (const o of out) {
+    const id = /thread (\d+)/.exec(o.error ?? '')?.[1] ?? '?';
+    byThread.set(id, (byThread.get(id) ?? 0) + 1);
+  }
+  t.same([...byThread.values()].sort(), [2, 2], 'two tasks per thread, no more');
+});
