@@ -154,19 +154,24 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
         purgedMs = nowMs;
         await query(`DELETE FROM ${DELIVERIES} WHERE expires_ms <= $1`, [nowMs]);
       }
-      // Takes a free or expired record in one statement; a live one is left and read back.
-      const r = await query<{ done: boolean }>(
-        `WITH taken AS (
-           INSERT INTO ${DELIVERIES} (source, delivery_id, done, expires_ms) VALUES ($1, $2, false, $3)
+      // Takes a free or expired record in one statement; a live one is left and read back in a
+      // second statement. Not in the same one: its snapshot predates a concurrent claim that
+      // committed while this insert waited on it, so the row it conflicted with would read as
+      // absent (two claims of one delivery both won, under load).
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const taken = await query(
+          `INSERT INTO ${DELIVERIES} (source, delivery_id, done, expires_ms) VALUES ($1, $2, false, $3)
            ON CONFLICT (source, delivery_id) DO UPDATE SET done = false, expires_ms = excluded.expires_ms WHERE ${DELIVERIES}.expires_ms <= $4
-           RETURNING true AS taken
-         )
-         SELECT (SELECT taken FROM taken) AS taken, (SELECT done FROM ${DELIVERIES} WHERE source = $1 AND delivery_id = $2) AS done`,
-        [source, id, nowMs + leaseMs, nowMs],
-      );
-      const row = r.rows[0] as { taken: boolean | null; done: boolean | null } | undefined;
-      if (row?.taken || row?.done === null || row?.done === undefined) return 'new';
-      return row.done ? 'done' : 'pending';
+           RETURNING true AS taken`,
+          [source, id, nowMs + leaseMs, nowMs],
+        );
+        if (taken.rows.length > 0) return 'new';
+        const live = await query<{ done: boolean }>(`SELECT done FROM ${DELIVERIES} WHERE source = $1 AND delivery_id = $2 AND expires_ms > $3`, [source, id, nowMs]);
+        const row = live.rows[0];
+        if (row) return row.done ? 'done' : 'pending';
+        // It expired or was released in between: claim again.
+      }
+      return 'pending';
     },
     async completeDelivery(source, id, nowMs, ttlMs) {
       await query(`UPDATE ${DELIVERIES} SET done = true, expires_ms = $1 WHERE source = $2 AND delivery_id = $3`, [nowMs + ttlMs, source, id]);

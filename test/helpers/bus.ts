@@ -62,6 +62,20 @@ export async function startBus(
   options: { config?: Record<string, unknown>; emu?: TestEmulator; waitTimeSec?: number; supervisor?: Partial<SupervisorOptions>; supervisorEndpoint?: string } = {},
 ): Promise<Bus> {
   const emu = options.emu ?? (await emulator());
+  try {
+    return await startBusOn(emu, handlers, options);
+  } catch (err) {
+    // A bad config or a failed start must not leave the emulator this call started behind.
+    if (!options.emu) await emu.stop();
+    throw err;
+  }
+}
+
+async function startBusOn(
+  emu: TestEmulator,
+  handlers: HandlerSpec[],
+  options: { config?: Record<string, unknown>; emu?: TestEmulator; waitTimeSec?: number; supervisor?: Partial<SupervisorOptions>; supervisorEndpoint?: string },
+): Promise<Bus> {
   const prefix = `${uniqueName('q')}-`;
   const config = loadConfig({
     env: {},
