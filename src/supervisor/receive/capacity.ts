@@ -320,43 +320,37 @@ export class Capacity {
     }
   }
 
+  /** Whether `w` goes before `best` for a running slot: its queue holds fewer, then its buffer's promotion, then the oldest wait. */
+  readonly #runsFirst = (w: Waiter, best: Waiter): boolean => {
+    const a = this.held(w.queue);
+    const b = this.held(best.queue);
+    return a < b || (a === b && (Number(w.promote) > Number(best.promote) || (w.promote === best.promote && w.seq < best.seq)));
+  };
+
+  /** Whether `w` goes before `best` for a prefetch slot: its queue holds fewer prefetched, then the oldest wait. */
+  readonly #prefetchesFirst = (w: Waiter, best: Waiter): boolean => {
+    const a = this.prefetchedOf(w.queue);
+    const b = this.prefetchedOf(best.queue);
+    return a < b || (a === b && w.seq < best.seq);
+  };
+
+  readonly #mayRunNow = (w: Waiter): boolean => this.#mayRun(w);
+  /** Flowing receives that got no running slot (none is free for them) and may prefetch. */
+  readonly #mayPrefetchNow = (w: Waiter): boolean => !(this.#hostHasRoom() && this.#mayRun(w)) && this.#mayPrefetch(w);
+
+  #pick(eligible: (w: Waiter) => boolean, first: (w: Waiter, best: Waiter) => boolean): Waiter | undefined {
+    let best: Waiter | undefined;
+    for (const w of this.#waiters) if (eligible(w) && (!best || first(w, best))) best = w;
+    return best;
+  }
+
   #pump(): void {
     if (this.#waiters.length === 0) return;
-    // Running slots, one at a time to the waiter whose queue holds the fewest (its buffer's
-    // promotion first, then the oldest wait).
-    while (this.#hostHasRoom()) {
-      let best: Waiter | undefined;
-      for (const w of this.#waiters) {
-        if (!this.#mayRun(w)) continue;
-        if (!best) {
-          best = w;
-          continue;
-        }
-        const a = this.held(w.queue);
-        const b = this.held(best.queue);
-        if (a < b || (a === b && (Number(w.promote) > Number(best.promote) || (w.promote === best.promote && w.seq < best.seq)))) best = w;
-      }
-      if (!best) break;
-      this.#grant(best, 'running');
-    }
-    // Prefetch slots, to the flowing receives that got no running slot, the queue holding the
-    // fewest first. Not past the settling bound: a slow SQS must not let received messages pile up.
-    while (this.#prefetchedTotal < this.#globalCap && this.#settlingTotal < this.#globalCap) {
-      let best: Waiter | undefined;
-      for (const w of this.#waiters) {
-        if (this.#hostHasRoom() && this.#mayRun(w)) continue; // a running slot is free for it
-        if (!this.#mayPrefetch(w)) continue;
-        if (!best) {
-          best = w;
-          continue;
-        }
-        const a = this.prefetchedOf(w.queue);
-        const b = this.prefetchedOf(best.queue);
-        if (a < b || (a === b && w.seq < best.seq)) best = w;
-      }
-      if (!best) break;
-      this.#grant(best, 'prefetched');
-    }
+    // Running slots, one at a time (max-min fairness across queues).
+    for (let w; this.#hostHasRoom() && (w = this.#pick(this.#mayRunNow, this.#runsFirst)); ) this.#grant(w, 'running');
+    // Prefetch slots. Not past the settling bound: a slow SQS must not let received messages pile up.
+    const prefetchRoom = () => this.#prefetchedTotal < this.#globalCap && this.#settlingTotal < this.#globalCap;
+    for (let w; prefetchRoom() && (w = this.#pick(this.#mayPrefetchNow, this.#prefetchesFirst)); ) this.#grant(w, 'prefetched');
     const ready = (w: Waiter) => {
       const granted = w.running + w.prefetched;
       return granted >= w.min || (granted > 0 && granted >= w.max);
