@@ -136,8 +136,10 @@ t.test('kill -9 of the supervisor at random moments, restarted each time', async
   t.ok(tl.reruns(ids) <= inFlightAtKills, `re-runs (${tl.reruns(ids)}) <= in flight at the kills (${inFlightAtKills})`);
   t.ok(kills.some((k) => k.handledBefore > 0 && k.handledBefore < ids.length), 'kills landed in the middle of the work');
   t.ok(inFlightAtKills > 0, `kills left messages in flight (${kills.map((k) => k.inFlight).join(', ')})`);
-  // SPEC "Slots": running + prefetched + settling, each at most the cap (20; prefetch 10 by default).
-  t.ok(kills.every((k) => k.inFlight <= 3 * 20), `in flight at each kill (SQS's count) <= 3 x cap (${kills.map((k) => k.inFlight).join(', ')})`);
+  // SPEC "Slots": a killed process held at most running + prefetched + settling, each at most the cap
+  // (20; prefetch 10 by default), so a kill -9 re-delivers at most 3 x cap. (SQS's in-flight count at a
+  // kill also holds what earlier kills left invisible, so it is not the bound itself.)
+  t.ok(tl.duplicated(ids) <= kills.length * 3 * 20, `duplicates (${tl.duplicated(ids)}) <= ${kills.length} kills x 3 x cap`);
   record({
     fault: 'crash',
     case: 'supervisor kill -9 x' + kills.length,
