@@ -200,7 +200,9 @@ export class Poller {
    *   their slots back when the backlog ends.
    * While receives come back full, more messages wait: the fill window waits up to FILL_MS for a
    * whole batch of slots (a receive of 10 costs the call and the bill of a receive of 1); once they
-   * come back short, what is free is taken at once (latency). Only an idle long poll is abortable: a
+   * come back short, what is free is taken at once (latency). A flowing queue's receives may take
+   * prefetch slots once its running slots are full, while the load model says its handlers hold a
+   * slot a while (`LoadModel.prefetches`). Only an idle long poll is abortable: a
    * flowing one returns within a second, and an aborted call may already have taken messages
    * (hidden for their visibility timeout, a receive spent), which a finished one releases at once.
    */
@@ -208,8 +210,9 @@ export class Poller {
     const idleWaitSec = this.#o.waitTimeSec ?? SQS_MAX_WAIT_SEC;
     if (!this.#flowing) return { want: 1, fillMs: 0, waitSec: idleWaitSec, abortable: true, prefetch: false };
     const fillMs = this.#full ? FILL_MS : 0;
-    if (index === 0) return { want: Math.max(1, Math.min(SQS_MAX_RECEIVE, 2 * last)), fillMs, waitSec: Math.min(FLOWING_WAIT_SEC, idleWaitSec), abortable: false, prefetch: true };
-    return { want: SQS_MAX_RECEIVE, fillMs, waitSec: 0, abortable: false, prefetch: true };
+    const prefetch = this.#o.load.prefetches(this.#o.queue.queue);
+    if (index === 0) return { want: Math.max(1, Math.min(SQS_MAX_RECEIVE, 2 * last)), fillMs, waitSec: Math.min(FLOWING_WAIT_SEC, idleWaitSec), abortable: false, prefetch };
+    return { want: SQS_MAX_RECEIVE, fillMs, waitSec: 0, abortable: false, prefetch };
   }
 
   async #receive(max: number, waitTimeSec: number, abortable: boolean): Promise<Message[]> {
