@@ -62,9 +62,11 @@ t.test('headers dribbled and a body dribbled are closed at their deadline; other
     await new Promise((r) => setTimeout(r, 2_000));
     t.ok((await healthzMs(http.port)) < HTTP_LIMITS.checkIntervalMs, '/healthz answers while slow clients hold sockets');
   }
-  // Node checks the deadlines every checkIntervalMs: a close is at most one interval late, plus one
-  // more for this busy machine's timers.
-  const late = 2 * HTTP_LIMITS.checkIntervalMs;
+  // Node checks the deadlines every checkIntervalMs: a close is at most one interval late, plus the
+  // event loop's lag on a busy machine (measured: 12,041 ms for the 10,000 ms headers deadline on
+  // Node 24 in CI with the suite's other files running; 11 s on an idle one). A missing deadline
+  // shows as the 30 s idle timeout or never.
+  const late = 3 * HTTP_LIMITS.checkIntervalMs;
   const h = await headers.closedAfterMs;
   t.ok(h >= HTTP_LIMITS.headersTimeoutMs - HTTP_LIMITS.checkIntervalMs && h <= HTTP_LIMITS.headersTimeoutMs + late, `headers dribbled: closed after ${h} ms (limit ${HTTP_LIMITS.headersTimeoutMs})`);
   const b = await body.closedAfterMs;
