@@ -69,31 +69,38 @@ t.test('/healthz answers within 100 ms while a 1,000-row feed of 250 KiB events 
   // time the process waited for a core.
   const lagMaxMs = async () => Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await (await fetch(`${base}/metrics`)).text())?.[1]) * 1000;
 
-  /** The slowest /healthz over `ms` with no page being served: what this machine gives right now. */
-  async function idleMax(ms: number): Promise<number> {
+  /**
+   * Another process asking /healthz every 20 ms (not this one: it reads the pages, which would delay
+   * its reading of the answers). `stop()` resolves to the latencies (ms), sorted.
+   */
+  async function startPoller(): Promise<{ stop(): Promise<number[]> }> {
     const poller = spawn(process.execPath, ['--input-type=module', '-e', POLLER, base], { stdio: ['pipe', 'pipe', 'inherit'] });
     t.teardown(() => poller.kill());
     let out = '';
     poller.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const done = new Promise((resolve) => poller.on('exit', resolve));
     await new Promise<void>((resolve) => poller.stdout.once('data', () => resolve()));
+    return {
+      async stop() {
+        poller.stdin.end();
+        await done;
+        return (JSON.parse(out.slice(out.indexOf('\n') + 1)) as number[]).sort((x, y) => x - y);
+      },
+    };
+  }
+
+  /** The slowest /healthz over `ms` with no page being served: what this machine gives right now. */
+  async function idleMax(ms: number): Promise<number> {
+    const poller = await startPoller();
     await new Promise((resolve) => setTimeout(resolve, ms));
-    poller.stdin.end();
-    await done;
-    const latencies = JSON.parse(out.slice(out.indexOf('\n') + 1)) as number[];
-    return Math.max(...latencies);
+    return Math.max(...(await poller.stop()));
   }
 
   /** Walks the whole feed while another process asks /healthz every 20 ms. */
   async function walk() {
-    // Another process: this one reads the pages, which would delay its reading of the answers.
-    const poller = spawn(process.execPath, ['--input-type=module', '-e', POLLER, base], { stdio: ['pipe', 'pipe', 'inherit'] });
-    t.teardown(() => poller.kill());
-    let pollerOut = '';
-    poller.stdout.on('data', (d: Buffer) => (pollerOut += d.toString()));
-    const pollerDone = new Promise((resolve) => poller.on('exit', resolve));
-    await new Promise<void>((resolve) => poller.stdout.once('data', () => resolve()));
+    const poller = await startPoller();
     await lagMaxMs();
+    let latencies: number[] = [];
     const seen: string[] = [];
     let largest = 0;
     let pages = 0;
@@ -113,11 +120,9 @@ t.test('/healthz answers within 100 ms while a 1,000-row feed of 250 KiB events 
         await new Promise((resolve) => setTimeout(resolve, 10));
       } while (cursor !== null && pages <= ROWS);
     } finally {
-      poller.stdin.end();
-      await pollerDone;
+      latencies = await poller.stop();
     }
     const lagMs = await lagMaxMs();
-    const latencies = (JSON.parse(pollerOut.slice(pollerOut.indexOf('\n') + 1)) as number[]).sort((a, b) => a - b);
     const max = latencies[latencies.length - 1] ?? Infinity;
     const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))]!.toFixed(1);
     t.comment(

@@ -121,7 +121,12 @@ async function startBusOn(
     waitTimeSec: options.waitTimeSec ?? 1,
     ...options.supervisor,
   });
-  await sup.start();
+  try {
+    await sup.start();
+  } catch (err) {
+    channel.close(); // its port would keep the test process alive
+    throw err;
+  }
   const publisher = createPublisher({ sns: emu.sns, topic: config.topic, source: 'test' });
   const counts = new Int32Array(counters);
   const idx = (queue?: string) => (queue === undefined ? handlers.length : queueIndex[queue]!);

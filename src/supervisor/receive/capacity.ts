@@ -290,14 +290,18 @@ export class Capacity {
     return this.#total < this.#globalCap && this.#settlingTotal < this.#globalCap;
   }
 
-  /** Whether a waiter may take a running slot now, the host permitting. */
-  #mayRun(w: Waiter): boolean {
+  #hostHasPrefetchRoom(): boolean {
+    return this.#prefetchedTotal < this.#globalCap && this.#settlingTotal < this.#globalCap;
+  }
+
+  /** Whether a waiter may take a running slot now, the host permitting (a field: `#pick` takes it as is). */
+  readonly #mayRun = (w: Waiter): boolean => {
     if (w.running + w.prefetched >= w.max) return false;
     // A queue's prefetched messages take its free slots before its receives do.
     if (!w.promote && (this.#waiting.get(w.queue) ?? 0) > 0) return false;
     const cap = this.capOf(w.queue);
     return this.held(w.queue) < cap && this.settlingOf(w.queue) < cap;
-  }
+  };
 
   /** Whether a waiter may take a prefetch slot now (asked once no running slot is free for it). */
   #mayPrefetch(w: Waiter): boolean {
@@ -334,7 +338,6 @@ export class Capacity {
     return a < b || (a === b && w.seq < best.seq);
   };
 
-  readonly #mayRunNow = (w: Waiter): boolean => this.#mayRun(w);
   /** Flowing receives that got no running slot (none is free for them) and may prefetch. */
   readonly #mayPrefetchNow = (w: Waiter): boolean => !(this.#hostHasRoom() && this.#mayRun(w)) && this.#mayPrefetch(w);
 
@@ -347,10 +350,9 @@ export class Capacity {
   #pump(): void {
     if (this.#waiters.length === 0) return;
     // Running slots, one at a time (max-min fairness across queues).
-    for (let w; this.#hostHasRoom() && (w = this.#pick(this.#mayRunNow, this.#runsFirst)); ) this.#grant(w, 'running');
+    for (let w; this.#hostHasRoom() && (w = this.#pick(this.#mayRun, this.#runsFirst)); ) this.#grant(w, 'running');
     // Prefetch slots. Not past the settling bound: a slow SQS must not let received messages pile up.
-    const prefetchRoom = () => this.#prefetchedTotal < this.#globalCap && this.#settlingTotal < this.#globalCap;
-    for (let w; prefetchRoom() && (w = this.#pick(this.#mayPrefetchNow, this.#prefetchesFirst)); ) this.#grant(w, 'prefetched');
+    for (let w; this.#hostHasPrefetchRoom() && (w = this.#pick(this.#mayPrefetchNow, this.#prefetchesFirst)); ) this.#grant(w, 'prefetched');
     const ready = (w: Waiter) => {
       const granted = w.running + w.prefetched;
       return granted >= w.min || (granted > 0 && granted >= w.max);

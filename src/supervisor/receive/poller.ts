@@ -179,8 +179,7 @@ export class Poller {
       const held = inFlight.addAll(q, received, q.handler.visibilityTimeoutSec, sentAt + q.handler.visibilityTimeoutSec * 1000);
       if (stopped.aborted) {
         // Received after the stop: handed back at once, so another host takes them now.
-        capacity.giveBack(q.queue, run);
-        capacity.givePrefetchBack(q.queue, received.length - run);
+        giveBackUnused(capacity, q.queue, { running: run, prefetch: received.length - run }, 0);
         for (const m of held) void inFlight.release(m, 'shutdown');
         continue;
       }

@@ -32,10 +32,6 @@ export class PrefetchBuffer {
     this.#o = options;
   }
 
-  get size(): number {
-    return this.#messages.length;
-  }
-
   /** Messages received into prefetch slots (one slot each, already taken); `held` are their in-flight entries. */
   add(messages: readonly ReceivedMessage[], held: readonly InFlightMessage[]): void {
     this.#messages.push(...messages);
