@@ -68,6 +68,10 @@ t.test('SIGTERM while handlers run: they finish, the rest stays queued, exit 0',
 t.test('SIGTERM with handlers longer than the deadline: released at once, exit 0 in time', async (t) => {
   const { emu, proc, logFile, url, ids } = await setup(t, 3000, 60_000);
   await waitFor('4 handlers running', () => readLog(logFile).filter((l) => l.kind === 'start').length >= 4, 15_000);
+  // And the prefetch full behind them (SQS's count): on a busy machine it may still be filling.
+  const inFlight = async () =>
+    Number((await emu.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessagesNotVisible'] }))).Attributes!.ApproximateNumberOfMessagesNotVisible);
+  await waitFor('4 running + 4 prefetched in flight', async () => (await inFlight()) === 8, 15_000);
   const sentAt = Date.now();
   proc.child.kill('SIGTERM');
   const exit = await proc.exited;
