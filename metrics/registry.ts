@@ -22,8 +22,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     }),
     results: new Counter({
       name: 'eventbus_handler_results_total',
-      help: 'Handler outcomes (success, failure, error, timeout, crashed)',
+      help: 'Handler outcomes (success, failure, error, timeout, crashed; rejected and invalid are dead-lettered at once)',
       labelNames: ['queue', 'event_type', 'result'],
+      registers: r,
+    }),
+    deadLettered: new Counter({
+      name: 'eventbus_messages_dead_lettered_total',
+      help: 'Messages sent to their DLQ at once, not retried (reason: rejected = NonRetryableError, invalid = data failed its schema)',
+      labelNames: ['queue', 'reason'],
       registers: r,
     }),
     duration: new Histogram({ name: 'eventbus_handler_duration_seconds', help: 'Handler run time', labelNames: ['queue'], buckets: DURATION_BUCKETS, registers: r }),

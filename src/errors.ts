@@ -91,6 +91,112 @@ export function describeError(err: unknown): string {
   }
 }
 
+// Marks a NonRetryableError across copies of this package (a handler's `eventbus` may be another
+// install than the supervisor's, so `instanceof` alone could miss it).
+const NON_RETRYABLE = Symbol.for('eventbus.NonRetryableError');
+
+/**
+ * Thrown by a handler for a message that can never succeed (SPEC "Dead-lettered at once"): its result
+ * is `rejected`, and the message goes to its queue's DLQ now instead of after `maxReceiveCount`.
+ */
+export class NonRetryableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NonRetryableError';
+    Object.defineProperty(this, NON_RETRYABLE, { value: true });
+  }
+}
+
+/** Whether a thrown value is a NonRetryableError (of any copy of eventbus). */
+export function isNonRetryable(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[NON_RETRYABLE] === true;
+}
+
+/**
+ * A thrown value as plain data, to cross the thread boundary and to be logged: an Error's name,
+ * message, stack, string `code` and `cause` chain; any other value described (a thrown string or object).
+ */
+export interface ErrorInfo {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+  cause?: ErrorInfo;
+}
+
+/** How deep a `cause` chain is carried (a cycle stops there too). */
+const MAX_ERROR_CAUSES = 8;
+/** Bounds on what crosses the thread per error (a handler's message may be a whole document). */
+const MAX_MESSAGE_CHARS = 4_096;
+const MAX_STACK_CHARS = 16_384;
+
+/** Plain data of a thrown value (never throws; getters that throw are described, not rethrown). */
+export function toErrorInfo(err: unknown, depth = 0): ErrorInfo {
+  try {
+    if (!(err instanceof Error) && !(typeof err === 'object' && err !== null && typeof (err as Error).message === 'string' && typeof (err as Error).stack === 'string')) {
+      const what = err === null ? 'null' : Array.isArray(err) ? 'array' : typeof err;
+      return { name: 'NonError', message: `a ${what} was thrown: ${clip(describeError(err), MAX_MESSAGE_CHARS)}` };
+    }
+    const e = err as Error & { code?: unknown };
+    const out: ErrorInfo = { name: String(e.name || 'Error'), message: clip(String(e.message), MAX_MESSAGE_CHARS) };
+    if (typeof e.stack === 'string') out.stack = clip(e.stack, MAX_STACK_CHARS);
+    if (typeof e.code === 'string' || typeof e.code === 'number') out.code = String(e.code);
+    if (e.cause !== undefined && e.cause !== err && depth < MAX_ERROR_CAUSES) out.cause = toErrorInfo(e.cause, depth + 1);
+    return out;
+  } catch (inner) {
+    return { name: 'NonError', message: `an error that cannot be described was thrown (${String(inner)})` };
+  }
+}
+
+/** `name: message`, the short form in failure events and the `error` field. */
+export function errorSummary(info: ErrorInfo): string {
+  return info.name === 'NonError' ? info.message : `${info.name}: ${info.message}`;
+}
+
+const revivedClasses = new Map<string, new (message: string) => Error>();
+
+/**
+ * An Error made from ErrorInfo, for pino's `err` serializer: its `type` is the original class name
+ * (TypeError, not Error), and its message and stack carry the `cause` chain.
+ */
+export function reviveError(info: ErrorInfo): Error {
+  let Cls = revivedClasses.get(info.name);
+  if (!Cls) {
+    // A class named after the original (names are the handlers' own, few; bounded all the same).
+    Cls = { [info.name]: class extends Error {} }[info.name]!;
+    if (revivedClasses.size < 200) revivedClasses.set(info.name, Cls);
+  }
+  const e = new Cls(info.message);
+  e.name = info.name;
+  e.stack = info.stack ?? `${info.name}: ${info.message}`;
+  if (info.code !== undefined) (e as Error & { code?: string }).code = info.code;
+  if (info.cause) e.cause = reviveError(info.cause);
+  return e;
+}
+
+/** The stack for a failure event: the error's and its causes', at most `maxBytes` UTF-8 bytes. */
+export function stackForEvent(info: ErrorInfo, maxBytes = 2_048): string | null {
+  const parts: string[] = [];
+  for (let e: ErrorInfo | undefined = info, first = true; e; e = e.cause, first = false) {
+    parts.push(`${first ? '' : 'caused by: '}${e.stack ?? `${e.name}: ${e.message}`}`);
+  }
+  const all = parts.join('\n');
+  if (!info.stack && !info.cause) return null;
+  return truncateUtf8(all, maxBytes);
+}
+
+function clip(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+/** Cuts a string to at most `maxBytes` UTF-8 bytes without splitting a character. */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  if (Buffer.byteLength(s) <= maxBytes) return s;
+  const buf = Buffer.from(s).subarray(0, maxBytes - 3);
+  // A cut inside a multi-byte character decodes to U+FFFD at the end: drop it.
+  return `${buf.toString('utf8').replace(/\uFFFD+$/, '')}…`;
+}
+
 // Connection failures by errno code, on the error or anywhere in its cause chain. The SDK knows most
 // of them too (NODEJS_TIMEOUT_ERROR_CODES, NODEJS_NETWORK_ERROR_CODES); the list is ours so that a
 // connection that fails is retried whatever a future SDK version says.

@@ -4,7 +4,8 @@ import { pathToFileURL } from 'node:url';
 import type { Config } from './config.js';
 import { EventBusError } from './errors.js';
 import { QUEUE_NAME_RE } from './aws.js';
-import type { HandlerDefinition } from './types.js';
+import { checkSchemas } from './schema.js';
+import type { AnyHandlerDefinition } from './types.js';
 
 /** Defaults of a handler definition (SPEC "Handlers"). */
 export const HANDLER_DEFAULTS = {
@@ -12,6 +13,9 @@ export const HANDLER_DEFAULTS = {
   timeoutMs: 60_000,
   maxReceiveCount: 5,
 } as const;
+
+/** How long a handler may take to settle after its signal aborted before it counts as `timeout`. */
+export const HANDLER_GRACE_MS = 2_000;
 
 /** SNS filter policies allow at most 150 value combinations. */
 export const MAX_FILTER_VALUES = 150;
@@ -59,14 +63,14 @@ export async function listHandlerFiles(dir: string): Promise<string[]> {
 }
 
 /** Imports a handler module and returns its definition, or throws naming the file. */
-export async function importHandler(file: string): Promise<HandlerDefinition> {
+export async function importHandler(file: string): Promise<AnyHandlerDefinition> {
   let mod: { default?: unknown };
   try {
     mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (err) {
     throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} failed to load: ${(err as Error)?.message ?? err}`, { cause: err });
   }
-  const def = mod.default as HandlerDefinition | undefined;
+  const def = mod.default as AnyHandlerDefinition | undefined;
   if (!def || typeof def !== 'object' || typeof def.handle !== 'function') {
     throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} must default-export a definition with a handle(event, ctx) function`);
   }
@@ -81,7 +85,7 @@ export interface BuiltInHandler {
   /** The module the worker threads load. */
   file: string;
   /** Its declaration (the main thread never loads the module itself). */
-  definition: HandlerDefinition;
+  definition: AnyHandlerDefinition;
   /** What turned it on, for the error when a user's handler takes its queue (e.g. `archive.enabled`). */
   enabledBy: string;
 }
@@ -124,7 +128,7 @@ export async function loadHandlers(
 /** Validates one definition and merges defaults and overrides. Pure apart from the file name in errors. */
 export function resolveHandler(
   file: string,
-  def: HandlerDefinition,
+  def: AnyHandlerDefinition,
   cfg: Pick<Config, 'queuePrefix' | 'concurrency' | 'queues'> & Partial<Pick<Config, 'prefetch'>>,
 ): ResolvedHandler {
   const bad = (why: string) => new EventBusError('ERR_HANDLER_INVALID', `handler ${file}: ${why}`);
@@ -140,11 +144,27 @@ export function resolveHandler(
   }
   let events: string[] | null = null;
   if (def.events !== undefined) {
-    if (!Array.isArray(def.events) || def.events.length === 0 || def.events.some((e) => typeof e !== 'string' || e === '')) {
-      throw bad('events must be a non-empty array of event type strings (omit it for every event)');
+    let types: readonly unknown[];
+    if (Array.isArray(def.events)) types = def.events;
+    else if (typeof def.events === 'object' && def.events !== null) {
+      // The schema map form: the filter is its keys, and each value must be a Standard Schema.
+      checkSchemas(`handler ${file}`, 'events', def.events as Record<string, unknown>);
+      types = Object.keys(def.events);
+    } else types = [];
+    if (types.length === 0 || types.some((e) => typeof e !== 'string' || e === '')) {
+      throw bad('events must be a non-empty array of event type strings, or a map of event type to a Standard Schema validator (omit it for every event)');
     }
-    if (def.events.length > MAX_FILTER_VALUES) throw bad(`events lists ${def.events.length} types; SNS filter policies allow ${MAX_FILTER_VALUES}`);
-    events = [...new Set(def.events)].sort();
+    if (types.length > MAX_FILTER_VALUES) throw bad(`events lists ${types.length} types; SNS filter policies allow ${MAX_FILTER_VALUES}`);
+    events = [...new Set(types as string[])].sort();
+  }
+  if (def.publishes !== undefined) {
+    if (Array.isArray(def.publishes)) {
+      if (def.publishes.some((e) => typeof e !== 'string' || e === '')) throw bad('publishes must be an array of event type strings, or a map of event type to a Standard Schema validator');
+    } else if (typeof def.publishes === 'object' && def.publishes !== null) {
+      checkSchemas(`handler ${file}`, 'publishes', def.publishes as Record<string, unknown>);
+    } else {
+      throw bad('publishes must be an array of event type strings, or a map of event type to a Standard Schema validator');
+    }
   }
   const o = cfg.queues[queue] ?? {};
   const int = (name: string, v: unknown, min: number, max: number): number => {

@@ -14,7 +14,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { EventBusError, describeError, toAwsError } from '../errors.js';
 import { loadHandlers, type ResolvedHandler } from '../handlers.js';
-import { decodeMessage } from '../event/index.js';
+import { DEAD_LETTER_REASON_ATTRIBUTE, decodeMessage } from '../event/index.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { queueUrlOrNull, readDepth } from './status.js';
 import { openConfiguredArchive } from './events.js';
@@ -291,6 +291,8 @@ export function formatMessage(m: Message, n: number, h: ResolvedHandler, raw: bo
     `  body form:     ${form}`,
     `  data:          ${safeJson(event.data)}`,
   ];
+  const reason = m.MessageAttributes?.[DEAD_LETTER_REASON_ATTRIBUTE]?.StringValue;
+  if (reason !== undefined) lines.push(`  dead-lettered: at once, ${reason}`);
   const attrs = Object.entries(m.MessageAttributes ?? {});
   lines.push(`  attributes:    ${attrs.length === 0 ? '(none)' : ''}`.trimEnd());
   for (const [name, a] of attrs) lines.push(`    ${name} (${a.DataType ?? '?'}): ${attributeText(a)}`);
@@ -385,6 +387,8 @@ export async function redrive(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string
 export function copyEntry(m: Message, id: string): SendMessageBatchRequestEntry {
   const attrs: Record<string, MessageAttributeValue> = {};
   for (const [name, a] of Object.entries(m.MessageAttributes ?? {})) {
+    // Why it was dead-lettered belongs to the DLQ copy, not to the message's next run.
+    if (name === DEAD_LETTER_REASON_ATTRIBUTE) continue;
     attrs[name] = {
       DataType: a.DataType,
       ...(a.StringValue !== undefined ? { StringValue: a.StringValue } : {}),

@@ -58,7 +58,7 @@ export async function main(argv: string[]): Promise<void> {
           '--print-iam calls no AWS API. It prints {"worker": <policy>, "provisioner": <policy>}, or one policy',
           'document with --print-iam worker|provisioner (for `aws iam put-role-policy --policy-document`). The',
           'worker may receive, delete and extend messages of the handler queues only (not their DLQs, not',
-          'other queues of the prefix) and read the DLQs\' depth; the provisioner may create and configure the',
+          'other queues of the prefix), read the DLQs\' depth and send to them (dead-lettered at once); the provisioner may create and configure the',
           'handler queues and DLQs, subscribe only sqs endpoints that are those queues, and change or remove',
           'subscriptions of the topic only. The region and account come from the topic ARN, else from config',
           'region (AWS_REGION) and --account. Regenerate after adding or renaming a handler.',

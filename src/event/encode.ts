@@ -7,6 +7,11 @@ export const SNS_MAX_BYTES = 262_144;
 /** SNS PublishBatch limit on entries per call. */
 export const SNS_MAX_BATCH = 10;
 export const EVENT_TYPE_ATTRIBUTE = 'event-type';
+/**
+ * The SQS message attribute a message dead-lettered at once (SPEC: `rejected`, `invalid`) carries in
+ * its DLQ: why. `dlq peek` shows it; `dlq redrive` drops it.
+ */
+export const DEAD_LETTER_REASON_ATTRIBUTE = 'eventbus-dead-letter-reason';
 
 const EXTENSION_NAME_RE = /^[a-z0-9]{1,20}$/;
 const RESERVED = new Set(['specversion', 'id', 'source', 'type', 'time', 'datacontenttype', 'subject', 'data', 'dataschema']);

@@ -49,7 +49,7 @@ export function arnContext(t: IamTarget): { partition: string; region: string; a
 /**
  * The worker policy (`node dist/supervisor`) and the provisioner policy (`eventbus provision`).
  * Worker: receive, delete and extend on the handler queues only (never the DLQs, never other
- * queues of the prefix); read the DLQs' depth; publish to the topic. Provisioner: create and
+ * queues of the prefix); read the DLQs' depth and send to them (dead-lettered at once); publish to the topic. Provisioner: create and
  * configure the handler queues and DLQs; the topic; subscribe only `sqs` endpoints that are our
  * queues (condition keys sns:Protocol and sns:Endpoint); read, change and remove subscriptions of
  * the topic only. `sns:ListTopics` (no resource-level permissions: `"*"`) only for a topic
@@ -73,7 +73,9 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
           Action: ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'],
           Resource: queues,
         },
-        { Sid: 'ReadDeadLetterQueueDepths', Effect: 'Allow', Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], Resource: dlqs },
+        // SendMessage: a message rejected by its handler (NonRetryableError) or failing its schema is
+        // dead-lettered at once, by the worker, not by SQS's redrive.
+        { Sid: 'DeadLetterQueues', Effect: 'Allow', Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'], Resource: dlqs },
         { Sid: 'PublishEvents', Effect: 'Allow', Action: ['sns:Publish'], Resource: topicArn },
         ...listTopics,
       ],

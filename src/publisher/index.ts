@@ -3,11 +3,12 @@ import { EventBusError, awsErrorName, isNotFound, toAwsError } from '../errors.j
 import type { CloudEvent, EventOptions } from '../types.js';
 import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent, encodeEvent } from '../event/index.js';
 import { resolveTopicArn } from './topic.js';
+import { checkSchemas, validateForPublish, type EventSchemas, type StandardSchemaV1 } from '../schema.js';
 
 export { buildEvent, derivedEventId, encodeEvent, SNS_MAX_BYTES, EVENT_TYPE_ATTRIBUTE } from '../event/index.js';
 export { resolveTopicArn, topicName, isTopicArn } from './topic.js';
 
-export interface PublisherOptions {
+export interface PublisherOptions<S extends EventSchemas = EventSchemas> {
   sns: SNSClient;
   /** Topic name or ARN; a name is resolved once with ListTopics. */
   topic: string;
@@ -15,7 +16,16 @@ export interface PublisherOptions {
   source: string;
   /** Called after SNS accepted events (metrics). */
   onPublished?: (type: string, count: number) => void;
+  /**
+   * Event type -> Standard Schema validator (zod, valibot, arktype): an event of a listed type is
+   * validated before it is published (ERR_EVENT_INVALID, before any call), and its data is typed.
+   * Types not listed are published unchecked.
+   */
+  schemas?: S;
 }
+
+/** The data of an event of type K: typed by its schema when the publisher has one for K. */
+export type DataOf<S extends EventSchemas, K extends string> = K extends keyof S ? StandardSchemaV1.InferInput<S[K]> : unknown;
 
 /** One entry of publishBatch: an event to build, or an already built CloudEvent. */
 export type BatchEntry = { type: string; data?: unknown; opts?: EventOptions } | CloudEvent;
@@ -25,9 +35,9 @@ export interface BatchResult {
   failed: Array<{ id: string; type: string | null; code: string; message: string }>;
 }
 
-export interface Publisher {
+export interface Publisher<S extends EventSchemas = EventSchemas> {
   /** Publishes one event; resolves to the event as sent. */
-  createEvent(type: string, data: unknown, opts?: EventOptions): Promise<CloudEvent>;
+  createEvent<K extends string>(type: K, data: DataOf<S, K>, opts?: EventOptions): Promise<CloudEvent>;
   /** Publishes many events in PublishBatch calls (10 entries and 256 KiB each); reports per-entry failures. */
   publishBatch(entries: BatchEntry[]): Promise<BatchResult>;
   /** Publishes an already built event as is. */
@@ -36,8 +46,18 @@ export interface Publisher {
 }
 
 /** Creates a publisher bound to one topic (SPEC: createPublisher(options)). */
-export function createPublisher(options: PublisherOptions): Publisher {
+export function createPublisher<const S extends EventSchemas = EventSchemas>(options: PublisherOptions<S>): Publisher<S> {
   const { sns, source } = options;
+  const schemas: EventSchemas | undefined = options.schemas;
+  if (schemas !== undefined) {
+    if (typeof schemas !== 'object' || schemas === null || Array.isArray(schemas)) {
+      throw new EventBusError('ERR_CONFIG_INVALID', 'createPublisher: schemas must be a map of event type to a Standard Schema validator');
+    }
+    checkSchemas('createPublisher', 'schemas', schemas, 'ERR_CONFIG_INVALID');
+  }
+  /** Validates an event of a type with a schema (ERR_EVENT_INVALID), before any call. */
+  const check = (type: string | null, data: unknown) =>
+    schemas && type !== null && Object.hasOwn(schemas, type) ? validateForPublish(type, schemas[type], data, 'publish') : undefined;
   let arn: Promise<string> | undefined;
   const topicArn = () => {
     arn ??= resolveTopicArn(sns, options.topic).catch((err) => {
@@ -52,6 +72,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
       : toAwsError('Publish', t, err);
 
   async function publishEvent(event: CloudEvent, extraAttributes?: Record<string, string>): Promise<CloudEvent> {
+    await check(event.type, event.data);
     const { body, attributes } = encodeEvent(event, extraAttributes);
     const TopicArn = await topicArn();
     try {
@@ -76,6 +97,8 @@ export function createPublisher(options: PublisherOptions): Publisher {
         const extra = 'specversion' in e ? undefined : e.opts?.attributes;
         return { event, ...encodeEvent(event, extra) };
       });
+      // Every entry is checked before the first call: an invalid one fails the batch, nothing sent.
+      if (schemas) for (const e of encoded) await check(e.event.type, e.event.data);
       if (encoded.length === 0) return result;
       const TopicArn = await topicArn();
       // Chunks respect both PublishBatch limits: 10 entries and 256 KiB in total.

@@ -1,3 +1,4 @@
+import type { MessageAttributeValue } from '@aws-sdk/client-sqs';
 import type { ResolvedHandler } from '../handlers.js';
 
 /** What every stage needs of a queue: its logical name (logs, metrics) and its URL (SQS calls). */
@@ -20,6 +21,8 @@ export interface ReceivedMessage {
   body: string;
   /** SQS message attributes (raw delivery), String values; undefined when there are none. */
   attributes: Record<string, string> | undefined;
+  /** The message attributes as SQS gave them (every data type), to dead-letter the message as it came. */
+  sqsAttributes: Record<string, MessageAttributeValue> | undefined;
   receiveCount: number;
   sentTimestampMs: number | undefined;
 }

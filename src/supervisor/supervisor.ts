@@ -4,7 +4,7 @@ import { createMetrics, type Metrics } from '#metrics/registry.js';
 import { createAwsClients, type AwsClients, type AwsSettings } from '../aws.js';
 import type { Config } from '../config.js';
 import { EventBusError, isNotFound, isRetryableAwsError, toAwsError } from '../errors.js';
-import { loadHandlers, type ResolvedHandler } from '../handlers.js';
+import { HANDLER_GRACE_MS, loadHandlers, type ResolvedHandler } from '../handlers.js';
 import { createLogger, type Logger } from '../log.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';
 import { provision } from '../publisher/provision.js';
@@ -24,9 +24,6 @@ import { QueueStats } from './serve/queue-stats.js';
 import { shareOf } from '../config.js';
 import { extraRoutes, type ExtraRoutes } from '../http/routes.js';
 import { resolveArchiveUrl } from '../archive/store.js';
-
-/** How long a handler may take to settle after its signal aborted before it counts as `timeout`. */
-export const HANDLER_GRACE_MS = 2_000;
 
 export interface SupervisorOptions {
   config: Readonly<Config>;

@@ -3,6 +3,7 @@
 // MessagePort that carries early outcomes and control. The run table's layout is in run-table.ts.
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { AwsSettings } from '../aws.js';
+import type { ErrorInfo } from '../errors.js';
 import type { HandlerResult } from '../types.js';
 
 /** Configuration every thread receives as `workerData.eventbus` (structured-clone-safe). */
@@ -65,7 +66,12 @@ export interface TaskInput {
 /** One message's outcome: data, never an exception. */
 export interface ItemOutput {
   result: Exclude<HandlerResult, 'crashed'>;
+  /** `name: message`, or what went wrong when nothing was thrown (`handler returned false`). */
   error?: string;
+  /** What the handler threw, as plain data: its stack and `cause` chain. */
+  err?: ErrorInfo;
+  /** `invalid`: the schema's issues. */
+  issues?: Array<{ path: string; message: string }>;
   durationMs: number;
   /** The decoded event's type and id (labels, failure events). */
   eventType: string | null;

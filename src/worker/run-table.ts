@@ -7,7 +7,7 @@ export type TableResult = (typeof TABLE_RESULTS)[number];
  * The results a row can hold once its handler finished, by code. Appending keeps old codes; never
  * reorder (both sides of one process share it, so this is about readers of this file, not a wire).
  */
-export const TABLE_RESULTS = ['success', 'failure', 'error', 'timeout'] as const satisfies readonly HandlerResult[];
+export const TABLE_RESULTS = ['success', 'failure', 'error', 'timeout', 'rejected', 'invalid'] as const satisfies readonly HandlerResult[];
 
 /** Cells per row: [thread, clock]. */
 const CELLS = 2;

@@ -187,6 +187,10 @@ t.test('worker-policy.json allows exactly what the worker code calls', async (t)
   }
   const reads = (arn: string) => statements.some((s) => [s.Action].flat().includes('sqs:GetQueueAttributes') && [s.Resource].flat().some((r) => arnMatches(r, arn)));
   t.ok(reads(sqsArn('prod-email-dlq')), "the DLQs' depth is read (eventbus_queue_messages)");
+  // Dead-lettered at once (NonRetryableError, a schema failure): the worker sends to the DLQs, and only to them.
+  const sends = (arn: string) => statements.some((s) => [s.Action].flat().includes('sqs:SendMessage') && [s.Resource].flat().some((r) => arnMatches(r, arn)));
+  for (const q of ['prod-email-dlq', 'prod-billing-dlq']) t.ok(sends(sqsArn(q)), `sqs:SendMessage on ${q}`);
+  for (const q of ['prod-email', 'prod-billing', 'prod-other-team', 'prod-other-team-dlq']) t.notOk(sends(sqsArn(q)), `no sqs:SendMessage on ${q}`);
   t.notOk(reads(sqsArn('prod-other-team')), 'and no other queue of the prefix');
 });
 

@@ -269,6 +269,7 @@ function toReceived(m: Message): ReceivedMessage {
     receiptHandle: m.ReceiptHandle ?? '',
     body: m.Body ?? '',
     attributes,
+    sqsAttributes: m.MessageAttributes,
     receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
     sentTimestampMs: Number.isFinite(sent) && sent > 0 ? sent : undefined,
   };

@@ -8,6 +8,11 @@ import type { InFlight, InFlightMessage } from '../in-flight.js';
 import type { LoadModel } from './load-model.js';
 import type { HandlerPool, RunOutcome } from './pool.js';
 import type { QueueRuntime, ReceivedMessage } from '../queue.js';
+import { reviveError, stackForEvent, truncateUtf8 } from '../../errors.js';
+import { DEAD_LETTER_REASON_ATTRIBUTE } from '../../event/index.js';
+const MAX_REASON_BYTES = 1_024;
+/** SQS: message attributes per message. */
+const MAX_MESSAGE_ATTRIBUTES = 10;
 
 /** Label values per queue without an `events` filter, so odd bodies cannot grow the series without bound. */
 const MAX_TYPE_LABELS = 100;
@@ -145,12 +150,6 @@ export class Dispatcher {
         if (await inFlight.release(held, 'shutdown')) log.info({ ...fields(), result: outcome.result }, 'released at shutdown');
         return;
       }
-      const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
-      const atMax = m.receiveCount >= q.handler.maxReceiveCount;
-      log.warn(
-        { ...fields(), result: outcome.result, error: outcome.error, retryInSec: delaySec, lastAttempt: atMax },
-        atMax ? 'handler failed; the next receive moves the message to the DLQ' : 'handler failed; will retry',
-      );
       this.#o.failureEvents.report({
         queue: q.queue,
         eventType: outcome.eventType,
@@ -159,7 +158,17 @@ export class Dispatcher {
         receiveCount: m.receiveCount,
         result: outcome.result,
         error: outcome.error ?? null,
+        stack: outcome.err ? stackForEvent(outcome.err) : null,
       });
+      // What was thrown, for pino's err serializer (type, message, stack, causes); else the description.
+      const why = outcome.err ? { err: reviveError(outcome.err) } : { error: outcome.error };
+      if ((outcome.result === 'rejected' || outcome.result === 'invalid') && (await this.#deadLetter(q, m, outcome, fields, why))) return;
+      const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
+      const atMax = m.receiveCount >= q.handler.maxReceiveCount;
+      log.warn(
+        { ...fields(), result: outcome.result, ...why, retryInSec: delaySec, lastAttempt: atMax },
+        atMax ? 'handler failed; the next receive moves the message to the DLQ' : 'handler failed; will retry',
+      );
       try {
         await this.#o.acker.changeVisibility(q, m.receiptHandle, delaySec);
       } catch (err) {
@@ -172,6 +181,42 @@ export class Dispatcher {
       capacity.settled(q.queue);
       if (--this.#open === 0) for (const w of this.#idleWaiters.splice(0)) w();
     }
+  }
+
+  /**
+   * Dead-letters a message at once (SPEC: `rejected`, `invalid`): sends it to its DLQ with its body
+   * and attributes plus the reason, then deletes it. False when it could not be sent (no DLQ, the
+   * send failed): the caller retries it as any failure, so nothing is lost.
+   */
+  async #deadLetter(q: QueueRuntime, m: ReceivedMessage, outcome: RunOutcome, fields: () => Record<string, unknown>, why: Record<string, unknown>): Promise<boolean> {
+    const { log, metrics, acker } = this.#o;
+    const reason = truncateUtf8(`${outcome.result}: ${outcome.error ?? ''}`, MAX_REASON_BYTES);
+    const detail = { ...fields(), result: outcome.result, ...why, ...(outcome.issues ? { issues: outcome.issues } : {}) };
+    if (!q.dlqUrl) {
+      log.warn({ ...detail, dlq: q.handler.dlqName }, 'cannot dead-letter: the queue has no DLQ; the message is retried');
+      return false;
+    }
+    const attributes = { ...m.sqsAttributes };
+    // SQS takes 10 message attributes: a message that has them all goes without the reason (it is logged).
+    if (Object.keys(attributes).length < MAX_MESSAGE_ATTRIBUTES) attributes[DEAD_LETTER_REASON_ATTRIBUTE] = { DataType: 'String', StringValue: reason };
+    try {
+      await acker.sendToDlq({ queue: q.queue, url: q.dlqUrl }, { body: m.body, attributes });
+    } catch (err) {
+      log.warn({ ...detail, sendError: err }, 'dead-letter send failed; the message is retried');
+      return false;
+    }
+    metrics.deadLettered.inc({ queue: q.queue, reason: outcome.result });
+    log.warn(
+      { ...detail, dlq: q.handler.dlqName, reason },
+      outcome.result === 'invalid' ? 'event failed its schema; dead-lettered at once' : 'handler rejected the message (NonRetryableError); dead-lettered at once',
+    );
+    try {
+      await acker.delete(q, m.receiptHandle);
+      metrics.deleted.inc({ queue: q.queue });
+    } catch (err) {
+      log.warn({ ...fields(), err }, 'dead-lettered but not deleted: it will be delivered again (and dead-lettered again)');
+    }
+    return true;
   }
 }
 

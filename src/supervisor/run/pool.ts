@@ -2,6 +2,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { decodeMessage } from '../../event/index.js';
 import type { Logger } from '../../log.js';
+import type { ErrorInfo } from '../../errors.js';
 import type { HandlerResult } from '../../types.js';
 import { isPortOffer, type FromThread, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type ToThread, type WorkerConfig, type WorkerData } from '../../worker/protocol.js';
 import { RunTable } from '../../worker/run-table.js';
@@ -41,6 +42,10 @@ export interface PoolOptions {
 export interface RunOutcome {
   result: HandlerResult;
   error?: string | undefined;
+  /** What the handler threw, with its stack and causes (plain data from the thread). */
+  err?: ErrorInfo | undefined;
+  /** `invalid`: its schema's issues. */
+  issues?: Array<{ path: string; message: string }> | undefined;
   durationMs: number;
   /** The decoded event's type and id; null/messageId when the handler never got to run. */
   eventType: string | null;

@@ -1,7 +1,9 @@
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
+  SendMessageCommand,
   type BatchResultErrorEntry,
+  type MessageAttributeValue,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { isRetryableAwsError } from '../../errors.js';
@@ -18,6 +20,12 @@ export const SQS_MAX_BATCH = 10;
 interface CmvEntry {
   receiptHandle: string;
   visibilityTimeoutSec: number;
+}
+
+/** A message to send to a DLQ as is: its body and its message attributes. */
+export interface DeadLetterEntry {
+  body: string;
+  attributes: Record<string, MessageAttributeValue>;
 }
 
 export interface AckerOptions {
@@ -43,6 +51,7 @@ export class Acker {
   readonly #o: AckerOptions;
   readonly #deletes = new Map<string, Batcher<string>>();
   readonly #changes = new Map<string, Batcher<CmvEntry>>();
+  readonly #dlqSends = new Map<string, Batcher<DeadLetterEntry>>();
 
   constructor(options: AckerOptions) {
     this.#o = options;
@@ -80,9 +89,31 @@ export class Acker {
     return b.add({ receiptHandle, visibilityTimeoutSec: Math.max(0, Math.round(visibilityTimeoutSec)) });
   }
 
+  /**
+   * Sends a message to a dead-letter queue (dead-lettered at once). One SendMessage per message, not
+   * a batch: a batch's 10 bodies could pass SQS's per-call size limit, and this path is rare.
+   */
+  sendToDlq(dlq: QueueRef, entry: DeadLetterEntry): Promise<void> {
+    let b = this.#dlqSends.get(dlq.url);
+    if (!b) {
+      b = this.#batcher<DeadLetterEntry>(
+        dlq,
+        'SendMessage',
+        async ([e]) => {
+          await this.#o.sqs.send(new SendMessageCommand({ QueueUrl: dlq.url, MessageBody: e!.body, MessageAttributes: e!.attributes }));
+          return [null];
+        },
+        undefined,
+        1,
+      );
+      this.#dlqSends.set(dlq.url, b);
+    }
+    return b.add(entry);
+  }
+
   /** Sends whatever is pending and waits for every call in progress. */
   async flush(): Promise<void> {
-    await Promise.all([...this.#deletes.values(), ...this.#changes.values()].map((b) => b.flush()));
+    await Promise.all([...this.#deletes.values(), ...this.#changes.values(), ...this.#dlqSends.values()].map((b) => b.flush()));
   }
 
   #batcher<T>(
@@ -90,10 +121,11 @@ export class Acker {
     operation: string,
     send: (items: T[]) => Promise<Array<EntryFailure | null>>,
     hold?: (pending: number) => boolean,
+    maxBatch = SQS_MAX_BATCH,
   ): Batcher<T> {
     const { health, log, onError } = this.#o;
     return new Batcher<T>({
-      maxBatch: SQS_MAX_BATCH,
+      maxBatch,
       lingerMs: this.#o.lingerMs ?? 5,
       ...(hold ? { hold, maxLingerMs: MAX_DELETE_LINGER_MS } : {}),
       maxAttempts: 4,

@@ -12,7 +12,10 @@ export interface FailureEventData {
   messageId: string;
   receiveCount: number;
   result: Exclude<HandlerResult, 'success'>;
+  /** `name: message` of what was thrown, or what went wrong. */
   error: string | null;
+  /** The stack of what was thrown and of its causes, at most 2 KiB; null when nothing with a stack was thrown. */
+  stack: string | null;
 }
 
 /**
