@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import type { Config } from './config.js';
 import { EventBusError } from './errors.js';
 import { QUEUE_NAME_RE } from './aws.js';
+import { nearest } from './suggest.js';
 import type { HandlerDefinition } from './types.js';
 
 /** Defaults of a handler definition (SPEC "Handlers"). */
@@ -37,6 +38,24 @@ export interface ResolvedHandler {
   maxReceiveCount: number;
 }
 
+/**
+ * Every key a handler definition may have (SPEC "Handlers"). A test holds it equal to
+ * `keyof HandlerDefinition`; anything else in a definition fails the start (a typo such as
+ * `maxRecieveCount` would otherwise be ignored and its default used).
+ */
+export const DEFINITION_KEYS = [
+  'queue',
+  'events',
+  'publishes',
+  'concurrency',
+  'visibilityTimeout',
+  'timeoutMs',
+  'maxReceiveCount',
+  'setup',
+  'handle',
+  'teardown',
+] as const;
+
 /** Lists handler files: top-level .js/.mjs, not starting with `_`, not .d.ts or .map. */
 export async function listHandlerFiles(dir: string): Promise<string[]> {
   const abs = resolve(dir);
@@ -58,6 +77,25 @@ export async function listHandlerFiles(dir: string): Promise<string[]> {
   return files;
 }
 
+/**
+ * Fails naming the file and every key that is not a definition key, with the nearest valid key
+ * when one is close (`unknown key "maxRecieveCount" (did you mean "maxReceiveCount"?)`).
+ */
+export function checkDefinitionKeys(file: string, def: object): void {
+  const valid: readonly string[] = DEFINITION_KEYS;
+  const unknown = Object.keys(def).filter((k) => !valid.includes(k));
+  if (unknown.length === 0) return;
+  const each = unknown.map((k) => {
+    const near = nearest(k, DEFINITION_KEYS);
+    return `unknown key "${k}"${near ? ` (did you mean "${near}"?)` : ''}`;
+  });
+  const anyNear = each.some((e) => e.includes('did you mean'));
+  throw new EventBusError(
+    'ERR_HANDLER_INVALID',
+    `handler ${file}: ${each.join('; ')}${anyNear ? '' : ` (valid keys: ${DEFINITION_KEYS.join(', ')})`}`,
+  );
+}
+
 /** Imports a handler module and returns its definition, or throws naming the file. */
 export async function importHandler(file: string): Promise<HandlerDefinition> {
   let mod: { default?: unknown };
@@ -67,6 +105,7 @@ export async function importHandler(file: string): Promise<HandlerDefinition> {
     throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} failed to load: ${(err as Error)?.message ?? err}`, { cause: err });
   }
   const def = mod.default as HandlerDefinition | undefined;
+  if (def && typeof def === 'object') checkDefinitionKeys(file, def);
   if (!def || typeof def !== 'object' || typeof def.handle !== 'function') {
     throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} must default-export a definition with a handle(event, ctx) function`);
   }
@@ -127,6 +166,7 @@ export function resolveHandler(
   def: HandlerDefinition,
   cfg: Pick<Config, 'queuePrefix' | 'concurrency' | 'queues'> & Partial<Pick<Config, 'prefetch'>>,
 ): ResolvedHandler {
+  checkDefinitionKeys(file, def);
   const bad = (why: string) => new EventBusError('ERR_HANDLER_INVALID', `handler ${file}: ${why}`);
   const queue = def.queue ?? basename(file).replace(/\.(m?js)$/, '');
   if (typeof queue !== 'string' || queue === '') throw bad('queue must be a non-empty string');
