@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { EventBusError } from './errors.js';
 import { QUEUE_NAME_RE } from './aws.js';
 import { nearest } from './suggest.js';
+import { describeLoadError } from './handler-load-error.js';
 import type { HandlerDefinition } from './types.js';
 
 /** Defaults of a handler definition (SPEC "Handlers"). */
@@ -102,7 +103,7 @@ export async function importHandler(file: string): Promise<HandlerDefinition> {
   try {
     mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (err) {
-    throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} failed to load: ${(err as Error)?.message ?? err}`, { cause: err });
+    throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} failed to load: ${await describeLoadError(file, err)}`, { cause: err });
   }
   const def = mod.default as HandlerDefinition | undefined;
   if (def && typeof def === 'object') checkDefinitionKeys(file, def);
