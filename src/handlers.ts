@@ -57,7 +57,16 @@ export const DEFINITION_KEYS = [
   'teardown',
 ] as const;
 
-/** Lists handler files: top-level .js/.mjs, not starting with `_`, not .d.ts or .map. */
+/** Test files compiled beside the handlers (`email.test.ts` → `email.test.js`) are not handlers. */
+const TEST_FILE_RE = /\.(test|spec)\.m?js$/;
+/** TypeScript sources that would be handlers once compiled (not declarations, not tests). */
+const TS_SOURCE_RE = /^(?!.*\.d\.[mc]?ts$)(?!.*\.(test|spec)\.[mc]?ts$).*\.[mc]?ts$/;
+
+/**
+ * Lists handler files: top-level .js/.mjs, not starting with `_`, not .d.ts or .map, not
+ * `*.test.js`/`*.spec.js`. A folder with TypeScript handler sources and nothing compiled fails
+ * with ERR_HANDLERS_DIR saying how to build; an empty folder lists nothing.
+ */
 export async function listHandlerFiles(dir: string): Promise<string[]> {
   const abs = resolve(dir);
   let names: string[];
@@ -67,15 +76,29 @@ export async function listHandlerFiles(dir: string): Promise<string[]> {
     throw new EventBusError('ERR_HANDLERS_DIR', `handlers folder ${abs} cannot be read (did you run npm run build?)`, { cause: err });
   }
   const files: string[] = [];
+  const sources: string[] = [];
   for (const name of names.sort()) {
     if (name.startsWith('_') || name.startsWith('.')) continue;
     if (name.endsWith('.d.ts') || name.endsWith('.map')) continue;
+    if (TS_SOURCE_RE.test(name)) sources.push(name);
     const ext = extname(name);
     if (ext !== '.js' && ext !== '.mjs') continue;
+    if (TEST_FILE_RE.test(name)) continue;
     const full = join(abs, name);
     if ((await stat(full)).isFile()) files.push(full);
   }
+  if (files.length === 0 && sources.length > 0) throw uncompiledFolder(abs, sources);
   return files;
+}
+
+function uncompiledFolder(abs: string, sources: string[]): EventBusError {
+  const shown = sources.length > 3 ? `${sources.slice(0, 3).join(', ')}, ...` : sources.join(', ');
+  return new EventBusError(
+    'ERR_HANDLERS_DIR',
+    `handlers folder ${abs} holds TypeScript sources (${shown}) that are not compiled, and no .js/.mjs handler: ` +
+      'Node runs the compiled JavaScript. Build them (npm run build, or tsc with an outDir, e.g. dist/handlers) ' +
+      'and point handlersDir (EVENTBUS_HANDLERS_DIR) at the compiled folder',
+  );
 }
 
 /**
