@@ -58,7 +58,7 @@ export function handlerSource(name: string, events: string[]): string {
   return [
     `// The ${name} handler: the events it takes and what it does with each.`,
     '// README "Writing a handler": every key, the results, retries and the dead-letter queue.',
-    `// Its test is ${name}.test.ts beside it (README "Testing a handler").`,
+    `// Its test is ${name}.test.ts beside it.`,
     "import { defineHandler } from 'eventbus';",
     '',
     'export default defineHandler({',
@@ -91,7 +91,7 @@ export function testSource(name: string, events: string[]): string {
   ]);
   return [
     `// Tests of the ${name} handler with the eventbus testing kit: no SQS, no worker threads.`,
-    `// Build, then run: node --test <compiled folder>/${name}.test.js (README "Testing a handler").`,
+    `// Build, then run: node --test <compiled folder>/${name}.test.js (README: eventbus/testing).`,
     "import { test } from 'node:test';",
     "import assert from 'node:assert/strict';",
     "import { makeEvent, runHandler } from 'eventbus/testing';",
