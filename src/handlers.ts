@@ -5,6 +5,8 @@ import type { Config } from './config.js';
 import { EventBusError } from './errors.js';
 import { QUEUE_NAME_RE } from './aws.js';
 import { checkSchemas } from './schema.js';
+import { nearest } from './suggest.js';
+import { describeLoadError } from './handler-load-error.js';
 import type { AnyHandlerDefinition } from './types.js';
 
 /** Defaults of a handler definition (SPEC "Handlers"). */
@@ -41,7 +43,34 @@ export interface ResolvedHandler {
   maxReceiveCount: number;
 }
 
-/** Lists handler files: top-level .js/.mjs, not starting with `_`, not .d.ts or .map. */
+/**
+ * Every key a handler definition may have (SPEC "Handlers"). A test holds it equal to
+ * `keyof HandlerDefinition`; anything else in a definition fails the start (a typo such as
+ * `maxRecieveCount` would otherwise be ignored and its default used).
+ */
+export const DEFINITION_KEYS = [
+  'queue',
+  'events',
+  'publishes',
+  'concurrency',
+  'visibilityTimeout',
+  'timeoutMs',
+  'maxReceiveCount',
+  'setup',
+  'handle',
+  'teardown',
+] as const;
+
+/** Test files compiled beside the handlers (`email.test.ts` → `email.test.js`) are not handlers. */
+const TEST_FILE_RE = /\.(test|spec)\.m?js$/;
+/** TypeScript sources that would be handlers once compiled (not declarations, not tests). */
+const TS_SOURCE_RE = /^(?!.*\.d\.[mc]?ts$)(?!.*\.(test|spec)\.[mc]?ts$).*\.[mc]?ts$/;
+
+/**
+ * Lists handler files: top-level .js/.mjs, not starting with `_`, not .d.ts or .map, not
+ * `*.test.js`/`*.spec.js`. A folder with TypeScript handler sources and nothing compiled fails
+ * with ERR_HANDLERS_DIR saying how to build; an empty folder lists nothing.
+ */
 export async function listHandlerFiles(dir: string): Promise<string[]> {
   const abs = resolve(dir);
   let names: string[];
@@ -51,15 +80,48 @@ export async function listHandlerFiles(dir: string): Promise<string[]> {
     throw new EventBusError('ERR_HANDLERS_DIR', `handlers folder ${abs} cannot be read (did you run npm run build?)`, { cause: err });
   }
   const files: string[] = [];
+  const sources: string[] = [];
   for (const name of names.sort()) {
     if (name.startsWith('_') || name.startsWith('.')) continue;
     if (name.endsWith('.d.ts') || name.endsWith('.map')) continue;
+    if (TS_SOURCE_RE.test(name)) sources.push(name);
     const ext = extname(name);
     if (ext !== '.js' && ext !== '.mjs') continue;
+    if (TEST_FILE_RE.test(name)) continue;
     const full = join(abs, name);
     if ((await stat(full)).isFile()) files.push(full);
   }
+  if (files.length === 0 && sources.length > 0) throw uncompiledFolder(abs, sources);
   return files;
+}
+
+function uncompiledFolder(abs: string, sources: string[]): EventBusError {
+  const shown = sources.length > 3 ? `${sources.slice(0, 3).join(', ')}, ...` : sources.join(', ');
+  return new EventBusError(
+    'ERR_HANDLERS_DIR',
+    `handlers folder ${abs} holds TypeScript sources (${shown}) that are not compiled, and no .js/.mjs handler: ` +
+      'Node runs the compiled JavaScript. Build them (npm run build, or tsc with an outDir, e.g. dist/handlers) ' +
+      'and point handlersDir (EVENTBUS_HANDLERS_DIR) at the compiled folder',
+  );
+}
+
+/**
+ * Fails naming the file and every key that is not a definition key, with the nearest valid key
+ * when one is close (`unknown key "maxRecieveCount" (did you mean "maxReceiveCount"?)`).
+ */
+export function checkDefinitionKeys(file: string, def: object): void {
+  const valid: readonly string[] = DEFINITION_KEYS;
+  const unknown = Object.keys(def).filter((k) => !valid.includes(k));
+  if (unknown.length === 0) return;
+  const each = unknown.map((k) => {
+    const near = nearest(k, DEFINITION_KEYS);
+    return `unknown key "${k}"${near ? ` (did you mean "${near}"?)` : ''}`;
+  });
+  const anyNear = each.some((e) => e.includes('did you mean'));
+  throw new EventBusError(
+    'ERR_HANDLER_INVALID',
+    `handler ${file}: ${each.join('; ')}${anyNear ? '' : ` (valid keys: ${DEFINITION_KEYS.join(', ')})`}`,
+  );
 }
 
 /** Imports a handler module and returns its definition, or throws naming the file. */
@@ -68,9 +130,10 @@ export async function importHandler(file: string): Promise<AnyHandlerDefinition>
   try {
     mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (err) {
-    throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} failed to load: ${(err as Error)?.message ?? err}`, { cause: err });
+    throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} failed to load: ${await describeLoadError(file, err)}`, { cause: err });
   }
   const def = mod.default as AnyHandlerDefinition | undefined;
+  if (def && typeof def === 'object') checkDefinitionKeys(file, def);
   if (!def || typeof def !== 'object' || typeof def.handle !== 'function') {
     throw new EventBusError('ERR_HANDLER_INVALID', `handler ${file} must default-export a definition with a handle(event, ctx) function`);
   }
@@ -131,6 +194,7 @@ export function resolveHandler(
   def: AnyHandlerDefinition,
   cfg: Pick<Config, 'queuePrefix' | 'concurrency' | 'queues'> & Partial<Pick<Config, 'prefetch'>>,
 ): ResolvedHandler {
+  checkDefinitionKeys(file, def);
   const bad = (why: string) => new EventBusError('ERR_HANDLER_INVALID', `handler ${file}: ${why}`);
   const queue = def.queue ?? basename(file).replace(/\.(m?js)$/, '');
   if (typeof queue !== 'string' || queue === '') throw bad('queue must be a non-empty string');

@@ -14,6 +14,7 @@ import { registerStatus } from './status.js';
 import { registerEvents } from './events.js';
 import { registerReplay } from './replay.js';
 import { registerIngress } from './ingress.js';
+import { registerNew } from './new.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -126,6 +127,7 @@ export async function main(argv: string[]): Promise<void> {
   registerEvents(program, common);
   registerReplay(program, common);
   registerIngress(program, common);
+  registerNew(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -1,7 +1,7 @@
 // Start-up checks: bad config, bad handlers and missing queues fail at start with one clear line and exit 1.
 import t from 'tap';
 import { CreateQueueCommand } from '@aws-sdk/client-sqs';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { emulator, uniqueName } from '../helpers/emulator.js';
 import { spawnNode, writeConfig, writeHandlers } from '../helpers/process.js';
@@ -65,6 +65,29 @@ t.test('an invalid handler module fails the start naming the file', async (t) =>
   const r2 = await runToExit(['--config', writeConfig({ handlersDir: dup, http: { host: '127.0.0.1', port: 0 } })]);
   t.equal(r2.code, 1);
   t.match(r2.out, /handlers .*one\.mjs and .*two\.mjs both use queue "one" \[ERR_HANDLER_DUPLICATE_QUEUE\]/);
+});
+
+t.test('a misspelt key, a syntax error and uncompiled sources fail the start with a line to act on', async (t) => {
+  // Expected (issue 13): exit 1 naming the key's nearest valid spelling, the line and column, and the
+  // build. Broke: the typo was ignored (default used), the syntax error had no location, and a folder
+  // of .ts files reported "no handlers found".
+  const http = { host: '127.0.0.1', port: 0 };
+  const typo = writeHandlers([{ queue: 'email', events: ['A'], maxRecieveCount: 3 }]);
+  const r1 = await runToExit(['--config', writeConfig({ handlersDir: typo, http })]);
+  t.equal(r1.code, 1);
+  t.match(r1.out, /^eventbus: handler \/.*\/email\.mjs: unknown key "maxRecieveCount" \(did you mean "maxReceiveCount"\?\) \[ERR_HANDLER_INVALID\]$/m);
+  const syntax = writeHandlers([]);
+  const bad = join(syntax, 'bad.mjs');
+  writeFileSync(bad, 'export default {\n  handle() {\n    return true;\n  }}\n};\n');
+  const r2 = await runToExit(['--config', writeConfig({ handlersDir: syntax, http })]);
+  t.equal(r2.code, 1);
+  t.match(r2.out, `eventbus: handler ${bad} failed to load: SyntaxError: Unexpected token '}' at ${bad}:5:1 [ERR_HANDLER_INVALID]`);
+  const sources = writeHandlers([]);
+  writeFileSync(join(sources, 'email.ts'), 'export default {};\n');
+  t.teardown(() => [typo, syntax, sources].forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const r3 = await runToExit(['--config', writeConfig({ handlersDir: sources, http })]);
+  t.equal(r3.code, 1);
+  t.match(r3.out, /^eventbus: handlers folder .* holds TypeScript sources \(email\.ts\) that are not compiled.*npm run build.*EVENTBUS_HANDLERS_DIR.* \[ERR_HANDLERS_DIR\]$/m);
 });
 
 t.test('the global cap must fit one long poll per queue', async (t) => {
