@@ -317,6 +317,8 @@ function waitForResults(
   }
   if (!Number.isInteger(count) || count < 1) throw new TypeError(`waitFor: count must be an integer >= 1, got ${count}`);
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new TypeError(`waitFor: timeoutMs must be a positive number of ms, got ${timeoutMs}`);
+  // The rejection's stack is the caller's (the test's line), not the kit's timer.
+  const callSite = new Error('waitFor');
   return new Promise<TestResult[]>((resolvePromise, reject) => {
     const done = () => {
       clearTimeout(timer);
@@ -333,7 +335,9 @@ function waitForResults(
       fail(why) {
         done();
         const found = state.results.filter(predicate).length;
-        reject(new Error(`waitFor: ${why} while waiting for ${count} result(s) ${wanted}; ${found} matched.\n${describeSeen(state, typeof match === 'function' ? undefined : match.type)}`));
+        const err = new Error(`waitFor: ${why} while waiting for ${count} result(s) ${wanted}; ${found} matched.\n${describeSeen(state, typeof match === 'function' ? undefined : match.type)}`);
+        err.stack = `Error: ${err.message}\n${callSite.stack?.split('\n').slice(1).join('\n') ?? ''}`;
+        reject(err);
       },
     };
     const timer = setTimeout(() => waiter.fail(`timed out after ${timeoutMs} ms`), timeoutMs);
