@@ -2,6 +2,7 @@
 // through the package's exports, compiled .mjs handlers, and test files run with `node --test` in
 // real child processes. Asserted on their exit status and output.
 import t, { type Test } from 'tap';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/process.js';
 import { userProject, type RunResult, type UserProject } from '../helpers/user-project.js';
@@ -201,10 +202,16 @@ function project(t: Test, options?: { fauxqs?: boolean }): UserProject {
   t.teardown(() => p.remove());
   p.write('handlers/email.mjs', EMAIL_HANDLER);
   p.write('handlers/billing.mjs', BILLING_HANDLER);
+  // Where a TypeScript project's build puts them (the README's example reads them there).
+  p.write('dist/handlers/email.mjs', EMAIL_HANDLER);
+  p.write('dist/handlers/billing.mjs', BILLING_HANDLER);
   return p;
 }
 
 /** Diagnostics of a child's run, shown when an assertion on it fails. */
+const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
+const TSCONFIG = { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, types: ['node'] };
+
 const show = (r: RunResult) => ({ signal: r.signal, timedOut: r.timedOut, output: r.out });
 
 t.test('a user test file with node --test: publish, results, makeEvent, two buses, handlerFiles, a missing folder', async (t) => {
@@ -261,16 +268,31 @@ t.test('user TypeScript type-checks against the published declarations', async (
   p.write(
     'tsconfig.json',
     JSON.stringify({
-      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] },
+      compilerOptions: { ...TSCONFIG, noEmit: true },
       include: ['test/**/*.ts'],
     }),
   );
-  const r = await p.run([join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { timeoutMs: 120_000 });
+  const r = await p.run([TSC, '-p', 'tsconfig.json'], { timeoutMs: 120_000 });
   t.equal(r.code, 0, 'exit status 0', show(r));
   t.equal(r.out.trim(), '');
   // The check can fail: a wrong use of the kit is an error.
   p.write('test/wrong.test.ts', `import { startTestBus } from 'eventbus/testing';\nawait startTestBus({ handlers: './handlers' });\n`);
-  const wrong = await p.run([join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { timeoutMs: 120_000 });
+  const wrong = await p.run([TSC, '-p', 'tsconfig.json'], { timeoutMs: 120_000 });
   t.equal(wrong.code, 2, 'tsc exit status 2: errors', show(wrong));
   t.match(wrong.out, /test\/wrong\.test\.ts\(2,\d+\): error TS2353: Object literal may only specify known properties, and 'handlers' does not exist in type 'TestBusOptions'/);
+});
+
+t.test("the README's startTestBus example passes in a user's project", async (t) => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```ts\n([^]*?)```/g)].map((m) => m[1]!).filter((b) => b.includes('startTestBus, type TestBus'));
+  t.equal(blocks.length, 1, 'one startTestBus example in README.md');
+  const p = project(t);
+  p.write('test/readme.test.ts', blocks[0]!);
+  p.write('tsconfig.json', JSON.stringify({ compilerOptions: TSCONFIG, include: ['test/**/*.ts'] }));
+  const tsc = await p.run([TSC, '-p', 'tsconfig.json'], { timeoutMs: 120_000 });
+  t.equal(tsc.code, 0, 'it compiles', show(tsc));
+  const r = await p.run(['--test', '--test-reporter=tap', 'test/readme.test.js'], { timeoutMs: 60_000 });
+  t.equal(r.code, 0, 'exit status 0', show(r));
+  t.notOk(r.timedOut, 'the test process exited by itself');
+  t.match(r.out, /^# pass 2$/m);
 });
