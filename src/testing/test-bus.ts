@@ -195,7 +195,11 @@ export async function startTestBus(options: TestBusOptions): Promise<TestBus> {
         return publisher.createEvent(type, data, opts) as Promise<CloudEvent<T>>;
       },
       waitFor(match = {}, waitOptions = {}) {
-        return waitForResults({ results, waiters, queues, stopped: () => stopping !== undefined }, match, waitOptions.timeoutMs ?? o.timeoutMs, waitOptions.count);
+        try {
+          return waitForResults({ results, waiters, queues, stopped: () => stopping !== undefined }, match, waitOptions.timeoutMs ?? o.timeoutMs, waitOptions.count);
+        } catch (err) {
+          return Promise.reject(err);
+        }
       },
       stop() {
         stopping ??= (async () => {

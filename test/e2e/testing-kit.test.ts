@@ -108,6 +108,7 @@ test('two buses at once do not see each other', async (t) => {
   const [ea, eb] = await Promise.all([a.publish('USER_CREATED', { bus: 'a' }), b.publish('USER_CREATED', { bus: 'b' })]);
   await Promise.all([a.waitFor({ eventId: ea.id }), b.waitFor({ eventId: eb.id })]);
   await assert.rejects(a.waitFor({ eventId: eb.id }, { timeoutMs: 1000 }), /timed out after 1000 ms/);
+  await assert.rejects(a.waitFor({ eventID: ea.id }), /^TypeError: waitFor: unknown filter field eventID \\(fields: queue, type, eventId, result, count\\)$/);
   assert.deepEqual(a.results.map((r) => r.eventId), [ea.id]);
   assert.deepEqual(b.results.map((r) => r.eventId), [eb.id]);
 });
