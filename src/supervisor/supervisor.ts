@@ -11,7 +11,7 @@ import { provision } from '../publisher/provision.js';
 import { Acker } from './settle/acker.js';
 import { callRetryDelayMs } from '../backoff.js';
 import { Capacity } from './receive/capacity.js';
-import { Dispatcher } from './run/dispatcher.js';
+import { Dispatcher, type DispatcherOptions } from './run/dispatcher.js';
 import { FailureEvents } from './settle/failure-events.js';
 import { SqsHealth } from './serve/health.js';
 import type { Readiness } from '../http/server.js';
@@ -41,6 +41,8 @@ export interface SupervisorOptions {
   metrics?: Metrics;
   /** How often queue depths are read for eventbus_queue_messages (default 5 s). */
   queueStatsIntervalMs?: number;
+  /** Observes each message's outcome once it is settled with SQS (eventbus/testing's results). */
+  onSettled?: DispatcherOptions['onSettled'];
 }
 
 type State = 'created' | 'starting' | 'running' | 'draining' | 'stopped';
@@ -255,6 +257,7 @@ export class Supervisor {
         failureEvents: this.#failureEvents,
         log: this.log,
         retry: cfg.retry,
+        onSettled: this.#o.onSettled,
       });
       for (const q of queues) {
         const p = new Poller({

@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { HANDLER_DEFAULTS, HANDLER_GRACE_MS, resolveHandler } from '../handlers.js';
 import { buildEvent, encodeEvent } from '../event/index.js';
 import { EventBusError } from '../errors.js';
+import { TEST_SOURCE } from './make-event.js';
 import { RunTable } from '../worker/run-table.js';
 import { HandlerRunner, LoadedHandler } from '../worker/runner.js';
 import type { ItemOutput } from '../worker/protocol.js';
@@ -68,7 +69,7 @@ export async function runHandler(definition: AnyHandlerDefinition, event: CloudE
   );
   const published: CloudEvent[] = [];
   const thrown: unknown[] = [];
-  const source = options.source ?? 'eventbus-test';
+  const source = options.source ?? TEST_SOURCE;
   const handler = new LoadedHandler(resolved.queue, definition, log);
   const runner = new HandlerRunner(
     {

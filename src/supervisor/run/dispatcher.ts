@@ -28,6 +28,15 @@ export interface DispatcherOptions {
   failureEvents: FailureEvents;
   log: Logger;
   retry: { baseDelaySec: number; maxDelaySec: number };
+  /** Each message's outcome, once settled with SQS (deleted, backed off or released); the testing kit's results. */
+  onSettled?: ((settled: SettledMessage) => void) | undefined;
+}
+
+/** What `onSettled` observers get: the outcome of one message. */
+export interface SettledMessage extends RunOutcome {
+  queue: string;
+  messageId: string;
+  receiveCount: number;
 }
 
 /**
@@ -179,6 +188,13 @@ export class Dispatcher {
       // or given up on.
       inFlight.remove(held);
       capacity.settled(q.queue);
+      if (this.#o.onSettled) {
+        try {
+          this.#o.onSettled({ ...outcome, queue: q.queue, messageId: m.messageId, receiveCount: m.receiveCount });
+        } catch (err) {
+          log.warn({ ...fields(), err }, 'onSettled observer threw');
+        }
+      }
       if (--this.#open === 0) for (const w of this.#idleWaiters.splice(0)) w();
     }
   }
