@@ -166,7 +166,7 @@ try {
 
 const TYPED_TEST = `import { test } from 'node:test';
 import { defineHandler, type CloudEvent } from 'eventbus';
-import { makeEvent, startTestBus, type HandlerResult, type TestBus, type TestResult } from 'eventbus/testing';
+import { makeEvent, runHandler, startTestBus, type HandlerResult, type RunHandlerResult, type TestBus, type TestResult } from 'eventbus/testing';
 
 test('typed use of the kit', async () => {
   const bus: TestBus = await startTestBus({
@@ -183,6 +183,10 @@ test('typed use of the kit', async () => {
   const email: string = made.data.email;
   const handler = defineHandler<{ email: string }>({ handle: (event) => event.data.email.length > 0 });
   const ok: unknown = handler.handle(made, {} as never);
+  const run: RunHandlerResult = await runHandler(handler, made, { receiveCount: 2, timeoutMs: 100 });
+  const runResult: HandlerResult = run.result;
+  // @ts-expect-error not an option of runHandler
+  await runHandler(handler, made, { retries: 2 });
   const where: string = bus.endpoint + bus.httpUrl + bus.aws.endpoint + bus.aws.credentials.accessKeyId + bus.ports.http + bus.ports.emulator;
   const dlq: string | null = bus.queues[0]!.dlqUrl;
   // @ts-expect-error one of handlersDir and handlerFiles, not both
@@ -193,7 +197,7 @@ test('typed use of the kit', async () => {
   await bus.waitFor({ result: 'succeeded' });
   // @ts-expect-error results are read-only
   bus.results.push(results[0]!);
-  void [first, byPredicate, email, ok, where, dlq];
+  void [first, byPredicate, email, ok, where, dlq, runResult];
   await Promise.all([bus.stop(), files.stop()]);
 });
 `;
@@ -296,4 +300,13 @@ t.test("the README's startTestBus example passes in a user's project", async (t)
   t.equal(r.code, 0, 'exit status 0', show(r));
   t.notOk(r.timedOut, 'the test process exited by itself');
   t.match(r.out, /^# pass 2$/m);
+});
+
+t.test("the README's runHandler example is the example handler's own test (run by npm test)", async (t) => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```ts\n([^]*?)```/g)].map((m) => m[1]!).filter((b) => b.includes('runHandler(email'));
+  t.equal(blocks.length, 1, 'one runHandler example in README.md');
+  const own = readFileSync(join(ROOT, 'handlers', 'email.test.ts'), 'utf8');
+  t.ok(own.includes(blocks[0]!.trim().split('\n').slice(5).join('\n')), 'its tests are copied from handlers/email.test.ts as they are');
+  for (const line of blocks[0]!.trim().split('\n').slice(0, 5)) t.ok(own.includes(line), `and its import: ${line}`);
 });
