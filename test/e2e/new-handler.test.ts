@@ -34,8 +34,7 @@ function project(t: Test): string {
         sourceMap: false,
         typeRoots: [join(ROOT, 'node_modules', '@types')],
       },
-      // Only the handler: its test imports eventbus/testing, which this branch does not have yet.
-      files: ['handlers/email.ts'],
+      include: ['handlers/*.ts'],
     }),
   });
   mkdirSync(join(dir, 'node_modules'));
@@ -96,6 +95,12 @@ t.test('the written handler compiles under the strict settings and loads as a ha
   const ret = await def.handle({ specversion: '1.0', id: 'e1', source: 'test', type: 'USER_CREATED', time: new Date().toISOString(), data: {} }, { log } as never);
   t.equal(ret, true);
   t.same(lines, [[{ eventId: 'e1', eventType: 'USER_CREATED' }, 'handled']]);
+  // Its test compiled beside it (not loaded as a handler, above) and passes with node --test.
+  t.ok(existsSync(join(dir, 'dist', 'handlers', 'email.test.js')), 'the test compiled beside the handler');
+  const test = await run(dir, ['--test', '--test-reporter=tap', join('dist', 'handlers', 'email.test.js')]);
+  t.equal(test.code, 0, `node --test: ${test.out}${test.err}`);
+  t.match(test.out, /^# pass 2$/m, 'one passing test per event type');
+  t.match(test.out, /^# fail 0$/m);
 });
 
 t.test('without --events the handler takes every event', async (t) => {
