@@ -161,6 +161,8 @@ function validateThenHandle(h: LoadedHandler, schemas: Map<string, StandardSchem
 export class HandlerRunner {
   /** Every handler running here (shutdown aborts them all). */
   readonly #running = new Set<ItemRun>();
+  /** Set by abortAll: a handler that starts afterwards (its task crossed the abort) starts aborted. */
+  #abortReason: unknown;
 
   constructor(
     readonly env: RunnerEnv,
@@ -168,6 +170,7 @@ export class HandlerRunner {
   ) {}
 
   abortAll(reason: unknown): void {
+    this.#abortReason ??= reason;
     for (const r of this.#running) r.abort(reason);
   }
 
@@ -366,6 +369,7 @@ export class HandlerRunner {
       const item = task.items[i]!;
       const r = (runs[i] = new ItemRun(h, item));
       running.add(r);
+      if (this.#abortReason !== undefined) r.abort(this.#abortReason);
       let event: CloudEvent;
       try {
         event = r.event = decodeMessage({

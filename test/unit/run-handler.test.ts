@@ -152,3 +152,23 @@ t.test('a definition the start would refuse is refused with the same error', asy
   await t.rejects(runHandler({ handle, concurrency: 0 }, ev('A', {})), { code: 'ERR_HANDLER_INVALID', message: /concurrency/ });
   await t.rejects(runHandler({ handle, publishes: 'X' } as never, ev('A', {})), { code: 'ERR_HANDLER_INVALID', message: /publishes/ });
 });
+
+t.test('a handler that starts after the shutdown abort reached its thread starts aborted', async (t) => {
+  // The abort and a task travel on different channels: the task may arrive after the abort.
+  const { HandlerRunner, LoadedHandler } = await import('../../dist/worker/runner.js');
+  const { RunTable } = await import('../../dist/worker/run-table.js');
+  const { createLogger } = await import('../../dist/log.js');
+  const { encodeEvent } = await import('../../dist/event/index.js');
+  const log = createLogger({ level: 'silent' });
+  let sawAborted: boolean | undefined;
+  const def = { handle: (_e: unknown, ctx: { signal: AbortSignal }) => void (sawAborted = ctx.signal.aborted) };
+  const runner = new HandlerRunner(
+    { log, table: new RunTable(1, Date.now()), threadId: 1, graceMs: 50, sendOutcomes: () => {}, publish: () => Promise.reject(new Error('no')) },
+    new Map([['q', new LoadedHandler('q', def, log)]]),
+  );
+  runner.abortAll(new Error('supervisor shutting down'));
+  const { body } = encodeEvent(ev('A', {}));
+  const out = await runner.run({ taskId: 1, queue: 'q', queueArn: 'arn:q', topicArn: null, timeoutMs: 1_000, items: [{ row: 0, messageId: 'm', receiveCount: 1, body }] });
+  t.equal(sawAborted, true, 'its signal is already aborted');
+  t.equal(out.results[0]![1].result, 'timeout', 'and having taken its signal, its result is timeout (released, run again)');
+});

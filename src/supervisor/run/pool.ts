@@ -91,6 +91,8 @@ export class HandlerPool {
   readonly #freeRows: number[];
   /** Each live thread's port (early outcomes, control), by threadId. */
   readonly #ports = new Map<number, MessagePort>();
+  /** Set by abortAll (shutdown): a thread whose port arrives later is told too. */
+  #abortReason: string | undefined;
   readonly #tasks = new Map<number, Task>();
   #nextTask = 1;
   readonly #log: Logger;
@@ -164,6 +166,9 @@ export class HandlerPool {
     });
     port.on('close', () => this.#ports.delete(threadId));
     port.unref();
+    // The offer travels on parentPort, the tasks on piscina's own channel: a thread may be running a
+    // task before its port arrives here. An abort already sent to the others must reach it too.
+    if (this.#abortReason !== undefined) port.postMessage({ kind: 'abort-all', reason: this.#abortReason } satisfies ToThread);
   }
 
   #tell(m: ToThread): number {
@@ -348,6 +353,7 @@ export class HandlerPool {
 
   /** Aborts every running handler's signal (shutdown deadline). */
   abortAll(reason: string): void {
+    this.#abortReason = reason;
     this.#tell({ kind: 'abort-all', reason });
   }
 
