@@ -1,4 +1,5 @@
-import { PublishBatchCommand, PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import { snsSdk } from './sns-sdk.js';
 import { EventBusError, awsErrorName, isNotFound, toAwsError } from '../errors.js';
 import type { CloudEvent, EventOptions } from '../types.js';
 import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent, encodeEvent } from '../event/index.js';
@@ -76,7 +77,7 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
     const { body, attributes } = encodeEvent(event, extraAttributes);
     const TopicArn = await topicArn();
     try {
-      await sns.send(new PublishCommand({ TopicArn, Message: body, MessageAttributes: attributes }));
+      await sns.send(new (await snsSdk()).PublishCommand({ TopicArn, Message: body, MessageAttributes: attributes }));
     } catch (err) {
       throw notFound(err, TopicArn);
     }
@@ -118,6 +119,7 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
       for (const chunk of chunks) {
         const byEntryId = new Map(chunk.map((e, i) => [String(i), e]));
         try {
+          const { PublishBatchCommand } = await snsSdk();
           const out = await sns.send(
             new PublishBatchCommand({
               TopicArn,

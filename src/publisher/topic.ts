@@ -1,4 +1,5 @@
-import { ListTopicsCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import { snsSdk } from './sns-sdk.js';
 import { EventBusError, toAwsError } from '../errors.js';
 
 /** True for an SNS topic ARN. */
@@ -21,7 +22,7 @@ export async function resolveTopicArn(sns: SNSClient, topic: string): Promise<st
   do {
     let page;
     try {
-      page = await sns.send(new ListTopicsCommand({ NextToken: next }));
+      page = await sns.send(new (await snsSdk()).ListTopicsCommand({ NextToken: next }));
     } catch (err) {
       throw toAwsError('ListTopics', topic, err);
     }

@@ -3,7 +3,8 @@ import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@
 import { createMetrics, type Metrics } from '#metrics/registry.js';
 import { createAwsClients, type AwsClients, type AwsSettings } from '../aws.js';
 import type { Config } from '../config.js';
-import { EventBusError, isNotFound, isRetryableAwsError, toAwsError } from '../errors.js';
+import { EventBusError, isNotFound, toAwsError } from '../errors.js';
+import { isRetryableAwsError } from '../retryable.js';
 import { HANDLER_GRACE_MS, loadHandlers, type ResolvedHandler } from '../handlers.js';
 import { createLogger, type Logger } from '../log.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';

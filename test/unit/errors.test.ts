@@ -1,5 +1,6 @@
 import t from 'tap';
-import { ErrorCodes, EventBusError, RETIRED_CODES, isRetryableAwsError, toAwsError } from '../../dist/errors.js';
+import { ErrorCodes, EventBusError, RETIRED_CODES, toAwsError } from '../../dist/errors.js';
+import { isRetryableAwsError } from '../../dist/retryable.js';
 
 t.test('every error code equals its key', async (t) => {
   for (const [k, v] of Object.entries(ErrorCodes)) t.equal(v, k);

@@ -70,13 +70,24 @@ function scan(file: string): Scanned {
       if (name && name.endsWith('Command')) bound.set(alias ?? name, { service: m[2] as 'sqs' | 'sns', command: name });
     }
   }
+  // Clients loaded lazily through a `<service>Sdk()` loader (src/publisher/sns-sdk.ts): names
+  // destructured from it, and `new (await snsSdk()).XCommand(`.
+  for (const m of text.matchAll(/const\s*\{([^}]*)\}\s*=\s*await\s+(sqs|sns)Sdk\(\)/g)) {
+    for (const raw of m[1]!.split(',')) {
+      const [name, alias] = raw.split(':').map((x) => x.trim());
+      if (name && name.endsWith('Command')) bound.set(alias ?? name, { service: m[2] as 'sqs' | 'sns', command: name });
+    }
+  }
   const actions = new Map<string, string[]>();
+  const add = (service: 'sqs' | 'sns', command: string) => {
+    const action = iamAction(service, command);
+    actions.set(action, [...(actions.get(action) ?? []), command]);
+  };
   for (const m of text.matchAll(/new\s+([A-Za-z0-9_$]+)\s*\(/g)) {
     const b = bound.get(m[1]!);
-    if (!b) continue;
-    const action = iamAction(b.service, b.command);
-    actions.set(action, [...(actions.get(action) ?? []), b.command]);
+    if (b) add(b.service, b.command);
   }
+  for (const m of text.matchAll(/new\s*\(\s*await\s+(sqs|sns)Sdk\(\)\s*\)\.([A-Za-z0-9_$]+Command)\s*\(/g)) add(m[1] as 'sqs' | 'sns', m[2]!);
   const imports: string[] = [];
   for (const m of text.matchAll(/from\s*['"](\.{1,2}\/[^'"]+)\.js['"]/g)) {
     imports.push(resolve(dirname(file), `${m[1]}.ts`));

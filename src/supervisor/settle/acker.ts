@@ -6,7 +6,7 @@ import {
   type MessageAttributeValue,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { isRetryableAwsError } from '../../errors.js';
+import { isRetryableAwsError } from '../../retryable.js';
 import type { Logger } from '../../log.js';
 import { Batcher, type EntryFailure } from './batcher.js';
 import { callRetryDelayMs } from '../../backoff.js';
