@@ -160,8 +160,10 @@ export interface BuiltInHandler {
 export async function loadHandlers(
   cfg: Pick<Config, 'handlersDir' | 'queuePrefix' | 'concurrency' | 'queues'> & Partial<Pick<Config, 'prefetch'>>,
   builtIns: readonly BuiltInHandler[] = [],
+  /** These handler files instead of the folder's (the testing kit's `handlerFiles`). */
+  only?: readonly string[],
 ): Promise<ResolvedHandler[]> {
-  const files = await listHandlerFiles(cfg.handlersDir);
+  const files = only ?? (await listHandlerFiles(cfg.handlersDir));
   const out: ResolvedHandler[] = [];
   const byQueue = new Map<string, string>();
   for (const file of files) {

@@ -247,25 +247,10 @@ function toPath(p: string | URL): string {
   return resolve(p instanceof URL || p.startsWith('file:') ? fileURLToPath(p) : p);
 }
 
-/** The loader's checks for an explicit list of files: a valid definition per file, one handler per queue, overrides naming handlers. */
+/** The loader's checks for an explicit list of files (the folder's scan aside, what the supervisor's start does). */
 async function resolveHandlerFiles(files: string[], config: Readonly<Config>): Promise<ResolvedHandler[]> {
-  const [{ importHandler, resolveHandler }, { builtInHandlers }] = await Promise.all([import('../handlers.js'), import('../built-ins.js')]);
-  const cfg = { ...config, concurrency: config.hostConcurrency };
-  const out: ResolvedHandler[] = [];
-  const byQueue = new Map<string, string>();
-  const add = (h: ResolvedHandler, why: string) => {
-    const other = byQueue.get(h.queue);
-    if (other) throw new EventBusError('ERR_HANDLER_DUPLICATE_QUEUE', `handlers ${other} and ${why} both use queue "${h.queue}"`);
-    byQueue.set(h.queue, h.file);
-    out.push(h);
-  };
-  for (const file of files) add(resolveHandler(file, await importHandler(file), cfg), file);
-  for (const b of builtInHandlers(config)) add(resolveHandler(b.file, b.definition, cfg), `the built-in handler (${b.enabledBy})`);
-  const unknown = Object.keys(config.queues).filter((q) => !byQueue.has(q));
-  if (unknown.length) {
-    throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: queues.${unknown[0]} names no handler (handlers: ${[...byQueue.keys()].join(', ')})`);
-  }
-  return out;
+  const [{ loadHandlers }, { builtInHandlers }] = await Promise.all([import('../handlers.js'), import('../built-ins.js')]);
+  return loadHandlers({ ...config, concurrency: config.hostConcurrency }, builtInHandlers(config), files);
 }
 
 function toResult(s: SettledMessage): TestResult {
