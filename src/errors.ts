@@ -132,8 +132,9 @@ const MAX_STACK_CHARS = 16_384;
 export function toErrorInfo(err: unknown, depth = 0): ErrorInfo {
   try {
     if (!(err instanceof Error) && !(typeof err === 'object' && err !== null && typeof (err as Error).message === 'string' && typeof (err as Error).stack === 'string')) {
-      const what = err === null ? 'null' : Array.isArray(err) ? 'array' : typeof err;
-      return { name: 'NonError', message: `a ${what} was thrown: ${clip(describeError(err), MAX_MESSAGE_CHARS)}` };
+      if (err === undefined || err === null) return { name: 'NonError', message: `${String(err)} was thrown` };
+      const what = Array.isArray(err) ? 'an array' : typeof err === 'object' ? 'an object' : `a ${typeof err}`;
+      return { name: 'NonError', message: `${what} was thrown: ${clip(describeError(err), MAX_MESSAGE_CHARS)}` };
     }
     const e = err as Error & { code?: unknown };
     const out: ErrorInfo = { name: String(e.name || 'Error'), message: clip(String(e.message), MAX_MESSAGE_CHARS) };

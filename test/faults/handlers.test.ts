@@ -35,8 +35,9 @@ const ALWAYS = ['sync-throw', 'reject-string', 'reject-undefined', 'thenable-rej
 /** The reason logged on the last attempt (a handler still pending when a neighbour ends its thread is `crashed`). */
 const REASON: Record<(typeof ALWAYS)[number], RegExp> = {
   'sync-throw': /^error: TypeError: thrown synchronously/,
-  'reject-string': /^error: a bare string/,
-  'reject-undefined': /^error: undefined/,
+  // A value that is not an Error is described as what it is (issue 13).
+  'reject-string': /^error: a string was thrown: a bare string/,
+  'reject-undefined': /^error: undefined was thrown/,
   'thenable-reject': /^error: RangeError: a thenable that rejects/,
   false: /^failure: handler returned false/,
   throw: /^error: Error: async rejection/,

@@ -61,6 +61,7 @@ t.test('a thrown error keeps its stack and cause chain: in the log line and in T
 
   const line = bus.lines.find((l) => l.msg === 'handler failed; will retry');
   t.ok(line, 'the failure is logged');
+  t.equal(line!.error, 'Error: could not charge', 'the one-line reason stays in `error`');
   t.equal(line!.err?.type, 'Error', "pino's err serializer: the class name");
   t.match(line!.err?.message, /could not charge/);
   t.match(line!.err?.stack, /behave\.mjs:\d+:\d+/, 'the stack names the handler file, line and column');
@@ -92,7 +93,7 @@ t.test('values that are not Errors are described; a huge stack is cut to 2 KiB o
   t.equal(s?.error, 'a string was thrown: plain string thrown');
   t.equal(s?.stack, null, 'nothing with a stack was thrown');
   const o = byError(/object thrown/);
-  t.equal(o?.error, 'a object was thrown: {"code":42,"why":"object thrown"}');
+  t.equal(o?.error, 'an object was thrown: {"code":42,"why":"object thrown"}');
   const h = byError(/a long stack/);
   t.ok(h, 'the long stack failure');
   t.ok(Buffer.byteLength(h!.stack) <= 2048, `cut to 2 KiB (${Buffer.byteLength(h!.stack)} bytes)`);

@@ -30,9 +30,10 @@ t.test('cycles, deep chains, throwing getters and odd values never throw', async
     },
   });
   t.match(toErrorInfo(nasty), { name: 'NonError', message: /cannot be described/ });
-  t.same(toErrorInfo(undefined), { name: 'NonError', message: 'a undefined was thrown: undefined' });
-  t.same(toErrorInfo(null), { name: 'NonError', message: 'a null was thrown: null' });
-  t.same(toErrorInfo([1, 2]), { name: 'NonError', message: 'a array was thrown: [1,2]' });
+  t.same(toErrorInfo(undefined), { name: 'NonError', message: 'undefined was thrown' });
+  t.same(toErrorInfo(null), { name: 'NonError', message: 'null was thrown' });
+  t.same(toErrorInfo(42), { name: 'NonError', message: 'a number was thrown: 42' });
+  t.same(toErrorInfo([1, 2]), { name: 'NonError', message: 'an array was thrown: [1,2]' });
   const circular: Record<string, unknown> = {};
   circular.self = circular;
   t.match(toErrorInfo(circular), { name: 'NonError', message: /object was thrown/ });

@@ -169,8 +169,9 @@ export class Dispatcher {
         error: outcome.error ?? null,
         stack: outcome.err ? stackForEvent(outcome.err) : null,
       });
-      // What was thrown, for pino's err serializer (type, message, stack, causes); else the description.
-      const why = outcome.err ? { err: reviveError(outcome.err) } : { error: outcome.error };
+      // `error`, the one-line reason (a stable field to search logs by, as before), and what was
+      // thrown for pino's err serializer (type, message, stack, causes).
+      const why = outcome.err ? { error: outcome.error, err: reviveError(outcome.err) } : { error: outcome.error };
       if ((outcome.result === 'rejected' || outcome.result === 'invalid') && (await this.#deadLetter(q, m, outcome, fields, why))) return;
       const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
       const atMax = m.receiveCount >= q.handler.maxReceiveCount;
