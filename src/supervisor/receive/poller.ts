@@ -265,7 +265,7 @@ function toReceived(m: Message): ReceivedMessage {
     }
   }
   const sent = Number(m.Attributes?.SentTimestamp);
-  return {
+  const received: ReceivedMessage = {
     messageId: m.MessageId ?? '',
     receiptHandle: m.ReceiptHandle ?? '',
     body: m.Body ?? '',
@@ -273,8 +273,10 @@ function toReceived(m: Message): ReceivedMessage {
     sqsAttributes: m.MessageAttributes,
     receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
     sentTimestampMs: Number.isFinite(sent) && sent > 0 ? sent : undefined,
-    ...(m.Attributes?.AWSTraceHeader ? { awsTraceHeader: m.Attributes.AWSTraceHeader } : {}),
   };
+  const xray = m.Attributes?.AWSTraceHeader;
+  if (xray) received.awsTraceHeader = xray;
+  return received;
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -99,7 +99,11 @@ export class Dispatcher {
         q.queue,
         q.arn,
         q.handler.timeoutMs,
-        messages.map((m) => ({ messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs, awsTraceHeader: m.awsTraceHeader })),
+        messages.map((m) =>
+          m.awsTraceHeader === undefined
+            ? { messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs }
+            : { messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs, awsTraceHeader: m.awsTraceHeader },
+        ),
         load.splitsBatch(q.queue),
       );
     } catch (err) {
