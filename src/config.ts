@@ -77,6 +77,8 @@ export interface Config {
     deliveryCacheSize: number;
   };
   archive: { enabled: boolean; url: string | null };
+  /** OpenTelemetry (issue 15): `setup` is a module loaded first in the main thread and in every worker thread. */
+  telemetry: { setup: string | null };
   queues: Record<string, QueueOverride>;
   /** Set in a cluster child: its index and the number of children; caps are this child's share. */
   child: { index: number; count: number } | null;
@@ -358,6 +360,14 @@ const schema = {
   archive: {
     enabled: { doc: 'archive every event', format: Boolean, default: false, env: 'EVENTBUS_ARCHIVE' },
     url: { doc: 'archive store: unset = embedded under ./data; postgres://...', format: 'archive-url', default: null as string | null, env: 'EVENTBUS_ARCHIVE_URL', sensitive: true },
+  },
+  telemetry: {
+    setup: {
+      doc: 'module that registers an OpenTelemetry SDK, loaded first in the main thread and in every worker thread (a path, relative to the working directory)',
+      format: 'optional-string',
+      default: null as string | null,
+      env: 'EVENTBUS_TELEMETRY_SETUP',
+    },
   },
   queues: { doc: 'per-queue overrides', format: Object, default: {} as Record<string, QueueOverride> },
 };

@@ -1,6 +1,7 @@
 // `eventbus replay`: republishes archived events, to the topic or to one queue, at a bounded rate.
 // A replayed event gets a new id, the CloudEvents extension `replayof` = the archived event's id,
-// and the message attribute `replayed=true`.
+// and the message attribute `replayed=true`. Its original trace context moves to
+// `replayoftraceparent`/`replayoftracestate` (its consumer links to it, as the replay's span does).
 import { randomUUID } from 'node:crypto';
 import { PublishBatchCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
@@ -12,6 +13,7 @@ import { takeRunLock, type HeldLock } from '../archive/lock.js';
 import { encodeEvent } from '../event/index.js';
 import { resolveTopicArn, topicName } from '../publisher/topic.js';
 import type { CloudEvent } from '../types.js';
+import { REPLAY_TRACEPARENT, REPLAY_TRACESTATE, TRACEPARENT, TRACESTATE, endPublishSpan, eventContext, flushTelemetry, loadTelemetrySetup, setupUrl, startPublishSpan } from '../telemetry/index.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { filterOf, openConfiguredArchive, formatEvent, type FilterOptions } from './events.js';
 import { queueUrlOrNull } from './status.js';
@@ -61,9 +63,19 @@ export interface ReplayResult {
   ms: number;
 }
 
-/** The copy of an archived event that a replay sends: new id, `replayof`, attribute replayed=true. */
+/**
+ * The copy of an archived event that a replay sends: new id, `replayof`, attribute replayed=true.
+ * Its trace context is not continued (a replay is not part of the original request): `traceparent`
+ * and `tracestate` move to `replayoftraceparent`/`replayoftracestate`, which the consumer's span
+ * links to; the copy gets the replay's own context, if it has one, when it is sent.
+ */
 export function replayCopy(original: CloudEvent): { event: CloudEvent; attributes: Record<string, string> } {
-  return { event: { ...original, id: randomUUID(), [REPLAY_OF_EXTENSION]: original.id }, attributes: { [REPLAYED_ATTRIBUTE]: 'true' } };
+  const event: CloudEvent = { ...original, id: randomUUID(), [REPLAY_OF_EXTENSION]: original.id };
+  delete event[TRACEPARENT];
+  delete event[TRACESTATE];
+  if (original[TRACEPARENT] !== undefined) event[REPLAY_TRACEPARENT] = original[TRACEPARENT];
+  if (original[TRACESTATE] !== undefined) event[REPLAY_TRACESTATE] = original[TRACESTATE];
+  return { event, attributes: { [REPLAYED_ATTRIBUTE]: 'true' } };
 }
 
 /** Events per send: about four sends a second, 1..10 (the batch APIs' limit). */
@@ -144,8 +156,27 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
 /** Sends one batch; returns how many were accepted. Never throws: failures are counted and described. */
 async function send(target: ReplayTarget, events: CloudEvent[], errors: string[]): Promise<number> {
   const entries: Array<{ Id: string; body: string; attributes: ReturnType<typeof encodeEvent>['attributes'] }> = [];
+  const copies = events.map(replayCopy);
+  // With an SDK (telemetry.setup): a PRODUCER span per batch, linked to the originals' contexts; the copies carry it.
+  const links = events.map(eventContext).filter((sc) => sc !== null);
+  const span = startPublishSpan(
+    copies.map((c) => c.event),
+    { name: target.name, system: target.kind === 'topic' ? 'aws.sns' : 'aws_sqs', ...(target.kind === 'topic' ? { arn: target.topicArn } : {}), links },
+  );
+  const sent = await sendCopies(target, events, copies, entries, errors);
+  endPublishSpan(span, { failed: events.length - sent, total: events.length });
+  return sent;
+}
+
+async function sendCopies(
+  target: ReplayTarget,
+  events: CloudEvent[],
+  copies: Array<ReturnType<typeof replayCopy>>,
+  entries: Array<{ Id: string; body: string; attributes: ReturnType<typeof encodeEvent>['attributes'] }>,
+  errors: string[],
+): Promise<number> {
   events.forEach((original, i) => {
-    const { event, attributes } = replayCopy(original);
+    const { event, attributes } = copies[i]!;
     try {
       const enc = encodeEvent(event, attributes);
       entries.push({ Id: String(i), body: enc.body, attributes: enc.attributes });
@@ -235,6 +266,8 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
         throw err;
       }
     }
+    // An OpenTelemetry SDK for the replay's own spans (telemetry.setup, as the supervisor loads it).
+    if (!o.dryRun && ctx.config.telemetry.setup) await loadTelemetrySetup(setupUrl(ctx.config.telemetry.setup));
     const store = await openConfiguredArchive(o);
     let lock: HeldLock | null = null;
     try {
@@ -263,6 +296,7 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
       if (r.failed > 0) process.exitCode = 1;
     } finally {
       await lock?.release();
+      await flushTelemetry(5_000);
       await store.close();
       ctx.clients().sqs.destroy();
       ctx.clients().sns.destroy();

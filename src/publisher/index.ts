@@ -3,7 +3,8 @@ import { snsSdk } from './sns-sdk.js';
 import { EventBusError, awsErrorName, isNotFound, toAwsError } from '../errors.js';
 import type { CloudEvent, EventOptions } from '../types.js';
 import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent, encodeEvent } from '../event/index.js';
-import { resolveTopicArn } from './topic.js';
+import { resolveTopicArn, topicName } from './topic.js';
+import { endPublishSpan, startPublishSpan } from '../telemetry/index.js';
 import { checkSchemas, validateForPublish, type EventSchemas, type StandardSchemaV1 } from '../schema.js';
 
 export { buildEvent, derivedEventId, encodeEvent, SNS_MAX_BYTES, EVENT_TYPE_ATTRIBUTE } from '../event/index.js';
@@ -72,16 +73,23 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
       ? new EventBusError('ERR_TOPIC_NOT_FOUND', `SNS topic ${t} does not exist (run: eventbus provision)`, { cause: err })
       : toAwsError('Publish', t, err);
 
-  async function publishEvent(event: CloudEvent, extraAttributes?: Record<string, string>): Promise<CloudEvent> {
+  /** Publishes one event; resolves to SNS's MessageId. */
+  async function publishOne(event: CloudEvent, extraAttributes?: Record<string, string>): Promise<string | undefined> {
     await check(event.type, event.data);
     const { body, attributes } = encodeEvent(event, extraAttributes);
     const TopicArn = await topicArn();
+    let messageId: string | undefined;
     try {
-      await sns.send(new (await snsSdk()).PublishCommand({ TopicArn, Message: body, MessageAttributes: attributes }));
+      messageId = (await sns.send(new (await snsSdk()).PublishCommand({ TopicArn, Message: body, MessageAttributes: attributes }))).MessageId;
     } catch (err) {
       throw notFound(err, TopicArn);
     }
     if (event.type) options.onPublished?.(event.type, 1);
+    return messageId;
+  }
+
+  async function publishEvent(event: CloudEvent, extraAttributes?: Record<string, string>): Promise<CloudEvent> {
+    await publishOne(event, extraAttributes);
     return event;
   }
 
@@ -89,61 +97,80 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
     topicArn,
     publishEvent,
     async createEvent(type, data, opts = {}) {
-      return publishEvent(buildEvent(type, data, source, opts), opts.attributes);
+      const event = buildEvent(type, data, source, opts);
+      // Tracing (issue 15): the event carries the context it continues; a PRODUCER span when an SDK is registered.
+      const span = startPublishSpan([event], { name: topicName(options.topic), arn: options.topic.startsWith('arn:') ? options.topic : undefined });
+      let messageId: string | undefined;
+      try {
+        messageId = await publishOne(event, opts.attributes);
+      } catch (err) {
+        endPublishSpan(span, { error: err });
+        throw err;
+      }
+      endPublishSpan(span, { messageId });
+      return event;
     },
     async publishBatch(entries) {
       const result: BatchResult = { successful: [], failed: [] };
-      const encoded = entries.map((e) => {
-        const event = 'specversion' in e ? (e as CloudEvent) : buildEvent(e.type, e.data, source, e.opts);
-        const extra = 'specversion' in e ? undefined : e.opts?.attributes;
-        return { event, ...encodeEvent(event, extra) };
-      });
-      // Every entry is checked before the first call: an invalid one fails the batch, nothing sent.
-      if (schemas) for (const e of encoded) await check(e.event.type, e.event.data);
-      if (encoded.length === 0) return result;
-      const TopicArn = await topicArn();
-      // Chunks respect both PublishBatch limits: 10 entries and 256 KiB in total.
-      const chunks: (typeof encoded)[] = [];
-      let cur: typeof encoded = [];
-      let bytes = 0;
-      for (const e of encoded) {
-        if (cur.length === SNS_MAX_BATCH || (cur.length > 0 && bytes + e.size > SNS_MAX_BYTES)) {
-          chunks.push(cur);
-          cur = [];
-          bytes = 0;
-        }
-        cur.push(e);
-        bytes += e.size;
+      // Built events are copied: the trace context is added to the copy, not to the caller's object.
+      const built = entries.map((e) => ('specversion' in e ? { event: { ...(e as CloudEvent) }, extra: undefined } : { event: buildEvent(e.type, e.data, source, e.opts), extra: e.opts?.attributes }));
+      const span = built.length ? startPublishSpan(built.map((b) => b.event), { name: topicName(options.topic), arn: options.topic.startsWith('arn:') ? options.topic : undefined }) : null;
+      try {
+        await publishChunks(built, result);
+      } catch (err) {
+        endPublishSpan(span, { error: err });
+        throw err;
       }
-      chunks.push(cur);
-      for (const chunk of chunks) {
-        const byEntryId = new Map(chunk.map((e, i) => [String(i), e]));
-        try {
-          const { PublishBatchCommand } = await snsSdk();
-          const out = await sns.send(
-            new PublishBatchCommand({
-              TopicArn,
-              PublishBatchRequestEntries: chunk.map((e, i) => ({ Id: String(i), Message: e.body, MessageAttributes: e.attributes })),
-            }),
-          );
-          for (const s of out.Successful ?? []) {
-            const e = byEntryId.get(s.Id ?? '');
-            if (!e) continue;
-            result.successful.push({ id: e.event.id, type: e.event.type ?? '', messageId: s.MessageId ?? '' });
-            if (e.event.type) options.onPublished?.(e.event.type, 1);
-          }
-          for (const f of out.Failed ?? []) {
-            const e = byEntryId.get(f.Id ?? '');
-            if (!e) continue;
-            result.failed.push({ id: e.event.id, type: e.event.type, code: f.Code ?? 'Unknown', message: f.Message ?? '' });
-          }
-        } catch (err) {
-          const wrapped = notFound(err, TopicArn);
-          if (wrapped.code === 'ERR_TOPIC_NOT_FOUND') throw wrapped;
-          for (const e of chunk) result.failed.push({ id: e.event.id, type: e.event.type, code: awsErrorName(err) || 'Error', message: wrapped.message });
-        }
-      }
+      endPublishSpan(span, { failed: result.failed.length, total: built.length, messageId: built.length === 1 ? result.successful[0]?.messageId : undefined });
       return result;
     },
   };
+
+  async function publishChunks(built: Array<{ event: CloudEvent; extra: Record<string, string> | undefined }>, result: BatchResult): Promise<void> {
+    const encoded = built.map(({ event, extra }) => ({ event, ...encodeEvent(event, extra) }));
+    // Every entry is checked before the first call: an invalid one fails the batch, nothing sent.
+    if (schemas) for (const e of encoded) await check(e.event.type, e.event.data);
+    if (encoded.length === 0) return;
+    const TopicArn = await topicArn();
+    // Chunks respect both PublishBatch limits: 10 entries and 256 KiB in total.
+    const chunks: (typeof encoded)[] = [];
+    let cur: typeof encoded = [];
+    let bytes = 0;
+    for (const e of encoded) {
+      if (cur.length === SNS_MAX_BATCH || (cur.length > 0 && bytes + e.size > SNS_MAX_BYTES)) {
+        chunks.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(e);
+      bytes += e.size;
+    }
+    chunks.push(cur);
+    for (const chunk of chunks) {
+      const byEntryId = new Map(chunk.map((e, i) => [String(i), e]));
+      try {
+        const out = await sns.send(
+          new (await snsSdk()).PublishBatchCommand({
+            TopicArn,
+            PublishBatchRequestEntries: chunk.map((e, i) => ({ Id: String(i), Message: e.body, MessageAttributes: e.attributes })),
+          }),
+        );
+        for (const s of out.Successful ?? []) {
+          const e = byEntryId.get(s.Id ?? '');
+          if (!e) continue;
+          result.successful.push({ id: e.event.id, type: e.event.type ?? '', messageId: s.MessageId ?? '' });
+          if (e.event.type) options.onPublished?.(e.event.type, 1);
+        }
+        for (const f of out.Failed ?? []) {
+          const e = byEntryId.get(f.Id ?? '');
+          if (!e) continue;
+          result.failed.push({ id: e.event.id, type: e.event.type, code: f.Code ?? 'Unknown', message: f.Message ?? '' });
+        }
+      } catch (err) {
+        const wrapped = notFound(err, TopicArn);
+        if (wrapped.code === 'ERR_TOPIC_NOT_FOUND') throw wrapped;
+        for (const e of chunk) result.failed.push({ id: e.event.id, type: e.event.type, code: awsErrorName(err) || 'Error', message: wrapped.message });
+      }
+    }
+  }
 }

@@ -25,4 +25,6 @@ export interface ReceivedMessage {
   sqsAttributes: Record<string, MessageAttributeValue> | undefined;
   receiveCount: number;
   sentTimestampMs: number | undefined;
+  /** SQS's AWSTraceHeader system attribute (X-Ray), when the message has one. */
+  awsTraceHeader?: string | undefined;
 }

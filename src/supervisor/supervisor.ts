@@ -25,6 +25,7 @@ import { QueueStats } from './serve/queue-stats.js';
 import { shareOf } from '../config.js';
 import { extraRoutes, type ExtraRoutes } from '../http/routes.js';
 import { resolveArchiveUrl } from '../archive/store.js';
+import { flushTelemetry, loadTelemetrySetup, setupUrl } from '../telemetry/index.js';
 
 export interface SupervisorOptions {
   config: Readonly<Config>;
@@ -122,7 +123,10 @@ export class Supervisor {
     if (this.#state !== 'created') throw new Error('supervisor already started');
     this.#state = 'starting';
     const cfg = this.#cfg;
+    const telemetrySetup = cfg.telemetry.setup ? setupUrl(cfg.telemetry.setup) : null;
     try {
+      // The user's OpenTelemetry SDK before anything else runs (each worker thread loads it too).
+      await loadTelemetrySetup(telemetrySetup);
       const child = cfg.child;
       // In a cluster child, every per-queue cap is this child's exact share of the host's cap.
       // Handler defaults are resolved against the host-wide cap, then split once.
@@ -168,6 +172,7 @@ export class Supervisor {
           pretty: this.#o.pretty ?? false,
           graceMs: HANDLER_GRACE_MS,
           archiveUrl: cfg.archive.enabled ? resolveArchiveUrl(cfg.archive.url) : null,
+          telemetrySetup,
         },
       });
       // The threads load the handlers (and run their setup) while HTTP starts and the queues are
@@ -364,6 +369,8 @@ export class Supervisor {
     });
     await step('close pool', () => this.#pool?.destroy(), Math.max(deadline, Date.now() + 1_000));
     await step('close capacity', () => this.#capacity?.close());
+    // The main thread's spans (failure events' publishes); the threads flushed theirs at teardown.
+    await step('flush telemetry', () => flushTelemetry(Math.max(100, deadline - Date.now())), Math.max(deadline, Date.now() + 100));
     await step(
       'close http',
       async () => {

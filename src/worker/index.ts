@@ -8,9 +8,13 @@ import type { AnyHandlerDefinition } from '../types.js';
 import { offerPort, type TaskInput, type TaskOutput, type WorkerData } from './protocol.js';
 import { RunTable } from './run-table.js';
 import { HandlerRunner, LoadedHandler } from './runner.js';
+import { flushTelemetry, loadTelemetrySetup } from '../telemetry/index.js';
 
 const cfg = (workerData as WorkerData).eventbus;
 const log = createLogger({ level: cfg.logLevel, pretty: cfg.pretty, base: { pid: process.pid, thread: threadId } });
+
+// The user's OpenTelemetry SDK first: SDKs are per isolate, and handlers may import instrumented modules.
+await loadTelemetrySetup(cfg.telemetrySetup ?? null);
 
 const handlers = new Map<string, LoadedHandler>();
 // Each handler module is loaded once per thread, when the thread starts.
@@ -29,6 +33,9 @@ function getPublisher(topicArn: string | null): Promise<Publisher> {
   return publisher;
 }
 
+/** How long a thread's teardown waits for its spans to be exported (the supervisor's own deadline bounds the whole teardown). */
+const TEARDOWN_FLUSH_MS = 5_000;
+
 if (!parentPort) throw new Error('src/worker/index.js runs only as a piscina worker thread');
 const port = offerPort(parentPort, threadId);
 const runner = new HandlerRunner(
@@ -44,7 +51,8 @@ const runner = new HandlerRunner(
 );
 port.onMessage((msg) => {
   if (msg.kind === 'abort-all') runner.abortAll(new Error(msg.reason));
-  else if (msg.kind === 'teardown') void runner.teardown().then((errors) => port.send({ kind: 'teardown-done', errors }));
+  // After the teardown hooks, this thread's spans still buffered are exported (its handlers' included).
+  else if (msg.kind === 'teardown') void runner.teardown().then(async (errors) => (await flushTelemetry(TEARDOWN_FLUSH_MS), port.send({ kind: 'teardown-done', errors })));
 });
 
 // Setup runs as the thread starts (a replacement thread too), so its first message does not wait for it.

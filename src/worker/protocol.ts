@@ -20,6 +20,8 @@ export interface WorkerConfig {
   runTableEpochMs: number;
   /** The archive store's url for the built-in archive handler (absolute file path or postgres://); null = archive off. */
   archiveUrl?: string | null;
+  /** `telemetry.setup` as a file: URL, loaded before the handlers (OpenTelemetry SDKs are per isolate); null = none. */
+  telemetrySetup?: string | null;
 }
 
 /** The thread's whole `workerData`. */
@@ -39,6 +41,8 @@ export interface TaskItem {
   /** SQS message attributes (raw delivery), String values; undefined when there are none. */
   attributes?: Record<string, string> | undefined;
   sentTimestampMs?: number | undefined;
+  /** SQS's AWSTraceHeader system attribute (X-Ray), when the message has one: the parent of an event without `traceparent`. */
+  awsTraceHeader?: string | undefined;
 }
 
 /**
@@ -76,6 +80,14 @@ export interface ItemOutput {
   /** The decoded event's type and id (labels, failure events). */
   eventType: string | null;
   eventId: string;
+  /**
+   * The trace context the message's outcome continues (its TASK_WORKER_FAILED event, the main
+   * thread's log lines): its process span's when one was recorded (`traced`), else, for a
+   * non-success, the event's own. Absent on a success without a span.
+   */
+  traceparent?: string;
+  tracestate?: string;
+  traced?: boolean;
 }
 
 /** Outcomes as [index in `items`, outcome]. */

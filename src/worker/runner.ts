@@ -8,6 +8,8 @@ import { ValidationFailure, validate, validateForPublish, type EventSchemas, typ
 import type { AnyHandlerDefinition, CloudEvent, EventOptions, HandlerContext } from '../types.js';
 import type { ItemOutput, ItemResults, TaskInput, TaskItem, TaskOutput } from './protocol.js';
 import type { RunTable } from './run-table.js';
+import type { Span } from '@opentelemetry/api';
+import { endProcessSpan, messageContext, recordAbort, startProcessSpan, traceExtensions, tracer, withSpan } from '../telemetry/index.js';
 
 /** What the runner needs from where it runs (a worker thread, or the testing kit in-process). */
 export interface RunnerEnv {
@@ -69,6 +71,10 @@ class ItemRun {
   abortedMs: number | undefined;
   output: ItemOutput | undefined;
   event: CloudEvent | undefined;
+  /** Its CONSUMER span, when an SDK is registered (issue 15). */
+  span: Span | undefined;
+  /** What its handler threw: the span's exception event. */
+  thrownValue: unknown;
 
   constructor(
     readonly h: LoadedHandler,
@@ -104,10 +110,36 @@ class ItemRun {
     if (this.#reason !== undefined) return;
     this.#reason = reason;
     this.#ac?.abort(reason);
+    if (this.span) recordAbort(this.span, describeError(reason));
+  }
+
+  /** The trace context what this message's handler publishes continues: its span's, else the event's (or its X-Ray header's). */
+  traceContext(): { traceparent: string; tracestate?: string } | null {
+    if (this.span) return traceExtensions(this.span.spanContext());
+    const sc = this.event ? messageContext(this.event, this.item.awsTraceHeader) : null;
+    return sc ? traceExtensions(sc) : null;
+  }
+
+  /** Puts the trace context on its outcome (failure events and the main thread's lines continue it) and ends its span. */
+  traceOutcome(out: ItemOutput): void {
+    const span = this.span;
+    if (!span && out.result === 'success') return;
+    const ext = this.traceContext();
+    if (ext) Object.assign(out, ext);
+    if (!span) return;
+    if (span.isRecording()) out.traced = true;
+    endProcessSpan(span, out.result, out.error, this.thrownValue);
   }
 
   log(): Logger {
-    this.#log ??= this.h.log.child({ messageId: this.item.messageId, eventType: this.event?.type ?? null, receiveCount: this.item.receiveCount });
+    if (this.#log) return this.#log;
+    const sc = this.span?.isRecording() ? this.span.spanContext() : undefined;
+    this.#log = this.h.log.child({
+      messageId: this.item.messageId,
+      eventType: this.event?.type ?? null,
+      receiveCount: this.item.receiveCount,
+      ...(sc ? { trace_id: sc.traceId, span_id: sc.spanId } : {}),
+    });
     return this.#log;
   }
 
@@ -248,7 +280,10 @@ export class HandlerRunner {
         // The position is taken at the call, so a retried handler derives the same ids whatever
         // its validations await.
         const id = opts.id ?? derivedEventId(event.id, task.queue, position++);
-        const send = () => env.publish(task.topicArn, type, data, { ...opts, id });
+        // The new event continues the handler's trace (its span, or without an SDK the event's own
+        // context), unless the caller gave it one.
+        const trace = r.traceContext();
+        const send = () => env.publish(task.topicArn, type, data, trace ? { ...opts, id, extensions: { ...trace, ...opts.extensions } } : { ...opts, id });
         if (!declared) return send();
         if (!declared.has(type)) {
           return Promise.reject(
@@ -314,6 +349,7 @@ export class HandlerRunner {
       const r = runs[i]!;
       if (r.output) return; // already timed out
       out();
+      r.traceOutcome(r.output!);
       running.delete(r);
       // Settled here, its outcome on its way: a thread that dies now must not make it run again, and
       // the main thread can still tell what it returned.
@@ -364,6 +400,8 @@ export class HandlerRunner {
       if (left > 0) schedule();
     };
     const schemas = h.schemas;
+    // Once per task: null while no OpenTelemetry SDK is registered, and then no span work is done.
+    const tracing = tracer();
     let sliceStartMs = performance.now();
     for (let i = 0; i < n; i++) {
       const item = task.items[i]!;
@@ -388,13 +426,16 @@ export class HandlerRunner {
       // watchdog on the main thread. A message whose handler never started (a neighbour blocks the
       // thread) keeps no mark, so if the thread is ended it runs again elsewhere instead of
       // spending a receive.
+      if (tracing) r.span = startProcessSpan(tracing, event, { queue: task.queue, queueArn: task.queueArn, messageId: item.messageId, receiveCount: item.receiveCount, awsTraceHeader: item.awsTraceHeader });
       r.startedMs = performance.now();
       table.start(item.row, Date.now());
       let handled: Promise<unknown>;
       try {
-        handled = schemas ? validateThenHandle(h, schemas, event, ctx) : Promise.resolve(h.def.handle(event, ctx));
+        const go = () => (schemas ? validateThenHandle(h, schemas, event, ctx) : Promise.resolve(h.def.handle(event, ctx)));
+        handled = r.span ? withSpan(r.span, go) : go();
       } catch (err) {
         this.env.onThrown?.(err);
+        r.thrownValue = err;
         record(i, () => r.thrown(err));
         continue;
       }
@@ -407,6 +448,7 @@ export class HandlerRunner {
           ),
         (err: unknown) => {
           this.env.onThrown?.(err);
+          r.thrownValue = err;
           record(i, () => r.thrown(err));
         },
       );

@@ -225,7 +225,8 @@ export class Poller {
           MaxNumberOfMessages: max,
           WaitTimeSeconds: waitTimeSec,
           VisibilityTimeout: q.handler.visibilityTimeoutSec,
-          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+          // AWSTraceHeader: the parent of events without `traceparent` (X-Ray senders, AWS services).
+          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp', 'AWSTraceHeader'],
           MessageAttributeNames: ['All'],
         }),
         // A long poll answers after up to its wait; only past that plus the usual allowance is it hung.
@@ -264,7 +265,7 @@ function toReceived(m: Message): ReceivedMessage {
     }
   }
   const sent = Number(m.Attributes?.SentTimestamp);
-  return {
+  const received: ReceivedMessage = {
     messageId: m.MessageId ?? '',
     receiptHandle: m.ReceiptHandle ?? '',
     body: m.Body ?? '',
@@ -273,6 +274,9 @@ function toReceived(m: Message): ReceivedMessage {
     receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
     sentTimestampMs: Number.isFinite(sent) && sent > 0 ? sent : undefined,
   };
+  const xray = m.Attributes?.AWSTraceHeader;
+  if (xray) received.awsTraceHeader = xray;
+  return received;
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -10,6 +10,7 @@ import type { HandlerPool, RunOutcome } from './pool.js';
 import type { QueueRuntime, ReceivedMessage } from '../queue.js';
 import { reviveError, stackForEvent, truncateUtf8 } from '../../errors.js';
 import { DEAD_LETTER_REASON_ATTRIBUTE } from '../../event/index.js';
+import { logIds } from '../../telemetry/w3c.js';
 const MAX_REASON_BYTES = 1_024;
 /** SQS: message attributes per message. */
 const MAX_MESSAGE_ATTRIBUTES = 10;
@@ -98,7 +99,11 @@ export class Dispatcher {
         q.queue,
         q.arn,
         q.handler.timeoutMs,
-        messages.map((m) => ({ messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs })),
+        messages.map((m) =>
+          m.awsTraceHeader === undefined
+            ? { messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs }
+            : { messageId: m.messageId, receiveCount: m.receiveCount, body: m.body, attributes: m.attributes, sentTimestampMs: m.sentTimestampMs, awsTraceHeader: m.awsTraceHeader },
+        ),
         load.splitsBatch(q.queue),
       );
     } catch (err) {
@@ -134,7 +139,8 @@ export class Dispatcher {
     // The handler is done: its slot takes the next message while SQS settles this one.
     capacity.finish(q.queue);
     // Log fields, made only when a line is written (not per message on the success path).
-    const fields = () => ({ queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount });
+    // trace_id/span_id: the message's process span, when one was recorded in its thread (issue 15).
+    const fields = () => ({ queue: q.queue, messageId: m.messageId, eventType: outcome.eventType, receiveCount: m.receiveCount, ...(outcome.traced && outcome.traceparent ? logIds(outcome.traceparent) : {}) });
     try {
       metrics.duration.observe({ queue: q.queue }, outcome.durationMs / 1000);
       metrics.results.inc({ queue: q.queue, event_type: this.#typeLabel(q, outcome.eventType), result: outcome.result });
@@ -168,7 +174,7 @@ export class Dispatcher {
         result: outcome.result,
         error: outcome.error ?? null,
         stack: outcome.err ? stackForEvent(outcome.err) : null,
-      });
+      }, outcome.traceparent ? { traceparent: outcome.traceparent, ...(outcome.tracestate ? { tracestate: outcome.tracestate } : {}) } : undefined);
       // `error`, the one-line reason (a stable field to search logs by, as before), and what was
       // thrown for pino's err serializer (type, message, stack, causes).
       const why = outcome.err ? { error: outcome.error, err: reviveError(outcome.err) } : { error: outcome.error };

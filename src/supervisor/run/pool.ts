@@ -6,6 +6,7 @@ import type { ErrorInfo } from '../../errors.js';
 import type { HandlerResult } from '../../types.js';
 import { isPortOffer, type FromThread, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type ToThread, type WorkerConfig, type WorkerData } from '../../worker/protocol.js';
 import { RunTable } from '../../worker/run-table.js';
+import { eventContext, traceExtensions } from '../../telemetry/index.js';
 
 /** After `timeoutMs` + grace, how much longer the main thread waits before it ends a thread that never yields. */
 export const WATCHDOG_MARGIN_MS = 1_000;
@@ -50,6 +51,10 @@ export interface RunOutcome {
   /** The decoded event's type and id; null/messageId when the handler never got to run. */
   eventType: string | null;
   eventId: string;
+  /** The trace context its outcome continues, `traced` when its thread recorded a span (ItemOutput). */
+  traceparent?: string | undefined;
+  tracestate?: string | undefined;
+  traced?: boolean | undefined;
 }
 
 /** A message for `runBatch`: what the thread needs to decode and run it. */
@@ -300,6 +305,9 @@ export class HandlerPool {
       try {
         const { event } = decodeMessage({ ...p.item, attributes: p.item.attributes ?? {}, queueArn: task.queueArn });
         base = { ...base, eventType: event.type, eventId: event.id };
+        // Its failure event continues the event's trace (the thread's span died with it).
+        const sc = eventContext(event);
+        if (sc) base = { ...base, ...traceExtensions(sc) };
       } catch {
         // decodeMessage does not throw; if it ever did, the labels fall back to the message id.
       }

@@ -37,7 +37,8 @@ export class FailureEvents {
     },
   ) {}
 
-  report(data: FailureEventData): void {
+  /** `trace`: the failed message's context (its process span's, or the event's), which the failure event continues. */
+  report(data: FailureEventData, trace?: { traceparent: string; tracestate?: string }): void {
     if (!this.o.enabled || data.eventType === TASK_WORKER_FAILED) return;
     const publisher = this.o.publisher();
     if (!publisher) return;
@@ -46,7 +47,7 @@ export class FailureEvents {
       return;
     }
     const p = publisher
-      .createEvent(TASK_WORKER_FAILED, data)
+      .createEvent(TASK_WORKER_FAILED, data, trace ? { extensions: trace } : {})
       .catch((err: unknown) => this.o.log.warn({ queue: data.queue, messageId: data.messageId, err }, 'failure event not published'))
       .finally(() => this.#pending.delete(p));
     this.#pending.add(p);
