@@ -1,32 +1,8 @@
 // The S3 calls of the claim check. Loaded only when a payload is offloaded or a pointer arrives
 // (index.ts imports it lazily): the S3 SDK costs a thread ~100 ms to load, and most never need it.
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { CALL_TIMEOUT_MS, DEV_REGION, type AwsSettings } from '../aws.js';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { toAwsError } from '../errors.js';
-
-/**
- * An S3 client for payloads. With an endpoint (an emulator, MinIO, or the S3-only
- * `payloads.endpoint`) requests are path-style (`<endpoint>/<bucket>/<key>`): such endpoints have no
- * DNS for `<bucket>.<host>`. On AWS (no endpoint) the SDK's virtual-hosted style.
- */
-export function createS3Client(s: AwsSettings): S3Client {
-  const s3 = new S3Client({
-    ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
-    ...(s.region ? { region: s.region } : s.endpoint ? { region: DEV_REGION } : {}),
-    ...(s.credentials ? { credentials: s.credentials } : {}),
-    maxAttempts: 3,
-    requestHandler: {
-      // Between bytes, not for the whole transfer: a 64 MiB payload may take longer than this.
-      requestTimeout: CALL_TIMEOUT_MS,
-      throwOnRequestTimeout: true,
-      connectionTimeout: 5_000,
-      httpAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 64 },
-      httpsAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 64 },
-    },
-  });
-  s3.middlewareStack.remove('loggerMiddleware');
-  return s3;
-}
+export { createS3Client } from './client.js';
 
 /** Stores a payload (overwrites: the key derives from the event id, so a retried publish writes the same object). */
 export async function putPayload(s3: S3Client, bucket: string, key: string, body: string): Promise<void> {

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { AwsSettings } from '../aws.js';
 import { awsErrorName, toAwsError } from '../errors.js';
-import { createS3Client } from '../payloads/s3.js';
+import { createS3Client } from '../payloads/client.js';
 import type { ProvisionAction } from './provision.js';
 
 export interface BucketPlan {
