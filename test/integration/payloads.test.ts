@@ -15,6 +15,11 @@ import { DEAD_LETTER_REASON_ATTRIBUTE } from '../../dist/event/index.js';
 import type { CloudEvent } from '../../dist/types.js';
 import { startBus, uniqueName, waitFor, type Bus } from '../helpers/bus.js';
 import { faultProxy } from '../helpers/fault-proxy.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ARCHIVE_HANDLER_FILE, openArchive } from '../../dist/archive/index.js';
+import { replay } from '../../dist/cli/replay.js';
 
 const PROBE = fileURLToPath(new URL('../../test/fixtures/handlers/payload-probe.mjs', import.meta.url));
 const KiB = 1024;
@@ -245,4 +250,51 @@ t.test('S3 unavailable (a fault proxy on payloads.endpoint): retried with backof
   });
   t.same(await bus.depth('probe', true), { visible: 0, inFlight: 0 }, 'nothing dead-lettered');
   t.ok(proxy.calls() > proxy.faulted(), 'the successful fetches went through the proxy (the S3-only endpoint)');
+});
+
+t.test('the archive keeps a large event whole up to 1 MiB, above it a dataref; replay re-offloads the copy under its new id', async (t) => {
+  const bucket = uniqueName('pl');
+  const dir = mkdtempSync(join(tmpdir(), 'eventbus-payloads-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const url = join(dir, 'archive.sqlite');
+  const bus = await startBus(
+    [
+      { queue: 'archive', file: ARCHIVE_HANDLER_FILE },
+      { queue: 'probe', file: PROBE, events: ['NONE'] },
+    ],
+    { config: { payloads: { bucket }, archive: { enabled: true, url } } },
+  );
+  t.teardown(() => bus.stop());
+  const store = lazyPayloadStore(bus.emu.aws);
+  const publisher = createPublisher({ sns: bus.emu.sns, topic: bus.config.topic, source: 'test', payloads: { bucket, store } });
+  const mid = await publisher.createEvent('BIG', dataOf(400 * KiB));
+  const huge = await publisher.createEvent('BIG', dataOf(2 * MiB));
+  const archive = await openArchive(url);
+  t.teardown(() => archive.close());
+  const page = await waitFor('both archived', async () => {
+    const p = await archive.query({ limit: 10 });
+    return p.events.length === 2 ? p : null;
+  }, 20_000);
+  const byId = new Map(page.events.map((e) => [e.id, e]));
+  t.same(byId.get(mid.id), mid, 'a 400 KiB event is archived whole (the resolved event, not the pointer)');
+  t.same(byId.get(huge.id), { ...huge, data: null, dataref: `s3://${bucket}/eventbus/${huge.id}` }, 'a 2 MiB event: without its data, with dataref');
+
+  // Replay both straight to the probe queue: copies with new ids, offloaded again (the 2 MiB one read back from S3).
+  const r = await replay({
+    store: archive,
+    filter: {},
+    target: { kind: 'queue', sqs: bus.emu.sqs, url: await bus.queueUrl('probe'), name: 'probe' },
+    rate: 100,
+    payloads: { settings: { bucket, prefix: 'eventbus/', thresholdBytes: 262_144, maxBytes: 64 * MiB }, store },
+  });
+  t.same([r.sent, r.failed, r.errors], [2, 0, []], 'both replayed');
+  await waitFor('the probe got both copies', () => probes(bus).filter((p) => p.queue === 'probe').length >= 2, 20_000);
+  for (const original of [mid, huge]) {
+    const copy = probes(bus).find((p) => p.queue === 'probe' && p.dataSha256 === sha256(JSON.stringify(original.data)));
+    t.ok(copy, `the copy of the ${original === mid ? '400 KiB' : '2 MiB'} event arrived byte-identical`);
+    t.not(copy?.id, original.id, 'under a new id');
+    t.equal(copy?.offloaded?.key, `eventbus/${copy?.id}`, 'offloaded again, under the copy\'s id');
+    const stored = JSON.parse(await store.get(bucket, `eventbus/${copy!.id}`)) as CloudEvent;
+    t.equal(stored.replayof, original.id, 'the copy carries replayof');
+  }
 });
