@@ -5,6 +5,9 @@ export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 /** Buckets for message age (send to handler start): 10 ms to 1 day. */
 export const AGE_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600];
 
+/** Buckets for reading an offloaded payload from S3: 5 ms to 1 minute (a 64 MiB object on a slow link). */
+export const FETCH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
 /** Every eventbus metric (SPEC "Metrics") on one registry. */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -52,6 +55,20 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['queue'],
       registers: r,
     }),
+    payloadsOffloaded: new Counter({
+      name: 'eventbus_payloads_offloaded_total',
+      help: 'Events too large for SNS stored in S3 and published as a pointer (by this process; not ctx.publish in worker threads)',
+      labelNames: ['event_type'],
+      registers: r,
+    }),
+    payloadFetch: new Histogram({
+      name: 'eventbus_payload_fetch_seconds',
+      help: 'Time to read an offloaded payload from S3 before its handler ran',
+      labelNames: ['queue'],
+      buckets: FETCH_BUCKETS,
+      registers: r,
+    }),
+    s3Errors: new Counter({ name: 'eventbus_s3_errors_total', help: 'Failed S3 calls (payload fetches of offloaded events)', labelNames: ['queue', 'operation'], registers: r }),
     childRestarts: new Counter({ name: 'eventbus_child_restarts_total', help: 'Cluster children restarted after dying', registers: r }),
     webhookRequests: new Counter({
       name: 'eventbus_webhook_requests_total',

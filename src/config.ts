@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { EventBusError } from './errors.js';
 import { usableCores } from './cpus.js';
 import { redactDsn } from './redact.js';
+import { SNS_MAX_BYTES } from './event/encode.js';
 
 /** Per-queue overrides of a handler's declaration (`queues.<name>.*`). */
 export interface QueueOverride {
@@ -79,6 +80,17 @@ export interface Config {
   archive: { enabled: boolean; url: string | null };
   /** OpenTelemetry (issue 15): `setup` is a module loaded first in the main thread and in every worker thread. */
   telemetry: { setup: string | null };
+  /** Large events on S3 (README "Large events"); `bucket` null = off (oversized events are an error). */
+  payloads: {
+    bucket: string | null;
+    prefix: string;
+    /** Published size (JSON + attributes) above which an event is offloaded; at most SNS's limit. */
+    thresholdBytes: number;
+    maxBytes: number;
+    retentionDays: number;
+    /** An S3 endpoint of its own (an S3-compatible store, a proxy); null = `endpoint`. */
+    endpoint: string | null;
+  };
   queues: Record<string, QueueOverride>;
   /** Set in a cluster child: its index and the number of children; caps are this child's share. */
   child: { index: number; count: number } | null;
@@ -369,6 +381,14 @@ const schema = {
       env: 'EVENTBUS_TELEMETRY_SETUP',
     },
   },
+  payloads: {
+    bucket: { doc: 'S3 bucket for events too large for SNS (unset = such events are an error)', format: 'optional-string', default: null as string | null, env: 'EVENTBUS_PAYLOADS_BUCKET' },
+    prefix: { doc: 'key prefix of offloaded payloads', format: String, default: 'eventbus/', env: 'EVENTBUS_PAYLOADS_PREFIX' },
+    thresholdBytes: { doc: 'events whose published size is above this are offloaded (default and most: the SNS limit)', format: 'non-negative-int', default: SNS_MAX_BYTES },
+    maxBytes: { doc: 'largest event (JSON bytes) that is offloaded; larger is an error before any call', format: 'positive-int', default: 64 * 1024 * 1024 },
+    retentionDays: { doc: 'the bucket lifecycle rule expires payloads after this many days', format: 'positive-int', default: 14 },
+    endpoint: { doc: 'S3 endpoint of its own (default: endpoint)', format: 'optional-string', default: null as string | null, env: 'EVENTBUS_PAYLOADS_ENDPOINT' },
+  },
   queues: { doc: 'per-queue overrides', format: Object, default: {} as Record<string, QueueOverride> },
 };
 
@@ -465,6 +485,11 @@ function crossCheck(cfg: Config): void {
   for (const [key, sec] of tolerances) {
     if (cfg.webhooks.deliveryTtlSec < sec) problems.push(`webhooks.deliveryTtlSec (${cfg.webhooks.deliveryTtlSec}) must be >= ${key} (${sec})`);
   }
+  const pl = cfg.payloads;
+  if (pl.thresholdBytes > SNS_MAX_BYTES) problems.push(`payloads.thresholdBytes (${pl.thresholdBytes}) must be <= ${SNS_MAX_BYTES} (the SNS limit)`);
+  if (pl.maxBytes < pl.thresholdBytes) problems.push(`payloads.maxBytes (${pl.maxBytes}) must be >= payloads.thresholdBytes (${pl.thresholdBytes})`);
+  if (pl.bucket !== null && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(pl.bucket)) problems.push(`payloads.bucket "${pl.bucket}" is not an S3 bucket name (3-63 of a-z 0-9 . -)`);
+  if (!/^[A-Za-z0-9!_.*'()/-]{0,900}$/.test(pl.prefix)) problems.push('payloads.prefix must be at most 900 of A-Z a-z 0-9 ! _ . * \' ( ) / -');
   if (problems.length) throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${problems.join('; ')}`);
 }
 

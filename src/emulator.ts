@@ -62,6 +62,7 @@ export async function startEmulator(options: { port?: number; host?: string } = 
     const why = browserRequestReason(req.headers);
     if (why !== null) return reply.code(403).header('content-type', 'text/plain').send(`eventbus dev emulator: refused: ${why}\n`);
   });
+  serveBucketLifecycle(app);
   const host = options.host ?? '127.0.0.1';
   await app.listen({ port: options.port ?? 0, host });
   const port = (app.server.address() as AddressInfo).port;
@@ -76,4 +77,39 @@ export async function startEmulator(options: { port?: number; host?: string } = 
       return stopped;
     },
   };
+}
+
+/** `/<bucket>?lifecycle` or `/<bucket>/?lifecycle` (path-style), with the bucket name. */
+const LIFECYCLE_URL = /^\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/?\?lifecycle(?:=[^&]*)?(?:&|$)/;
+
+/**
+ * Bucket lifecycle configurations, which fauxqs 1.9.2 does not implement: its router takes
+ * `PUT /<bucket>?lifecycle` for CreateBucket (a silent no-op) and `GET` for ListObjects, so a
+ * provisioned rule could never be read back and every `eventbus provision` would report an update.
+ * Kept per bucket in memory, as S3 answers (200; GET of none: 404 NoSuchLifecycleConfiguration).
+ * Nothing expires objects here: the emulator's store lives as long as the process (docs/fauxqs.md).
+ */
+function serveBucketLifecycle(app: { addHook(name: 'onRequest', fn: (req: any, reply: any) => Promise<unknown>): unknown }): void {
+  const configs = new Map<string, string>();
+  app.addHook('onRequest', async (req, reply) => {
+    const m = LIFECYCLE_URL.exec(String(req.url));
+    if (!m) return;
+    const bucket = m[1]!;
+    const xml = (status: number, body: string) => reply.code(status).header('content-type', 'application/xml').send(body);
+    if (req.method === 'PUT') {
+      const chunks: Buffer[] = [];
+      for await (const c of req.raw as AsyncIterable<Buffer>) chunks.push(c);
+      configs.set(bucket, Buffer.concat(chunks).toString('utf8'));
+      return reply.code(200).send();
+    }
+    if (req.method === 'DELETE') {
+      configs.delete(bucket);
+      return reply.code(204).send();
+    }
+    const stored = configs.get(bucket);
+    if (stored === undefined) {
+      return xml(404, `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchLifecycleConfiguration</Code><Message>The lifecycle configuration does not exist</Message><BucketName>${bucket}</BucketName></Error>`);
+    }
+    return xml(200, stored);
+  });
 }

@@ -52,6 +52,11 @@ export interface HandlerContext<P extends Publishes | undefined = undefined> {
   signal: AbortSignal;
   log: Logger;
   /**
+   * Set when the event arrived offloaded (a claim check on S3, README "Large events"): the object
+   * it was read from and its size in bytes. Absent for events that came inline.
+   */
+  offloaded?: { bucket: string; key: string; bytes: number };
+  /**
    * Publishes an event whose id is derived from this event's id, the queue and the call's position.
    * With `publishes` declared, only those types, validated first (ERR_EVENT_INVALID before any call).
    */

@@ -1,5 +1,6 @@
 import { DEV_CREDENTIALS, DEV_REGION, createAwsClients, type AwsClients, type AwsSettings } from '../aws.js';
 import { loadConfig, type Config } from '../config.js';
+import { DEV_PAYLOAD_BUCKET } from '../payloads/index.js';
 
 /** The embedded emulator's default port (`npm start`). */
 export const DEV_PORT = 4566;
@@ -18,7 +19,8 @@ export function commandContext(o: CommonOptions): { config: Readonly<Config>; aw
   const devPort = o.devPort ? Number(o.devPort) : DEV_PORT;
   if (o.dev && (!Number.isInteger(devPort) || devPort < 1 || devPort > 65535)) throw new UsageError(`--dev-port must be a port number, got ${o.devPort}`);
   const endpoint = `http://127.0.0.1:${devPort}`;
-  const config = loadConfig({ file: o.config, ...(o.dev ? { overrides: { endpoint, region: DEV_REGION } } : {}) });
+  // --dev: the bucket `npm start` provisions, unless the config names one.
+  const config = loadConfig({ file: o.config, ...(o.dev ? { overrides: { endpoint, region: DEV_REGION }, defaults: { 'payloads.bucket': DEV_PAYLOAD_BUCKET } } : {}) });
   const aws: AwsSettings = o.dev
     ? { endpoint, region: DEV_REGION, credentials: { ...DEV_CREDENTIALS } }
     : { endpoint: config.endpoint, region: config.region };

@@ -4,6 +4,7 @@ import { createLogger } from '../log.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { failStart, handleSignals } from '../supervisor/signals.js';
 import { DEV_PORT } from './common.js';
+import { DEV_PAYLOAD_BUCKET } from '../payloads/index.js';
 
 export interface DevOptions {
   port?: string;
@@ -37,7 +38,7 @@ export async function runDev(o: DevOptions): Promise<void> {
   try {
     config = loadConfig({
       file: o.config,
-      defaults: { provision: true, 'http.host': '127.0.0.1', logLevel: 'info', 'archive.enabled': true },
+      defaults: { provision: true, 'http.host': '127.0.0.1', logLevel: 'info', 'archive.enabled': true, 'payloads.bucket': DEV_PAYLOAD_BUCKET },
       overrides: { endpoint: emulator.endpoint, region: 'us-east-1', ...(o.httpPort ? { 'http.port': Number(o.httpPort) } : {}) },
     });
   } catch (err) {
@@ -69,6 +70,9 @@ export async function runDev(o: DevOptions): Promise<void> {
       `    npm run eventbus -- publish --dev${portFlag} USER_COMMENT '{"email":"ada@example.com","comment":"hi"}'`,
       `    npm run eventbus -- publish --dev${portFlag} USER_CREATED '{"email":"not-an-address"}'   # rejected: in email-dlq at once`,
       `    npm run eventbus -- publish --dev${portFlag} USER_COMMENT '{"email":"ada@example.com"}'   # invalid (no comment): in email-dlq at once`,
+      ...(config.payloads.bucket
+        ? [`    npm run eventbus -- publish --dev${portFlag} USER_COMMENT @big.json   # data from a file; over 256 KiB it goes through S3 bucket ${config.payloads.bucket}`]
+        : []),
       `    npm run eventbus -- status --dev${portFlag}          # queue and DLQ depths`,
       `    npm run eventbus -- dlq peek email --dev${portFlag}  # what is in email-dlq, and why`,
       '',

@@ -14,7 +14,8 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { EventBusError, describeError, toAwsError } from '../errors.js';
 import { loadHandlers, type ResolvedHandler } from '../handlers.js';
-import { DEAD_LETTER_REASON_ATTRIBUTE, decodeMessage } from '../event/index.js';
+import { DEAD_LETTER_REASON_ATTRIBUTE, decodeMessage, findPointer, pointerUri, type PayloadPointer } from '../event/index.js';
+import { lazyPayloadStore, s3SettingsOf, type PayloadStore } from '../payloads/index.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { queueUrlOrNull, readDepth } from './status.js';
 import { openConfiguredArchive } from './events.js';
@@ -87,8 +88,9 @@ export function registerDlq(program: Command, common: (cmd: Command) => Command)
   ).action(async (queue: string, o: DlqOptions & { raw?: boolean }) => {
     const max = parseMax(o.max);
     const { sqs, handler, dlqUrl } = await resolve(queue, o);
+    const ctx = commandContext(o);
     try {
-      const n = await peek(sqs, handler, dlqUrl, max, o.raw === true);
+      const n = await peek(sqs, handler, dlqUrl, max, o.raw === true, lazyPayloadStore(s3SettingsOf(ctx.aws, ctx.config)));
       process.stdout.write(n === 0 ? `${handler.dlqName} is empty\n` : `${n} message${n === 1 ? '' : 's'} shown; still in ${handler.dlqName}\n`);
     } catch (err) {
       throw withHint(err, o.dev);
@@ -248,7 +250,7 @@ async function release(sqs: SQSClient, queueName: string, url: string, handles: 
  * on a receive of only already-seen messages. Everything is released (visibility 0) at the end, also
  * on failure.
  */
-export async function peek(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string, max: number, raw: boolean): Promise<number> {
+export async function peek(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string, max: number, raw: boolean, payloads?: PayloadStore): Promise<number> {
   const held = new Map<string, string>(); // MessageId -> latest receipt handle
   let shown = 0;
   try {
@@ -261,7 +263,7 @@ export async function peek(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string, m
         if (seen || shown >= max) continue;
         fresh++;
         shown++;
-        process.stdout.write(formatMessage(m, shown, h, raw));
+        process.stdout.write(formatMessage(m, shown, h, raw, await offloaded(m, payloads)));
       }
       if (fresh === 0) break;
     }
@@ -271,8 +273,27 @@ export async function peek(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string, m
   return shown;
 }
 
+/** An offloaded message's pointer, and its payload read from S3 (or why not); null for others. */
+export interface Offloaded {
+  pointer: PayloadPointer;
+  payload?: string;
+  error?: string;
+}
+
+/** Reads the payload of a peeked message that is a pointer (a claim check on S3). */
+async function offloaded(m: Message, payloads: PayloadStore | undefined): Promise<Offloaded | null> {
+  const pointer = findPointer({ body: m.Body ?? '', attributes: stringAttributes(m.MessageAttributes) });
+  if (!pointer) return null;
+  if (!payloads) return { pointer, error: 'no S3 client' };
+  try {
+    return { pointer, payload: await payloads.get(pointer.bucket, pointer.key) };
+  } catch (err) {
+    return { pointer, error: describeError(err) };
+  }
+}
+
 /** One peeked message as readable text: header, decoded event, message attributes, optionally the raw body. */
-export function formatMessage(m: Message, n: number, h: ResolvedHandler, raw: boolean): string {
+export function formatMessage(m: Message, n: number, h: ResolvedHandler, raw: boolean, off: Offloaded | null = null): string {
   const sys = m.Attributes ?? {};
   const sentMs = sys.SentTimestamp !== undefined ? Number(sys.SentTimestamp) : undefined;
   const { event, form } = decodeMessage({
@@ -281,6 +302,7 @@ export function formatMessage(m: Message, n: number, h: ResolvedHandler, raw: bo
     attributes: stringAttributes(m.MessageAttributes),
     sentTimestampMs: sentMs,
     queueArn: h.dlqName,
+    payload: off?.payload,
   });
   const lines = [
     `--- #${n} message ${m.MessageId}`,
@@ -289,7 +311,10 @@ export function formatMessage(m: Message, n: number, h: ResolvedHandler, raw: bo
     `  event type:    ${event.type ?? '(none)'}`,
     `  event id:      ${event.id}`,
     `  body form:     ${form}`,
-    `  data:          ${safeJson(event.data)}`,
+    ...(off
+      ? [`  offloaded:     ${pointerUri(off.pointer)}${off.pointer.bytes !== null ? ` (${off.pointer.bytes} bytes)` : ''}${off.error !== undefined ? `, not read: ${off.error}` : ''}`]
+      : []),
+    `  data:          ${shorten(safeJson(event.data))}`,
   ];
   const reason = m.MessageAttributes?.[DEAD_LETTER_REASON_ATTRIBUTE]?.StringValue;
   if (reason !== undefined) lines.push(`  dead-lettered: at once, ${reason}`);
@@ -310,6 +335,13 @@ function attributeText(a: MessageAttributeValue): string {
   if (a.StringValue !== undefined) return a.StringValue;
   if (a.BinaryValue !== undefined) return `base64:${Buffer.from(a.BinaryValue).toString('base64')}`;
   return '';
+}
+
+/** Data of a peeked message, at most this many characters (an offloaded event's data can be megabytes). */
+const PEEK_DATA_CHARS = 2_000;
+
+function shorten(s: string): string {
+  return s.length > PEEK_DATA_CHARS ? `${s.slice(0, PEEK_DATA_CHARS)}… (${s.length} characters)` : s;
 }
 
 function safeJson(v: unknown): string {

@@ -40,7 +40,7 @@ export async function openConfiguredArchive(o: CommonOptions & FilterOptions): P
 export function formatEvent(e: CloudEvent, width = 100): string {
   let data = JSON.stringify(e.data) ?? 'null';
   if (data.length > width) data = `${data.slice(0, width - 1)}…`;
-  const extra = typeof e.replayof === 'string' ? `  replayof=${e.replayof}` : '';
+  const extra = `${typeof e.replayof === 'string' ? `  replayof=${e.replayof}` : ''}${typeof e.dataref === 'string' ? `  dataref=${e.dataref}` : ''}`;
   return `${e.time}  ${e.type ?? '-'}  ${e.id}  ${e.source}  ${data}${extra}`;
 }
 

@@ -1,6 +1,7 @@
 import { builtInHandlers } from '../built-ins.js';
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { bucketPlanOf, lazyPayloadStore, payloadSettingsOf, s3SettingsOf } from '../payloads/index.js';
 import { redactConfig } from '../config.js';
 import { EventBusError } from '../errors.js';
 import { loadHandlers } from '../handlers.js';
@@ -73,7 +74,7 @@ export async function main(argv: string[]): Promise<void> {
       if (which !== 'both' && which !== 'worker' && which !== 'provisioner') throw new UsageError(`--print-iam takes worker or provisioner (or nothing for both), got "${which}"`);
       let policies;
       try {
-        policies = iamPolicies({ handlers, topic: ctx.config.topic, region: ctx.config.region ?? process.env.AWS_REGION, account: o.account });
+        policies = iamPolicies({ handlers, topic: ctx.config.topic, region: ctx.config.region ?? process.env.AWS_REGION, account: o.account, payloads: ctx.config.payloads });
       } catch (err) {
         if ((err as EventBusError).code === 'ERR_USAGE') throw new UsageError((err as Error).message);
         throw err;
@@ -82,7 +83,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     try {
-      const r = await provision(ctx.clients(), { topic: ctx.config.topic, handlers, dryRun: o.dryRun === true, prune: o.prune === true });
+      const r = await provision(ctx.clients(), { topic: ctx.config.topic, handlers, dryRun: o.dryRun === true, prune: o.prune === true, payloads: bucketPlanOf(ctx.aws, ctx.config) });
       process.stdout.write(`${o.dryRun ? 'plan (dry run, nothing changed):\n' : ''}${formatActions(r.actions)}\n`);
     } catch (err) {
       throw withHint(err, o.dev);
@@ -94,21 +95,34 @@ export async function main(argv: string[]): Promise<void> {
       .command('publish')
       .description('publish one event to the topic')
       .argument('<type>', 'event type, e.g. USER_CREATED')
-      .argument('[json]', 'event data as JSON (default: {})')
+      .argument('[json]', 'event data as JSON (default: {}); @FILE reads it from a file, - from stdin (for data over the command line\'s ~128 KiB)')
       .option('--source <source>', 'CloudEvents source (default: config source)')
       .option('--id <id>', 'event id (default: a new UUID)')
       .option('--subject <subject>', 'CloudEvents subject'),
   ).action(async (type: string, json: string | undefined, o: CommonOptions & { source?: string; id?: string; subject?: string }) => {
     let data: unknown = {};
     if (json !== undefined) {
+      let text = json;
       try {
-        data = JSON.parse(json);
+        if (json === '-') text = readFileSync(0, 'utf8');
+        else if (json.startsWith('@')) text = readFileSync(json.slice(1), 'utf8');
+      } catch (err) {
+        throw new UsageError(`cannot read the JSON data: ${(err as Error).message}`);
+      }
+      try {
+        data = JSON.parse(text);
       } catch (err) {
         throw new UsageError(`JSON data is not valid JSON: ${(err as Error).message}`);
       }
     }
     const ctx = commandContext(o);
-    const publisher = createPublisher({ sns: ctx.clients().sns, topic: ctx.config.topic, source: o.source ?? ctx.config.source });
+    const settings = payloadSettingsOf(ctx.config);
+    const publisher = createPublisher({
+      sns: ctx.clients().sns,
+      topic: ctx.config.topic,
+      source: o.source ?? ctx.config.source,
+      payloads: settings ? { ...settings, store: lazyPayloadStore(s3SettingsOf(ctx.aws, ctx.config)) } : null,
+    });
     try {
       const event = await publisher.createEvent(type, data, { ...(o.id ? { id: o.id } : {}), ...(o.subject ? { subject: o.subject } : {}) });
       process.stdout.write(`published ${event.type} ${event.id}\n`);

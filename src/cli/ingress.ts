@@ -5,6 +5,7 @@ import { createMetrics } from '#metrics/registry.js';
 import { EventBusError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { createPublisher } from '../publisher/index.js';
+import { lazyPayloadStore, payloadSettingsOf, s3SettingsOf } from '../payloads/index.js';
 import { webhooksEnabled } from '../publisher/webhooks.js';
 import { extraRoutes } from '../http/routes.js';
 import { createHttpApp } from '../http/server.js';
@@ -28,7 +29,16 @@ export function registerIngress(program: Command, common: (cmd: Command) => Comm
     const log = createLogger({ level: cfg.logLevel, pretty: process.env.EVENTBUS_LOG_FORMAT !== 'json' && process.stdout.isTTY === true });
     const metrics = createMetrics();
     const clients = ctx.clients();
-    const publisher = createPublisher({ sns: clients.sns, topic: cfg.topic, source: cfg.source, onPublished: (type, n) => metrics.published.inc({ event_type: type }, n) });
+    const settings = payloadSettingsOf(cfg);
+    const publisher = createPublisher({
+      sns: clients.sns,
+      topic: cfg.topic,
+      source: cfg.source,
+      onPublished: (type, n) => metrics.published.inc({ event_type: type }, n),
+      payloads: settings
+        ? { ...settings, store: lazyPayloadStore(s3SettingsOf(ctx.aws, cfg)), onOffloaded: (type) => metrics.payloadsOffloaded.inc({ event_type: type ?? 'none' }) }
+        : null,
+    });
     const routes = extraRoutes({ config: cfg, metrics, log, publisher: () => publisher, events: false });
     const app = createHttpApp();
     app.get('/healthz', async () => ({ status: 'ok' }));

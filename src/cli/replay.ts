@@ -10,7 +10,8 @@ import type { Command } from 'commander';
 import { EventBusError, describeError, toAwsError } from '../errors.js';
 import type { ArchiveQuery, ArchiveStore } from '../archive/index.js';
 import { takeRunLock, type HeldLock } from '../archive/lock.js';
-import { encodeEvent } from '../event/index.js';
+import { parsePointerUri } from '../event/index.js';
+import { lazyPayloadStore, payloadSettingsOf, prepareEvent, s3SettingsOf, storePayloads, type PayloadSettings, type PayloadStore, type PreparedEvent } from '../payloads/index.js';
 import { resolveTopicArn, topicName } from '../publisher/topic.js';
 import type { CloudEvent } from '../types.js';
 import { REPLAY_TRACEPARENT, REPLAY_TRACESTATE, TRACEPARENT, TRACESTATE, endPublishSpan, eventContext, flushTelemetry, loadTelemetrySetup, setupUrl, startPublishSpan } from '../telemetry/index.js';
@@ -52,6 +53,11 @@ export interface ReplayOptions {
   snapshotMs?: number;
   /** Stops the run between batches (the run lock was lost). */
   signal?: AbortSignal;
+  /**
+   * Large events: where archived payloads are read (`dataref`) and copies too large for SNS are
+   * offloaded (`settings` null: such a copy fails, naming payloads.bucket).
+   */
+  payloads?: { settings: PayloadSettings | null; store: PayloadStore } | undefined;
 }
 
 export interface ReplayResult {
@@ -117,7 +123,7 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
     if (wait > 0) await sleep(wait);
     o.signal?.throwIfAborted();
     index += items.length;
-    const ok = await send(o.target!, items, result.errors);
+    const ok = await send(o.target!, items, result.errors, o.payloads);
     result.sent += ok;
     result.failed += items.length - ok;
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
@@ -153,17 +159,39 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   return result;
 }
 
-/** Sends one batch; returns how many were accepted. Never throws: failures are counted and described. */
-async function send(target: ReplayTarget, events: CloudEvent[], errors: string[]): Promise<number> {
-  const entries: Array<{ Id: string; body: string; attributes: ReturnType<typeof encodeEvent>['attributes'] }> = [];
-  const copies = events.map(replayCopy);
+/** An archived event whole: one the archive kept without its data (`dataref`, over its inline size) is read back from S3. */
+async function wholeEvent(ev: CloudEvent, payloads: ReplayOptions['payloads']): Promise<CloudEvent> {
+  if (typeof ev.dataref !== 'string') return ev;
+  const at = parsePointerUri(ev.dataref);
+  if (!at) throw new Error(`its dataref ${ev.dataref} is not an s3:// URI`);
+  if (!payloads) throw new Error(`its data is in S3 (${ev.dataref}) and this replay has no S3 client`);
+  const whole = JSON.parse(await payloads.store.get(at.bucket, at.key)) as CloudEvent;
+  if (whole?.id !== ev.id) throw new Error(`${ev.dataref} holds event ${String(whole?.id)}, not ${ev.id}`);
+  return whole;
+}
+
+/**
+ * Sends one batch; returns how many were accepted. Never throws: failures are counted and described.
+ * A copy too large for SNS is offloaded again (a new object under the copy's id, the extended
+ * clients' pointer), so the replay's new id and `replayof` reach the handler: republishing the
+ * original pointer would deliver the original event.
+ */
+async function send(target: ReplayTarget, events: CloudEvent[], errors: string[], payloads: ReplayOptions['payloads']): Promise<number> {
+  const copies: Array<{ original: CloudEvent; i: number; copy: ReturnType<typeof replayCopy> }> = [];
+  for (const [i, original] of events.entries()) {
+    try {
+      copies.push({ original, i, copy: replayCopy(await wholeEvent(original, payloads)) });
+    } catch (err) {
+      errors.push(`event ${original.id}: ${describeError(err)}`);
+    }
+  }
   // With an SDK (telemetry.setup): a PRODUCER span per batch, linked to the originals' contexts; the copies carry it.
   const links = events.map(eventContext).filter((sc) => sc !== null);
   const span = startPublishSpan(
-    copies.map((c) => c.event),
+    copies.map((c) => c.copy.event),
     { name: target.name, system: target.kind === 'topic' ? 'aws.sns' : 'aws_sqs', ...(target.kind === 'topic' ? { arn: target.topicArn } : {}), links },
   );
-  const sent = await sendCopies(target, events, copies, entries, errors);
+  const sent = await sendCopies(target, events, copies, errors, payloads);
   endPublishSpan(span, { failed: events.length - sent, total: events.length });
   return sent;
 }
@@ -171,19 +199,24 @@ async function send(target: ReplayTarget, events: CloudEvent[], errors: string[]
 async function sendCopies(
   target: ReplayTarget,
   events: CloudEvent[],
-  copies: Array<ReturnType<typeof replayCopy>>,
-  entries: Array<{ Id: string; body: string; attributes: ReturnType<typeof encodeEvent>['attributes'] }>,
+  copies: Array<{ original: CloudEvent; i: number; copy: ReturnType<typeof replayCopy> }>,
   errors: string[],
+  payloads: ReplayOptions['payloads'],
 ): Promise<number> {
-  events.forEach((original, i) => {
-    const { event, attributes } = copies[i]!;
+  const prepared: Array<PreparedEvent & { Id: string }> = [];
+  for (const { original, i, copy } of copies) {
     try {
-      const enc = encodeEvent(event, attributes);
-      entries.push({ Id: String(i), body: enc.body, attributes: enc.attributes });
+      prepared.push({ ...prepareEvent(copy.event, copy.attributes, payloads?.settings ?? null), Id: String(i) });
     } catch (err) {
       errors.push(`event ${original.id}: ${describeError(err)}`);
     }
-  });
+  }
+  let entries = prepared;
+  if (payloads && prepared.some((p) => p.offload)) {
+    const failed = await storePayloads(payloads.store, prepared);
+    for (const [p, err] of failed) errors.push(`event ${p.event[REPLAY_OF_EXTENSION] as string}: ${describeError(err)}`);
+    entries = prepared.filter((p) => !failed.has(p));
+  }
   if (entries.length === 0) return 0;
   try {
     if (target.kind === 'topic') {
@@ -283,6 +316,7 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
         progress: process.stderr,
         out: process.stdout,
         includeReplays: o.includeReplays === true,
+        payloads: { settings: payloadSettingsOf(ctx.config), store: lazyPayloadStore(s3SettingsOf(ctx.aws, ctx.config)) },
         ...(lock ? { snapshotMs: lock.takenAtMs, signal: lock.signal } : {}),
       });
       const skipped = r.skippedReplays ? ` (${r.skippedReplays} replayed event(s) skipped; --include-replays to send them)` : '';

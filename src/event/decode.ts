@@ -1,5 +1,6 @@
 import type { CloudEvent } from '../types.js';
 import { EVENT_TYPE_ATTRIBUTE } from './encode.js';
+import { LEGACY_POINTER_CLASS, POINTER_CLASS, parsePointer, type PayloadPointer } from './pointer.js';
 
 /** The parts of an SQS message that decoding needs (SDK spellings stay in the poller). */
 export interface RawMessage {
@@ -11,6 +12,11 @@ export interface RawMessage {
   sentTimestampMs?: number | undefined;
   /** The queue ARN, the default `source`. */
   queueArn: string;
+  /**
+   * The payload an offloaded message's pointer named, fetched from S3 (findPointer): decoded in
+   * place of the pointer, with the message's envelope and attributes.
+   */
+  payload?: string | undefined;
 }
 
 export interface DecodedMessage {
@@ -38,7 +44,8 @@ export function decodeMessage(msg: RawMessage): DecodedMessage {
     if (typeof outer.value.MessageId === 'string') messageId = outer.value.MessageId;
     if (typeof outer.value.Timestamp === 'string' && !Number.isNaN(Date.parse(outer.value.Timestamp))) sentMs = Date.parse(outer.value.Timestamp);
   }
-  const inner = fromEnvelope ? tryParse(payload) : outer;
+  if (msg.payload !== undefined) payload = msg.payload;
+  const inner = fromEnvelope || msg.payload !== undefined ? tryParse(payload) : outer;
   const attrType = attributes[EVENT_TYPE_ATTRIBUTE] ?? null;
   const defaults = {
     id: messageId,
@@ -62,6 +69,23 @@ export function decodeMessage(msg: RawMessage): DecodedMessage {
   const data = inner.ok ? inner.value : payload;
   const event: CloudEvent = { specversion: '1.0', ...defaults, type: attrType, data };
   return { event, form: fromEnvelope ? 'sns-envelope' : inner.ok ? 'raw-data' : 'non-json' };
+}
+
+/**
+ * The S3 pointer a message carries (a claim check in the extended clients' format, event/pointer.ts),
+ * in its body (raw delivery, attributes from SQS) or in its SNS envelope's Message (attributes from
+ * the envelope); null for any other message. Cheap for the others: a substring test before any parse.
+ */
+export function findPointer(msg: Pick<RawMessage, 'body' | 'attributes'>): PayloadPointer | null {
+  const body = msg.body;
+  if (!body.includes(POINTER_CLASS) && !body.includes(LEGACY_POINTER_CLASS)) return null;
+  const direct = parsePointer(body, msg.attributes);
+  if (direct) return direct;
+  const outer = tryParse(body);
+  if (isObject(outer.value) && outer.value.Type === 'Notification' && typeof outer.value.Message === 'string') {
+    return parsePointer(outer.value.Message, snsAttributes(outer.value.MessageAttributes));
+  }
+  return null;
 }
 
 function tryParse(s: string): { ok: true; value: unknown } | { ok: false; value: undefined } {

@@ -39,23 +39,33 @@ export function buildEvent(type: string, data: unknown, source: string, opts: Ev
   return event;
 }
 
+/** Message attributes as SNS and SQS take them (String, or Number as a string). */
+export type MessageAttributes = Record<string, { DataType: 'String' | 'Number'; StringValue: string }>;
+
 /** SNS message attributes of an event: `event-type` plus the caller's extra ones. */
-export function eventAttributes(event: CloudEvent, extra: Record<string, string> = {}) {
-  const attrs: Record<string, { DataType: 'String'; StringValue: string }> = {};
+export function eventAttributes(event: CloudEvent, extra: Record<string, string> = {}): MessageAttributes {
+  const attrs: MessageAttributes = {};
   for (const [k, v] of Object.entries(extra)) attrs[k] = { DataType: 'String', StringValue: v };
   if (event.type) attrs[EVENT_TYPE_ATTRIBUTE] = { DataType: 'String', StringValue: event.type };
   return attrs;
 }
 
 /** Bytes SNS counts toward its limit: the message body plus each attribute's name, type and value. */
-export function publishedSize(body: string, attrs: ReturnType<typeof eventAttributes>): number {
+export function publishedSize(body: string, attrs: MessageAttributes): number {
   let n = Buffer.byteLength(body, 'utf8');
   for (const [k, v] of Object.entries(attrs)) n += Buffer.byteLength(k) + Buffer.byteLength(v.DataType) + Buffer.byteLength(v.StringValue);
   return n;
 }
 
-/** Serialises an event and checks the SNS size limit before any call. */
-export function encodeEvent(event: CloudEvent, extraAttributes?: Record<string, string>) {
+/** An event as it is sent: its body, its attributes, and the bytes SNS counts. */
+export interface EncodedEvent {
+  body: string;
+  attributes: MessageAttributes;
+  size: number;
+}
+
+/** Serialises an event with its attributes, without the size check (the publisher decides whether to offload). */
+export function serializeEvent(event: CloudEvent, extraAttributes?: Record<string, string>): EncodedEvent {
   let body: string;
   try {
     body = JSON.stringify(event);
@@ -63,11 +73,25 @@ export function encodeEvent(event: CloudEvent, extraAttributes?: Record<string, 
     throw new EventBusError('ERR_EVENT_INVALID', `event ${event.type} data is not JSON-serialisable: ${(err as Error).message}`, { cause: err });
   }
   const attributes = eventAttributes(event, extraAttributes);
-  const size = publishedSize(body, attributes);
-  if (size > SNS_MAX_BYTES) {
-    throw new EventBusError('ERR_EVENT_TOO_LARGE', `event ${event.type} (${event.id}) is ${size} bytes; SNS allows ${SNS_MAX_BYTES} (put large payloads in S3 and publish a reference)`);
-  }
-  return { body, attributes, size };
+  return { body, attributes, size: publishedSize(body, attributes) };
+}
+
+/**
+ * ERR_EVENT_TOO_LARGE for an event of `size` bytes over `limit`; `fix` names the config key that
+ * would allow it (README "Large events").
+ */
+export function tooLarge(event: CloudEvent, size: number, limit: number, fix: string): EventBusError {
+  return new EventBusError('ERR_EVENT_TOO_LARGE', `event ${event.type} (${event.id}) is ${size} bytes; ${fix} allows ${limit}`);
+}
+
+/** What to set for events over SNS's limit when offloading is off. */
+export const OFFLOAD_HINT = 'SNS (set payloads.bucket to offload larger events to S3)';
+
+/** Serialises an event and checks the SNS size limit before any call (no offloading). */
+export function encodeEvent(event: CloudEvent, extraAttributes?: Record<string, string>): EncodedEvent {
+  const enc = serializeEvent(event, extraAttributes);
+  if (enc.size > SNS_MAX_BYTES) throw tooLarge(event, enc.size, SNS_MAX_BYTES, OFFLOAD_HINT);
+  return enc;
 }
 
 /**

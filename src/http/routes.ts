@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { EventBusError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Publisher } from '../publisher/index.js';
-import { registerWebhookRoutes, webhooksEnabled } from '../publisher/webhooks.js';
+import { registerWebhookRoutes, webhookBodyLimit, webhooksEnabled } from '../publisher/webhooks.js';
 import { MemoryDeliveryLedger, type DeliveryLedger } from '../publisher/deliveries.js';
 import { describeArchive, openArchive, registerEventsRoute, resolveArchiveUrl, type ArchiveStore } from '../archive/index.js';
 
@@ -67,6 +67,7 @@ export function extraRoutes(o: ExtraRoutesOptions): ExtraRoutes {
           publisher: o.publisher,
           count: (source, outcome) => o.metrics.webhookRequests.inc({ source, outcome }),
           log: o.log,
+          maxBodyBytes: webhookBodyLimit(cfg),
         });
         const sources = [...(cfg.webhooks.stripe.secrets.length ? ['stripe'] : []), ...Object.keys(cfg.webhooks.sources)];
         o.log.info({ sources, deliveries: cfg.archive.enabled ? 'archive' : 'memory' }, 'webhook ingress on POST /webhooks/<source>');

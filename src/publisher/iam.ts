@@ -26,6 +26,8 @@ export interface IamTarget {
   /** Needed unless the topic is an ARN (which names them). */
   region?: string | null | undefined;
   account?: string | null | undefined;
+  /** `payloads.*` (README "Large events"): with a bucket, its S3 actions are added. */
+  payloads?: { bucket: string | null; prefix: string } | null | undefined;
 }
 
 const ACCOUNT_RE = /^\d{12}$/;
@@ -63,6 +65,17 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
   if (queues.length === 0) throw new EventBusError('ERR_USAGE', 'no handlers: the policies would name no queue (check handlersDir)');
   // Only a topic configured by name is looked up with ListTopics (src/publisher/topic.ts).
   const listTopics: PolicyStatement[] = isTopicArn(t.topic) ? [] : [{ Sid: 'ResolveTopicByName', Effect: 'Allow', Action: ['sns:ListTopics'], Resource: '*' }];
+  // Large events: workers write (ctx.publish, failure events, webhooks) and read (consume) payloads
+  // under the prefix only; the provisioner creates the bucket and sets its lifecycle rule. HeadBucket
+  // is authorised by s3:ListBucket. No s3:DeleteObject anywhere: the lifecycle rule expires payloads.
+  const bucket = t.payloads?.bucket ?? null;
+  const bucketArn = bucket ? `arn:${partition}:s3:::${bucket}` : '';
+  const workerS3: PolicyStatement[] = bucket
+    ? [{ Sid: 'OffloadedPayloads', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: `${bucketArn}/${t.payloads!.prefix}*` }]
+    : [];
+  const provisionerS3: PolicyStatement[] = bucket
+    ? [{ Sid: 'ProvisionPayloadsBucket', Effect: 'Allow', Action: ['s3:CreateBucket', 's3:GetLifecycleConfiguration', 's3:ListBucket', 's3:PutLifecycleConfiguration'], Resource: bucketArn }]
+    : [];
   return {
     worker: {
       Version: '2012-10-17',
@@ -77,6 +90,7 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
         // dead-lettered at once, by the worker, not by SQS's redrive.
         { Sid: 'DeadLetterQueues', Effect: 'Allow', Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'], Resource: dlqs },
         { Sid: 'PublishEvents', Effect: 'Allow', Action: ['sns:Publish'], Resource: topicArn },
+        ...workerS3,
         ...listTopics,
       ],
     },
@@ -105,6 +119,7 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
           Action: ['sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes', 'sns:Unsubscribe'],
           Resource: [topicArn, `${topicArn}:*`],
         },
+        ...provisionerS3,
         ...listTopics,
       ],
     },

@@ -2,7 +2,9 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import { snsSdk } from './sns-sdk.js';
 import { EventBusError, awsErrorName, isNotFound, toAwsError } from '../errors.js';
 import type { CloudEvent, EventOptions } from '../types.js';
-import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent, encodeEvent } from '../event/index.js';
+import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent } from '../event/index.js';
+import { DEFAULT_PAYLOAD_MAX_BYTES, DEFAULT_PAYLOAD_PREFIX, lazyPayloadStore, prepareEvent, storePayloads, type PayloadSettings, type PayloadStore, type PreparedEvent } from '../payloads/index.js';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { resolveTopicArn, topicName } from './topic.js';
 import { endPublishSpan, startPublishSpan } from '../telemetry/index.js';
 import { checkSchemas, validateForPublish, type EventSchemas, type StandardSchemaV1 } from '../schema.js';
@@ -24,8 +26,30 @@ export interface PublisherOptions<S extends EventSchemas = EventSchemas> {
    * Types not listed are published unchecked.
    */
   schemas?: S;
+  /**
+   * Large events (README "Large events"): an event over `thresholdBytes` (default: what no longer
+   * fits SNS with its attributes) is stored in S3 under `<prefix><event id>` and published as a
+   * pointer in the format of AWS's extended clients. Unset: such an event is ERR_EVENT_TOO_LARGE.
+   */
+  payloads?: PublisherPayloads | null | undefined;
 }
 
+/** `createPublisher({ payloads })`: the bucket, and optionally the rest of `payloads.*` and an S3 client. */
+export interface PublisherPayloads {
+  bucket: string;
+  /** Key prefix (default `eventbus/`). */
+  prefix?: string;
+  /** Default: SNS's limit (262144), counted as SNS does (JSON plus attributes). */
+  thresholdBytes?: number;
+  /** Default 64 MiB; a larger event is ERR_EVENT_TOO_LARGE before any call. */
+  maxBytes?: number;
+  /** The S3 client (default: one with the SDK's default settings, made on the first large event). */
+  s3?: S3Client;
+  /** Internal: where payloads go (a lazily loaded S3 client of the configured endpoint). */
+  store?: PayloadStore;
+  /** Called after an event's payload was stored (metrics). */
+  onOffloaded?: (type: string | null, bytes: number) => void;
+}
 /** The data of an event of type K: typed by its schema when the publisher has one for K. */
 export type DataOf<S extends EventSchemas, K extends string> = K extends keyof S ? StandardSchemaV1.InferInput<S[K]> : unknown;
 
@@ -57,6 +81,19 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
     }
     checkSchemas('createPublisher', 'schemas', schemas, 'ERR_CONFIG_INVALID');
   }
+  const pl = options.payloads ?? null;
+  const payloads: PayloadSettings | null = pl
+    ? { bucket: pl.bucket, prefix: pl.prefix ?? DEFAULT_PAYLOAD_PREFIX, thresholdBytes: Math.min(pl.thresholdBytes ?? SNS_MAX_BYTES, SNS_MAX_BYTES), maxBytes: pl.maxBytes ?? DEFAULT_PAYLOAD_MAX_BYTES }
+    : null;
+  let store: PayloadStore | undefined;
+  const payloadStore = () => (store ??= pl?.store ?? lazyPayloadStore(pl?.s3 ? { client: pl.s3 } : { endpoint: null, region: null }));
+  /** Stores the offloaded payloads among `prepared`; the ones that failed, with why. */
+  const offload = async (prepared: PreparedEvent[]): Promise<Map<PreparedEvent, unknown>> => {
+    if (!prepared.some((p) => p.offload)) return new Map();
+    const failed = await storePayloads(payloadStore(), prepared);
+    for (const p of prepared) if (p.offload && !failed.has(p)) pl?.onOffloaded?.(p.event.type, p.offload.bytes);
+    return failed;
+  };
   /** Validates an event of a type with a schema (ERR_EVENT_INVALID), before any call. */
   const check = (type: string | null, data: unknown) =>
     schemas && type !== null && Object.hasOwn(schemas, type) ? validateForPublish(type, schemas[type], data, 'publish') : undefined;
@@ -76,9 +113,13 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
   /** Publishes one event; resolves to SNS's MessageId. */
   async function publishOne(event: CloudEvent, extraAttributes?: Record<string, string>): Promise<string | undefined> {
     await check(event.type, event.data);
-    const { body, attributes } = encodeEvent(event, extraAttributes);
+    const prepared = prepareEvent(event, extraAttributes, payloads);
+    const { body, attributes } = prepared;
     const TopicArn = await topicArn();
     let messageId: string | undefined;
+    // The payload first: a pointer must never reach a queue before its object exists.
+    const failed = (await offload([prepared])).get(prepared);
+    if (failed !== undefined) throw failed;
     try {
       messageId = (await sns.send(new (await snsSdk()).PublishCommand({ TopicArn, Message: body, MessageAttributes: attributes }))).MessageId;
     } catch (err) {
@@ -127,11 +168,16 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
   };
 
   async function publishChunks(built: Array<{ event: CloudEvent; extra: Record<string, string> | undefined }>, result: BatchResult): Promise<void> {
-    const encoded = built.map(({ event, extra }) => ({ event, ...encodeEvent(event, extra) }));
+    const all = built.map(({ event, extra }) => prepareEvent(event, extra, payloads));
     // Every entry is checked before the first call: an invalid one fails the batch, nothing sent.
-    if (schemas) for (const e of encoded) await check(e.event.type, e.event.data);
-    if (encoded.length === 0) return;
+    if (schemas) for (const e of all) await check(e.event.type, e.event.data);
+    if (all.length === 0) return;
     const TopicArn = await topicArn();
+    // Payloads first; an entry whose payload could not be stored is reported failed and not sent.
+    const notStored = await offload(all);
+    for (const [e, err] of notStored) result.failed.push({ id: e.event.id, type: e.event.type, code: awsErrorName((err as { cause?: unknown }).cause ?? err) || 'Error', message: (err as Error).message ?? String(err) });
+    const encoded = notStored.size ? all.filter((e) => !notStored.has(e)) : all;
+    if (encoded.length === 0) return;
     // Chunks respect both PublishBatch limits: 10 entries and 256 KiB in total.
     const chunks: (typeof encoded)[] = [];
     let cur: typeof encoded = [];

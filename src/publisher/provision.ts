@@ -20,6 +20,7 @@ import { EventBusError, isNotFound, toAwsError } from '../errors.js';
 import type { ResolvedHandler } from '../handlers.js';
 import type { Logger } from '../log.js';
 import { isTopicArn, resolveTopicArn, topicName } from './topic.js';
+import type { BucketPlan } from './provision-bucket.js';
 
 /** What provisioning made (or, in a dry run, would make) for one handler. */
 export interface QueueTopology {
@@ -58,6 +59,8 @@ export interface ProvisionOptions {
   /** Unsubscribe SQS subscriptions of the topic whose queue no handler owns (never deletes queues). */
   prune?: boolean;
   log?: Logger;
+  /** The payloads bucket (README "Large events"): created with its lifecycle rule. Unset: no bucket. */
+  payloads?: BucketPlan | null | undefined;
 }
 
 /** The message attribute publishers set and subscriptions filter on. */
@@ -201,6 +204,15 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
     return { t, acts };
   });
   for (const r of perHandler) actions.push(...r.acts);
+
+  // The payloads bucket and its lifecycle rule (the S3 SDK is loaded only when one is configured).
+  if (opts.payloads) {
+    const { ensureBucket } = await import('./provision-bucket.js');
+    actions.push(...(await ensureBucket(opts.payloads, dryRun, (a) => {
+      if (a.kind !== 'ok' && !dryRun) opts.log?.info({ resource: a.resource, kind: a.kind, detail: a.detail }, 'provisioned');
+      return a;
+    })));
+  }
 
   // Subscriptions of queues no handler owns.
   const owned = new Set(perHandler.map((r) => r.t.arn));

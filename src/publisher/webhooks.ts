@@ -17,6 +17,12 @@ export const STRIPE_SIGNATURE_HEADER = 'stripe-signature';
  * never be published; anything between the two limits fails as `too_large` after wrapping.
  */
 export const WEBHOOK_MAX_BODY_BYTES = SNS_MAX_BYTES;
+/**
+ * Largest accepted body when large events go through S3 (`payloads.bucket` set; at most
+ * `payloads.maxBytes`). Not the whole 64 MiB: a body is read, and held, before its signature is
+ * checked, so an unauthenticated sender chooses how much each open connection holds.
+ */
+export const WEBHOOK_MAX_OFFLOADED_BODY_BYTES = 8 * 1024 * 1024;
 
 /** Why a request was refused, or `published`: the `outcome` label of eventbus_webhook_requests_total. */
 export type WebhookOutcome =
@@ -183,6 +189,13 @@ export interface WebhookRoutesOptions {
   eventSource?: (source: string) => string;
   /** The clock, ms since the epoch (tests). */
   now?: () => number;
+  /** Largest body (default WEBHOOK_MAX_BODY_BYTES; with large events on S3, webhookBodyLimit). */
+  maxBodyBytes?: number;
+}
+
+/** The body limit of webhook routes under a config: SNS's limit, or more when large events go through S3. */
+export function webhookBodyLimit(cfg: { payloads: { bucket: string | null; maxBytes: number } }): number {
+  return cfg.payloads.bucket ? Math.min(cfg.payloads.maxBytes, WEBHOOK_MAX_OFFLOADED_BODY_BYTES) : WEBHOOK_MAX_BODY_BYTES;
 }
 
 /** Whether any webhook route is configured. */
@@ -218,14 +231,15 @@ export async function registerWebhookRoutes(app: FastifyInstance, o: WebhookRout
   const eventSource = o.eventSource ?? ((s: string) => `webhook/${s}`);
   const now = o.now ?? Date.now;
   const ttlMs = o.deliveryTtlSec * 1000;
+  const maxBody = o.maxBodyBytes ?? WEBHOOK_MAX_BODY_BYTES;
 
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: WEBHOOK_MAX_BODY_BYTES }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxBody }, (_req, body, done) => done(null, body));
     // Body-limit and parser errors land here: answer briefly, and count them.
     scope.setErrorHandler((err: FastifyError, req, reply) => {
       const label = labelOf((req.params as { source?: string } | undefined)?.source ?? (req.url.startsWith('/webhooks/stripe') ? 'stripe' : undefined));
-      if (err.statusCode === 413) return refuse(reply, label, new Refused(413, 'too_large', `body larger than ${WEBHOOK_MAX_BODY_BYTES} bytes`));
+      if (err.statusCode === 413) return refuse(reply, label, new Refused(413, 'too_large', `body larger than ${maxBody} bytes`));
       if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return refuse(reply, label, new Refused(400, 'malformed', 'malformed request'));
       o.log.error({ err, source: label }, 'webhook ingress failed');
       o.count(label, 'publish_failed');

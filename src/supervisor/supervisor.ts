@@ -26,6 +26,7 @@ import { shareOf } from '../config.js';
 import { extraRoutes, type ExtraRoutes } from '../http/routes.js';
 import { resolveArchiveUrl } from '../archive/store.js';
 import { flushTelemetry, loadTelemetrySetup, setupUrl } from '../telemetry/index.js';
+import { bucketPlanOf, lazyPayloadStore, payloadSettingsOf, s3SettingsOf } from '../payloads/index.js';
 
 export interface SupervisorOptions {
   config: Readonly<Config>;
@@ -173,6 +174,8 @@ export class Supervisor {
           graceMs: HANDLER_GRACE_MS,
           archiveUrl: cfg.archive.enabled ? resolveArchiveUrl(cfg.archive.url) : null,
           telemetrySetup,
+          s3: s3SettingsOf(this.#o.aws ?? { endpoint: cfg.endpoint, region: cfg.region }, cfg),
+          payloads: payloadSettingsOf(cfg),
         },
       });
       // The threads load the handlers (and run their setup) while HTTP starts and the queues are
@@ -217,6 +220,7 @@ export class Supervisor {
             topic: topicArn,
             source: cfg.source,
             onPublished: (type, n) => this.metrics.published.inc({ event_type: type }, n),
+            payloads: this.#payloads(awsSettings),
           })
         : null;
 
@@ -388,6 +392,14 @@ export class Supervisor {
     if (this.#pollers.length) this.log.info({ ms: Date.now() - started }, 'stopped');
   }
 
+  /** The main thread's publisher's large events (webhook ingress, failure events); null without a bucket. */
+  #payloads(aws: AwsSettings) {
+    const settings = payloadSettingsOf(this.#cfg);
+    if (!settings) return null;
+    const s3 = s3SettingsOf(aws, this.#cfg);
+    return { ...settings, store: lazyPayloadStore(s3), onOffloaded: (type: string | null) => this.metrics.payloadsOffloaded.inc({ event_type: type ?? 'none' }) };
+  }
+
   async #retryAtStart<T>(what: string, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -420,7 +432,8 @@ export class Supervisor {
   async #resolveTopology(handlers: ResolvedHandler[]): Promise<{ topicArn: string | null; queues: QueueRuntime[] }> {
     const clients = this.#clients!;
     if (this.#cfg.provision) {
-      const r = await provision(clients, { topic: this.#cfg.topic, handlers, log: this.log });
+      const aws = this.#o.aws ?? { endpoint: this.#cfg.endpoint, region: this.#cfg.region };
+      const r = await provision(clients, { topic: this.#cfg.topic, handlers, log: this.log, payloads: bucketPlanOf(aws, this.#cfg) });
       const byQueue = new Map(r.queues.map((q) => [q.queue, q]));
       return {
         topicArn: r.topicArn,

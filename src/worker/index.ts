@@ -4,6 +4,7 @@ import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { createLogger } from '../log.js';
 import type { Publisher } from '../publisher/index.js';
+import { lazyPayloadStore, type PayloadStore } from '../payloads/index.js';
 import type { AnyHandlerDefinition } from '../types.js';
 import { offerPort, type TaskInput, type TaskOutput, type WorkerData } from './protocol.js';
 import { RunTable } from './run-table.js';
@@ -28,13 +29,16 @@ let publisher: Promise<Publisher> | undefined;
 function getPublisher(topicArn: string | null): Promise<Publisher> {
   if (!topicArn) return Promise.reject(new Error('ctx.publish: the topic is not resolved on this host'));
   publisher ??= Promise.all([import('../aws.js'), import('../publisher/index.js')]).then(([aws, pub]) =>
-    pub.createPublisher({ sns: aws.createAwsClients(cfg.aws).sns, topic: topicArn, source: cfg.source }),
+    pub.createPublisher({ sns: aws.createAwsClients(cfg.aws).sns, topic: topicArn, source: cfg.source, payloads: cfg.payloads ? { ...cfg.payloads, store: payloadStore() } : null }),
   );
   return publisher;
 }
 
 /** How long a thread's teardown waits for its spans to be exported (the supervisor's own deadline bounds the whole teardown). */
 const TEARDOWN_FLUSH_MS = 5_000;
+/** Offloaded payloads (README "Large events"): the S3 SDK is loaded on the first pointer or large ctx.publish. */
+let payloads: PayloadStore | undefined;
+const payloadStore = () => (payloads ??= lazyPayloadStore(cfg.s3 ?? cfg.aws));
 
 if (!parentPort) throw new Error('src/worker/index.js runs only as a piscina worker thread');
 const port = offerPort(parentPort, threadId);
@@ -46,6 +50,7 @@ const runner = new HandlerRunner(
     graceMs: cfg.graceMs,
     sendOutcomes: (taskId, results) => port.send({ kind: 'outcomes', taskId, results }),
     publish: (topicArn, type, data, opts) => getPublisher(topicArn).then((p) => p.createEvent(type, data, opts)),
+    fetchPayload: (bucket, key) => payloadStore().get(bucket, key),
   },
   handlers,
 );

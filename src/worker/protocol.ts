@@ -5,6 +5,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { AwsSettings } from '../aws.js';
 import type { ErrorInfo } from '../errors.js';
 import type { HandlerResult } from '../types.js';
+import type { PayloadSettings } from '../payloads/index.js';
 
 /** Configuration every thread receives as `workerData.eventbus` (structured-clone-safe). */
 export interface WorkerConfig {
@@ -22,6 +23,10 @@ export interface WorkerConfig {
   archiveUrl?: string | null;
   /** `telemetry.setup` as a file: URL, loaded before the handlers (OpenTelemetry SDKs are per isolate); null = none. */
   telemetrySetup?: string | null;
+  /** SDK settings of the S3 client that fetches offloaded payloads (and stores ctx.publish's); made on first use. */
+  s3?: AwsSettings;
+  /** `payloads.*` for ctx.publish; null = large events are an error. */
+  payloads?: PayloadSettings | null;
 }
 
 /** The thread's whole `workerData`. */
@@ -88,6 +93,19 @@ export interface ItemOutput {
   traceparent?: string;
   tracestate?: string;
   traced?: boolean;
+  /** An offloaded message: its payload's fetch from S3 (metrics; a failed fetch's reason). */
+  payload?: PayloadFetch;
+}
+
+/** How the payload of an offloaded message (a claim check on S3) was fetched in the thread. */
+export interface PayloadFetch {
+  bucket: string;
+  key: string;
+  /** The payload's size in UTF-8 bytes (from ExtendedPayloadSize, else measured; null when the fetch failed without one). */
+  bytes: number | null;
+  fetchMs: number;
+  /** Why it could not be fetched (the message's result is then `error`). */
+  error?: string;
 }
 
 /** Outcomes as [index in `items`, outcome]. */

@@ -3,10 +3,10 @@
 // the port), so the testing kit's runHandler runs a message exactly as a worker thread does.
 import { EventBusError, describeError, errorSummary, isNonRetryable, toErrorInfo, type ErrorInfo } from '../errors.js';
 import type { Logger } from '../log.js';
-import { decodeMessage, derivedEventId } from '../event/index.js';
+import { decodeMessage, derivedEventId, findPointer, pointerUri, type PayloadPointer } from '../event/index.js';
 import { ValidationFailure, validate, validateForPublish, type EventSchemas, type StandardSchemaV1 } from '../schema.js';
 import type { AnyHandlerDefinition, CloudEvent, EventOptions, HandlerContext } from '../types.js';
-import type { ItemOutput, ItemResults, TaskInput, TaskItem, TaskOutput } from './protocol.js';
+import type { ItemOutput, ItemResults, PayloadFetch, TaskInput, TaskItem, TaskOutput } from './protocol.js';
 import type { RunTable } from './run-table.js';
 import type { Span } from '@opentelemetry/api';
 import { endProcessSpan, messageContext, recordAbort, startProcessSpan, traceExtensions, tracer, withSpan } from '../telemetry/index.js';
@@ -24,6 +24,14 @@ export interface RunnerEnv {
   onThrown?(err: unknown): void;
   /** ctx.publish, once the event is built from the handler's call (id derived, data validated). */
   publish(topicArn: string | null, type: string, data: unknown, opts: EventOptions): Promise<CloudEvent>;
+  /** Reads an offloaded payload from S3 (a claim check); absent: such messages are an `error`. */
+  fetchPayload?(bucket: string, key: string): Promise<string>;
+}
+
+/** An offloaded message's payload, fetched (or why not). */
+interface Fetched {
+  payload?: string;
+  info: PayloadFetch;
 }
 
 /** Starting a batch's handlers, how long the thread may run them back to back before it lets its event loop turn. */
@@ -75,6 +83,8 @@ class ItemRun {
   span: Span | undefined;
   /** What its handler threw: the span's exception event. */
   thrownValue: unknown;
+  /** An offloaded message: how its payload was fetched. */
+  payload: PayloadFetch | undefined;
 
   constructor(
     readonly h: LoadedHandler,
@@ -154,6 +164,7 @@ class ItemRun {
       durationMs: this.startedMs ? performance.now() - this.startedMs : 0,
       eventType: this.event?.type ?? null,
       eventId: this.event?.id ?? this.item.messageId,
+      ...(this.payload ? { payload: this.payload } : {}),
     });
   }
 
@@ -276,6 +287,8 @@ export class HandlerRunner {
       set log(value: Logger) {
         Object.defineProperty(this, 'log', { value, writable: true, enumerable: true, configurable: true });
       },
+      // An offloaded event (README "Large events"): where its payload was and how large it is.
+      ...(r.payload && r.payload.error === undefined ? { offloaded: { bucket: r.payload.bucket, key: r.payload.key, bytes: r.payload.bytes ?? 0 } } : {}),
       publish(type: string, data: unknown, opts: EventOptions = {}): Promise<CloudEvent> {
         // The position is taken at the call, so a retried handler derives the same ids whatever
         // its validations await.
@@ -293,6 +306,34 @@ export class HandlerRunner {
         return validateForPublish(type, declared.get(type) ?? undefined, data, 'ctx.publish').then(send);
       },
     };
+  }
+
+  /**
+   * Starts fetching the payloads of the task's offloaded messages (pointers in the extended clients'
+   * format, from us or an AWS extended client), all at once: a task holds at most its slots'
+   * messages, so the cap bounds the payloads in memory. Null when none is offloaded.
+   */
+  #fetchPayloads(task: TaskInput): Map<number, Promise<Fetched>> | null {
+    let out: Map<number, Promise<Fetched>> | null = null;
+    for (let i = 0; i < task.items.length; i++) {
+      const it = task.items[i]!;
+      const pointer = findPointer({ body: it.body, attributes: it.attributes ?? {} });
+      if (pointer) (out ??= new Map()).set(i, this.#fetch(pointer));
+    }
+    return out;
+  }
+
+  async #fetch(p: PayloadPointer): Promise<Fetched> {
+    const startedMs = performance.now();
+    const info = (extra: Partial<PayloadFetch>): PayloadFetch => ({ bucket: p.bucket, key: p.key, bytes: p.bytes, fetchMs: performance.now() - startedMs, ...extra });
+    try {
+      if (!this.env.fetchPayload) throw new Error('no S3 client in this thread');
+      const payload = await this.env.fetchPayload(p.bucket, p.key);
+      return { payload, info: info({ bytes: p.bytes ?? Buffer.byteLength(payload, 'utf8') }) };
+    } catch (err) {
+      // Never a crash: the message's result is `error` (retried; on its last receive dead-lettered with this reason).
+      return { info: info({ error: `payload ${pointerUri(p)} could not be fetched: ${describeError(err)}` }) };
+    }
   }
 
   /**
@@ -402,12 +443,23 @@ export class HandlerRunner {
     const schemas = h.schemas;
     // Once per task: null while no OpenTelemetry SDK is registered, and then no span work is done.
     const tracing = tracer();
+    const payloads = this.#fetchPayloads(task);
     let sliceStartMs = performance.now();
     for (let i = 0; i < n; i++) {
       const item = task.items[i]!;
+      // An offloaded message: its payload (fetched from S3) is decoded in place of the pointer. Taken
+      // out of the map so it is not held until the whole task ends.
+      const fetched = payloads?.has(i) ? await payloads.get(i) : undefined;
+      payloads?.delete(i);
       const r = (runs[i] = new ItemRun(h, item));
       running.add(r);
       if (this.#abortReason !== undefined) r.abort(this.#abortReason);
+      r.payload = fetched?.info;
+      if (fetched?.info.error !== undefined) {
+        const why = fetched.info.error;
+        record(i, () => r.finish('error', why));
+        continue;
+      }
       let event: CloudEvent;
       try {
         event = r.event = decodeMessage({
@@ -416,6 +468,7 @@ export class HandlerRunner {
           attributes: item.attributes ?? {},
           sentTimestampMs: item.sentTimestampMs,
           queueArn: task.queueArn,
+          payload: fetched?.payload,
         }).event;
       } catch (err) {
         record(i, () => r.finish('error', `decode failed: ${describeError(err)}`));

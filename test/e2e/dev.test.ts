@@ -2,6 +2,9 @@
 import t from 'tap';
 import { freePort } from '../helpers/ports.js';
 import { spawnNode } from '../helpers/process.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 t.test('dev runs the example handlers; the CLI publishes to it with --dev', async (t) => {
   const port = await freePort();
@@ -25,12 +28,25 @@ t.test('dev runs the example handlers; the CLI publishes to it with --dev', asyn
   await dev.waitForOutput(/"queue":"billing".*"msg":"billing customer created"/, 15_000);
   t.pass('both USER_CREATED handlers fired');
 
+  // Large events with no AWS account: a 1 MiB event from a file goes through the emulator's S3.
+  const dir = mkdtempSync(join(tmpdir(), 'eventbus-dev-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'big.json');
+  writeFileSync(file, JSON.stringify({ email: 'ada@example.com', comment: 'é'.repeat(512 * 1024) }));
+  const big = spawnNode('bin/eventbus.js', ['publish', '--dev', '--dev-port', String(port), 'USER_COMMENT', `@${file}`]);
+  t.equal((await big.exited).code, 0, big.output());
+  await dev.waitForOutput(/"queue":"email".*"subject":"Somebody commented.*"msg":"email sent"/, 15_000);
+  t.pass('a 1 MiB USER_COMMENT published from the CLI reached the email handler');
+
   const plan = spawnNode('bin/eventbus.js', ['provision', '--dry-run', '--dev', '--dev-port', String(port)]);
   t.equal((await plan.exited).code, 0);
+  t.match(plan.output(), /= ok bucket eventbus-payloads/, 'the plan shows the payloads bucket');
+  t.match(plan.output(), /= ok bucket lifecycle eventbus-payloads \(expire eventbus\/\* after 14 days/, 'and its lifecycle rule');
   t.match(plan.output(), /0 to create, 0 to update, 0 to delete/, 'the topology is already in place');
 
   const metrics = await (await fetch(`${http}/metrics`)).text();
   t.match(metrics, /eventbus_handler_results_total\{queue="email",event_type="USER_CREATED",result="success"\} 1/);
+  t.match(metrics, /eventbus_payload_fetch_seconds_count\{queue="email"\} 1/, 'the email thread fetched the payload');
 
   dev.child.kill('SIGINT');
   const exit = await dev.exited;

@@ -16,6 +16,9 @@ import { fileURLToPath } from 'node:url';
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PROVISION = join(SRC, 'publisher', 'provision.ts');
+/** The payloads bucket's provisioning, loaded by provision.ts (a dynamic import) only when a bucket is configured. */
+const PROVISION_BUCKET = join(SRC, 'publisher', 'provision-bucket.ts');
+const isProvisioning = (f: string) => f === PROVISION || f === PROVISION_BUCKET;
 
 /** API operations whose IAM action is another operation's (AWS: batch APIs are authorised by the single action). */
 const BATCH_ACTIONS: Record<string, string> = {
@@ -24,21 +27,32 @@ const BATCH_ACTIONS: Record<string, string> = {
   'sqs:SendMessageBatch': 'sqs:SendMessage',
   'sns:PublishBatch': 'sns:Publish',
 };
+/** S3 operations whose IAM action has another name (the S3 User Guide's "Actions for Amazon S3"). */
+const S3_ACTIONS: Record<string, string> = {
+  's3:HeadBucket': 's3:ListBucket',
+  's3:HeadObject': 's3:GetObject',
+  's3:GetBucketLifecycleConfiguration': 's3:GetLifecycleConfiguration',
+  's3:PutBucketLifecycleConfiguration': 's3:PutLifecycleConfiguration',
+};
 /** Actions without resource-level permissions in these policies (Resource "*"). */
 const RESOURCE_STAR = new Set(['sns:ListTopics']);
 /** The placeholders of deploy/ (deploy/README.md), with the topic given as an ARN as recommended there. */
 const ACCOUNT = '123456789012';
 const TOPIC_ARN = `arn:aws:sns:us-east-1:${ACCOUNT}:events`;
 const sqsArn = (name: string) => `arn:aws:sqs:us-east-1:${ACCOUNT}:${name}`;
+/** The example's payloads bucket (README "Large events"). */
+const BUCKET = 'prod-eventbus-payloads';
 /** The example handlers (handlers/ compiled to dist/handlers) under the example config. */
 async function exampleHandlers() {
-  const config = loadConfig({ env: { EVENTBUS_QUEUE_PREFIX: 'prod-', EVENTBUS_TOPIC: TOPIC_ARN, EVENTBUS_HANDLERS_DIR: join(ROOT, 'dist', 'handlers') } });
-  return loadHandlers(config, builtInHandlers(config));
+  const config = loadConfig({ env: { EVENTBUS_QUEUE_PREFIX: 'prod-', EVENTBUS_TOPIC: TOPIC_ARN, EVENTBUS_HANDLERS_DIR: join(ROOT, 'dist', 'handlers'), EVENTBUS_PAYLOADS_BUCKET: BUCKET } });
+  return Object.assign(await loadHandlers(config, builtInHandlers(config)), { payloads: config.payloads });
 }
 
-function iamAction(service: 'sqs' | 'sns', command: string): string {
+type Service = 'sqs' | 'sns' | 's3';
+
+function iamAction(service: Service, command: string): string {
   const op = `${service}:${command.replace(/Command$/, '')}`;
-  return BATCH_ACTIONS[op] ?? op;
+  return BATCH_ACTIONS[op] ?? S3_ACTIONS[op] ?? op;
 }
 
 function tsFiles(dir: string): string[] {
@@ -58,28 +72,28 @@ interface Scanned {
   imports: string[];
 }
 
-/** The SQS/SNS commands a file constructs (`new XCommand(`), through its imports from the two clients. */
+/** The SQS/SNS/S3 commands a file constructs (`new XCommand(`), through its imports from the three clients. */
 function scan(file: string): Scanned {
   const text = readFileSync(file, 'utf8');
-  const bound = new Map<string, { service: 'sqs' | 'sns'; command: string }>();
-  for (const m of text.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s*from\s*['"]@aws-sdk\/client-(sqs|sns)['"]/g)) {
+  const bound = new Map<string, { service: Service; command: string }>();
+  for (const m of text.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s*from\s*['"]@aws-sdk\/client-(sqs|sns|s3)['"]/g)) {
     for (const raw of m[1]!.split(',')) {
       const spec = raw.trim();
       if (!spec || spec.startsWith('type ')) continue;
       const [name, alias] = spec.split(/\s+as\s+/).map((s) => s.trim());
-      if (name && name.endsWith('Command')) bound.set(alias ?? name, { service: m[2] as 'sqs' | 'sns', command: name });
+      if (name && name.endsWith('Command')) bound.set(alias ?? name, { service: m[2] as Service, command: name });
     }
   }
   // Clients loaded lazily through a `<service>Sdk()` loader (src/publisher/sns-sdk.ts): names
   // destructured from it, and `new (await snsSdk()).XCommand(`.
-  for (const m of text.matchAll(/const\s*\{([^}]*)\}\s*=\s*await\s+(sqs|sns)Sdk\(\)/g)) {
+  for (const m of text.matchAll(/const\s*\{([^}]*)\}\s*=\s*await\s+(sqs|sns|s3)Sdk\(\)/g)) {
     for (const raw of m[1]!.split(',')) {
       const [name, alias] = raw.split(':').map((x) => x.trim());
-      if (name && name.endsWith('Command')) bound.set(alias ?? name, { service: m[2] as 'sqs' | 'sns', command: name });
+      if (name && name.endsWith('Command')) bound.set(alias ?? name, { service: m[2] as Service, command: name });
     }
   }
   const actions = new Map<string, string[]>();
-  const add = (service: 'sqs' | 'sns', command: string) => {
+  const add = (service: Service, command: string) => {
     const action = iamAction(service, command);
     actions.set(action, [...(actions.get(action) ?? []), command]);
   };
@@ -87,9 +101,10 @@ function scan(file: string): Scanned {
     const b = bound.get(m[1]!);
     if (b) add(b.service, b.command);
   }
-  for (const m of text.matchAll(/new\s*\(\s*await\s+(sqs|sns)Sdk\(\)\s*\)\.([A-Za-z0-9_$]+Command)\s*\(/g)) add(m[1] as 'sqs' | 'sns', m[2]!);
+  for (const m of text.matchAll(/new\s*\(\s*await\s+(sqs|sns|s3)Sdk\(\)\s*\)\.([A-Za-z0-9_$]+Command)\s*\(/g)) add(m[1] as Service, m[2]!);
   const imports: string[] = [];
-  for (const m of text.matchAll(/from\s*['"](\.{1,2}\/[^'"]+)\.js['"]/g)) {
+  // Static imports, and dynamic ones (modules loaded only when needed, such as the bucket's provisioning).
+  for (const m of text.matchAll(/(?:from\s*|import\(\s*)['"](\.{1,2}\/[^'"]+)\.js['"]/g)) {
     imports.push(resolve(dirname(file), `${m[1]}.ts`));
   }
   return { actions, imports };
@@ -175,14 +190,16 @@ t.test('the scanner sees the calls the supervisor is known to make', async (t) =
   t.ok(all.get('sns:Publish')?.includes('PublishBatchCommand'), 'PublishBatchCommand → sns:Publish');
   t.ok(all.get('sns:Publish')?.includes('PublishCommand'), 'PublishCommand → sns:Publish');
   t.ok(all.get('sqs:CreateQueue')?.includes('CreateQueueCommand'), 'CreateQueueCommand → sqs:CreateQueue');
-  for (const a of all.keys()) t.match(a, /^(sqs|sns):[A-Z][A-Za-z]+$/, `${a} is an IAM action name`);
+  t.ok(all.get('s3:GetObject')?.includes('GetObjectCommand'), 'GetObjectCommand → s3:GetObject');
+  t.ok(all.get('s3:ListBucket')?.includes('HeadBucketCommand'), 'HeadBucketCommand → s3:ListBucket');
+  for (const a of all.keys()) t.match(a, /^(sqs|sns|s3):[A-Z][A-Za-z]+$/, `${a} is an IAM action name`);
   t.notOk([...all.keys()].some((a) => /Batch$/.test(a)), 'no batch API is left as an IAM action (they have none of their own)');
 });
 
 t.test('worker-policy.json allows exactly what the worker code calls', async (t) => {
   // The worker: everything outside the CLI and the provisioner (the publisher's index.ts and
   // topic.ts run in the worker for failure events and ctx.publish).
-  const workerFiles = files.filter((f) => !isCli(f) && f !== PROVISION);
+  const workerFiles = files.filter((f) => !isCli(f) && !isProvisioning(f));
   // The example's topic is an ARN: the code lists topics only to resolve a name.
   const needed = without(actionsOf(workerFiles), 'sns:ListTopics');
   const { allowed, statements } = loadPolicy('worker-policy.json');
@@ -203,12 +220,20 @@ t.test('worker-policy.json allows exactly what the worker code calls', async (t)
   for (const q of ['prod-email-dlq', 'prod-billing-dlq']) t.ok(sends(sqsArn(q)), `sqs:SendMessage on ${q}`);
   for (const q of ['prod-email', 'prod-billing', 'prod-other-team', 'prod-other-team-dlq']) t.notOk(sends(sqsArn(q)), `no sqs:SendMessage on ${q}`);
   t.notOk(reads(sqsArn('prod-other-team')), 'and no other queue of the prefix');
+  // Large events: read and write payloads under the prefix of the payloads bucket, nothing else of S3.
+  const s3 = (action: string, arn: string) => statements.some((s) => [s.Action].flat().includes(action) && [s.Resource].flat().some((r) => arnMatches(r, arn)));
+  for (const action of ['s3:GetObject', 's3:PutObject']) {
+    t.ok(s3(action, `arn:aws:s3:::${BUCKET}/eventbus/0b6f6c2e-1f1e-4c1e-9d5e-1a2b3c4d5e6f`), `${action} on a payload of the bucket`);
+    t.notOk(s3(action, `arn:aws:s3:::${BUCKET}/other/x`), `no ${action} outside the prefix`);
+    t.notOk(s3(action, `arn:aws:s3:::another-bucket/eventbus/x`), `no ${action} on another bucket`);
+  }
+  t.notOk([...allowed].some((a) => a === 's3:DeleteObject' || a === 's3:CreateBucket'), 'workers never delete payloads (the lifecycle rule does) nor create buckets');
 });
 
 t.test('deploy/iam/*.json are what `eventbus provision --print-iam` prints for the example handlers', async (t) => {
   const handlers = await exampleHandlers();
   t.same(handlers.map((h) => h.queueName).sort(), ['prod-billing', 'prod-email'], 'the example handlers');
-  const generated = iamPolicies({ handlers, topic: TOPIC_ARN });
+  const generated = iamPolicies({ handlers, topic: TOPIC_ARN, payloads: handlers.payloads });
   for (const which of ['worker', 'provisioner'] as const) {
     const file = JSON.parse(readFileSync(join(ROOT, 'deploy', 'iam', `${which}-policy.json`), 'utf8')) as unknown;
     t.same(file, generated[which], `deploy/iam/${which}-policy.json = --print-iam ${which} (regenerate it after changing the handlers)`);
@@ -217,18 +242,19 @@ t.test('deploy/iam/*.json are what `eventbus provision --print-iam` prints for t
   for (const which of ['worker', 'provisioner'] as const) {
     const out = execFileSync(process.execPath, [join(ROOT, 'bin', 'eventbus.js'), 'provision', '--print-iam', which], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', EVENTBUS_QUEUE_PREFIX: 'prod-', EVENTBUS_TOPIC: TOPIC_ARN },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', EVENTBUS_QUEUE_PREFIX: 'prod-', EVENTBUS_TOPIC: TOPIC_ARN, EVENTBUS_PAYLOADS_BUCKET: BUCKET },
       encoding: 'utf8',
     });
     t.same(JSON.parse(out), generated[which], `eventbus provision --print-iam ${which}`);
   }
   // By name, ListTopics (no resource-level permissions) is added, and the region and account must be given.
-  const byName = iamPolicies({ handlers, topic: 'events', region: 'us-east-1', account: ACCOUNT });
+  const byName = iamPolicies({ handlers, topic: 'events', region: 'us-east-1', account: ACCOUNT, payloads: handlers.payloads });
   for (const doc of [byName.worker, byName.provisioner]) {
     t.ok(doc.Statement.some((s) => s.Action.includes('sns:ListTopics') && s.Resource === '*'), 'a topic by name: sns:ListTopics');
-    t.ok(doc.Statement.every((s) => s.Resource === '*' || [s.Resource].flat().every((r) => r.includes(`:${ACCOUNT}:`))), 'every ARN in the given account');
+    // S3 ARNs carry no account (bucket names are global).
+    t.ok(doc.Statement.every((s) => s.Resource === '*' || [s.Resource].flat().every((r) => r.startsWith('arn:aws:s3:::') || r.includes(`:${ACCOUNT}:`))), 'every ARN in the given account');
   }
-  const workerFiles = files.filter((f) => !isCli(f) && f !== PROVISION);
+  const workerFiles = files.filter((f) => !isCli(f) && !isProvisioning(f));
   const wanted = new Set(byName.worker.Statement.flatMap((s) => s.Action));
   t.same([...wanted].sort(), [...actionsOf(workerFiles)].sort(), 'by name the worker policy = every action the worker code calls');
   t.throws(() => iamPolicies({ handlers, topic: 'events', region: 'us-east-1' }), { code: 'ERR_USAGE', message: /--account/ });
@@ -239,6 +265,7 @@ t.test('deploy/iam/*.json are what `eventbus provision --print-iam` prints for t
 t.test('provisioner-policy.json allows exactly what provisioning calls', async (t) => {
   const provisionerFiles = closure(PROVISION);
   t.ok(provisionerFiles.some((f) => rel(f) === 'src/publisher/topic.ts'), 'provisioning shares topic resolution (ListTopics) with the publisher');
+  t.ok(provisionerFiles.includes(PROVISION_BUCKET), "the bucket's provisioning (loaded on demand) is part of it");
   const needed = without(actionsOf(provisionerFiles), 'sns:ListTopics');
   const { allowed, statements } = loadPolicy('provisioner-policy.json');
   t.same([...allowed].sort(), [...needed].sort(), 'allowed actions = actions provisioning needs');
@@ -246,6 +273,11 @@ t.test('provisioner-policy.json allows exactly what provisioning calls', async (
   for (const a of allowed) t.ok(needed.has(a), `provisioner policy grants ${a} only because the code calls it`);
   checkResources(t, 'provisioner-policy.json', statements);
   t.notOk(allowed.has('sqs:DeleteQueue') || allowed.has('sns:DeleteTopic'), 'provisioning never deletes queues or topics');
+  t.notOk(allowed.has('s3:GetObject') || allowed.has('s3:PutObject') || allowed.has('s3:DeleteBucket'), 'provisioning never reads or writes payloads, nor deletes the bucket');
+  for (const action of ['s3:CreateBucket', 's3:PutLifecycleConfiguration']) {
+    t.ok(grantsS3(statements, action, `arn:aws:s3:::${BUCKET}`), `${action} on the payloads bucket`);
+    t.notOk(grantsS3(statements, action, 'arn:aws:s3:::another-bucket'), `no ${action} on another bucket`);
+  }
   const grants = (action: string, arn: string) => statements.filter((s) => [s.Action].flat().includes(action) && [s.Resource].flat().some((r) => arnMatches(r, arn)));
   for (const q of ['prod-email', 'prod-email-dlq', 'prod-billing', 'prod-billing-dlq']) t.ok(grants('sqs:SetQueueAttributes', sqsArn(q)).length, `configures ${q}`);
   t.notOk(grants('sqs:SetQueueAttributes', sqsArn('prod-other-team')).length, "not another team's queue of the prefix");
@@ -263,6 +295,10 @@ t.test('provisioner-policy.json allows exactly what provisioning calls', async (
     t.notOk(grants(action, `arn:aws:sns:us-east-1:${ACCOUNT}:billing-alerts:0d2c6b3e-5c2f-4a55-9a53-2f0a3c1d9e11`).length, `no ${action} on another topic's subscription`);
   }
 });
+
+function grantsS3(statements: Statement[], action: string, arn: string): boolean {
+  return statements.some((s) => [s.Action].flat().includes(action) && [s.Resource].flat().some((r) => arnMatches(r, arn)));
+}
 
 t.test('operator CLI commands are reported, not checked', async (t) => {
   // src/cli/ (status, dlq, ...) runs with an operator's own credentials: see deploy/README.md.

@@ -144,6 +144,11 @@ export class Dispatcher {
     try {
       metrics.duration.observe({ queue: q.queue }, outcome.durationMs / 1000);
       metrics.results.inc({ queue: q.queue, event_type: this.#typeLabel(q, outcome.eventType), result: outcome.result });
+      if (outcome.payload) {
+        // An offloaded message: its payload was read from S3 in the thread (README "Large events").
+        if (outcome.payload.error === undefined) metrics.payloadFetch.observe({ queue: q.queue }, outcome.payload.fetchMs / 1000);
+        else metrics.s3Errors.inc({ queue: q.queue, operation: 'GetObject' });
+      }
       if (outcome.result === 'success') {
         if (log.isLevelEnabled('debug')) {
           log.debug({ ...fields(), durationMs: Math.round(outcome.durationMs) }, 'handled');
@@ -179,6 +184,9 @@ export class Dispatcher {
       // thrown for pino's err serializer (type, message, stack, causes).
       const why = outcome.err ? { error: outcome.error, err: reviveError(outcome.err) } : { error: outcome.error };
       if ((outcome.result === 'rejected' || outcome.result === 'invalid') && (await this.#deadLetter(q, m, outcome, fields, why))) return;
+      // A payload that still cannot be fetched on the last receive: dead-lettered here, with the
+      // reason, rather than moved by SQS's redrive without one.
+      if (outcome.payload?.error !== undefined && m.receiveCount >= q.handler.maxReceiveCount && (await this.#deadLetter(q, m, outcome, fields, why))) return;
       const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
       const atMax = m.receiveCount >= q.handler.maxReceiveCount;
       log.warn(
@@ -228,10 +236,15 @@ export class Dispatcher {
       log.warn({ ...detail, sendError: err }, 'dead-letter send failed; the message is retried');
       return false;
     }
-    metrics.deadLettered.inc({ queue: q.queue, reason: outcome.result });
+    const payload = outcome.result === 'error' && outcome.payload?.error !== undefined;
+    metrics.deadLettered.inc({ queue: q.queue, reason: payload ? 'payload' : outcome.result });
     log.warn(
       { ...detail, dlq: q.handler.dlqName, reason },
-      outcome.result === 'invalid' ? 'event failed its schema; dead-lettered at once' : 'handler rejected the message (NonRetryableError); dead-lettered at once',
+      payload
+        ? 'offloaded payload not fetched on the last receive; dead-lettered'
+        : outcome.result === 'invalid'
+          ? 'event failed its schema; dead-lettered at once'
+          : 'handler rejected the message (NonRetryableError); dead-lettered at once',
     );
     try {
       await acker.delete(q, m.receiptHandle);

@@ -4,7 +4,7 @@ import { decodeMessage } from '../../event/index.js';
 import type { Logger } from '../../log.js';
 import type { ErrorInfo } from '../../errors.js';
 import type { HandlerResult } from '../../types.js';
-import { isPortOffer, type FromThread, type ItemResults, type TaskInput, type TaskItem, type TaskOutput, type ToThread, type WorkerConfig, type WorkerData } from '../../worker/protocol.js';
+import { isPortOffer, type FromThread, type ItemResults, type PayloadFetch, type TaskInput, type TaskItem, type TaskOutput, type ToThread, type WorkerConfig, type WorkerData } from '../../worker/protocol.js';
 import { RunTable } from '../../worker/run-table.js';
 import { eventContext, traceExtensions } from '../../telemetry/index.js';
 
@@ -55,6 +55,8 @@ export interface RunOutcome {
   traceparent?: string | undefined;
   tracestate?: string | undefined;
   traced?: boolean | undefined;
+  /** An offloaded message: how its payload's fetch went (worker/protocol.ts). */
+  payload?: PayloadFetch | undefined;
 }
 
 /** A message for `runBatch`: what the thread needs to decode and run it. */
