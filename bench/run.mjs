@@ -25,8 +25,15 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO = dirname(BENCH_DIR);
 const argv = process.argv.slice(2);
 
+// `--hosts [K,...]`: the multi-host scale-out benchmark (bench/hosts.mjs), instead of the scenarios.
+if (argv.includes('--hosts')) {
+  await import('./hosts.mjs');
+  await new Promise(() => undefined); // hosts.mjs exits by itself
+}
+
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(`usage: node bench/run.mjs [--smoke]   (npm run bench / npm run bench:smoke)
+       node bench/run.mjs --hosts [1,2,4]   (npm run bench -- --hosts: scale-out; --hosts --help)
 
 Environment:
   BENCH_SCENARIOS   comma-separated: noop,noop-steady,io,cpu,net-noop,net-io,latency (default: all); also: backlog

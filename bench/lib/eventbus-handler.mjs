@@ -12,7 +12,8 @@ let recorder = null;
 export default {
   queue: process.env.BENCH_EB_QUEUE ?? 'q',
   concurrency: cap,
-  visibilityTimeout: 30,
+  // The multi-host bench's join/leave run shortens it, so a killed host's messages come back soon.
+  visibilityTimeout: Number(process.env.BENCH_EB_VISIBILITY ?? 30),
   maxReceiveCount: 5,
   // Once per worker thread: each thread records into its own file.
   setup() {

@@ -43,6 +43,15 @@ export function decodeBody(body) {
  */
 export function createRecorder(dir) {
   const file = join(dir, `${process.pid}-${threadId}.txt`);
+  // BENCH_RECORD_SYNC=1: one append per message, so a host killed with -9 loses no record.
+  if (process.env.BENCH_RECORD_SYNC === '1') {
+    return {
+      record(event) {
+        appendFileSync(file, `${event.id}\n`);
+      },
+      flush() {},
+    };
+  }
   let buf = [];
   const flush = () => {
     if (buf.length === 0) return;

@@ -16,6 +16,7 @@ import { registerEvents } from './events.js';
 import { registerReplay } from './replay.js';
 import { registerIngress } from './ingress.js';
 import { registerNew } from './new.js';
+import { registerCheck } from './check.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -142,6 +143,7 @@ export async function main(argv: string[]): Promise<void> {
   registerReplay(program, common);
   registerIngress(program, common);
   registerNew(program);
+  registerCheck(program, common);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
