@@ -2,7 +2,7 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import { snsSdk } from './sns-sdk.js';
 import { EventBusError, awsErrorName, isNotFound, toAwsError } from '../errors.js';
 import type { CloudEvent, EventOptions } from '../types.js';
-import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent, encodeEvent } from '../event/index.js';
+import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent, deduplicationId, encodeEvent, groupIdOf } from '../event/index.js';
 import { resolveTopicArn } from './topic.js';
 import { checkSchemas, validateForPublish, type EventSchemas, type StandardSchemaV1 } from '../schema.js';
 
@@ -15,6 +15,13 @@ export interface PublisherOptions<S extends EventSchemas = EventSchemas> {
   topic: string;
   /** Default CloudEvents source. */
   source: string;
+  /**
+   * The FIFO topic (name or ARN; config `fifoTopic`) that ordered handlers' queues subscribe to. An
+   * event with a `groupId` is published to it (MessageGroupId = the group, MessageDeduplicationId =
+   * the event id) and to `topic` (MessageGroupId: SQS fair queues). Without it, grouped events go to
+   * `topic` only and reach no ordered handler.
+   */
+  fifoTopic?: string | undefined;
   /** Called after SNS accepted events (metrics). */
   onPublished?: (type: string, count: number) => void;
   /**
@@ -29,7 +36,7 @@ export interface PublisherOptions<S extends EventSchemas = EventSchemas> {
 export type DataOf<S extends EventSchemas, K extends string> = K extends keyof S ? StandardSchemaV1.InferInput<S[K]> : unknown;
 
 /** One entry of publishBatch: an event to build, or an already built CloudEvent. */
-export type BatchEntry = { type: string; data?: unknown; opts?: EventOptions } | CloudEvent;
+export type BatchEntry = { type: string; data?: unknown; opts?: EventOptions; /** Same as `opts.groupId`. */ groupId?: string } | CloudEvent;
 
 export interface BatchResult {
   successful: Array<{ id: string; type: string; messageId: string }>;
@@ -44,6 +51,8 @@ export interface Publisher<S extends EventSchemas = EventSchemas> {
   /** Publishes an already built event as is. */
   publishEvent(event: CloudEvent, attributes?: Record<string, string>): Promise<CloudEvent>;
   topicArn(): Promise<string>;
+  /** The FIFO topic's ARN; null without `fifoTopic`. */
+  fifoTopicArn(): Promise<string | null>;
 }
 
 /** Creates a publisher bound to one topic (SPEC: createPublisher(options)). */
@@ -72,12 +81,35 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
       ? new EventBusError('ERR_TOPIC_NOT_FOUND', `SNS topic ${t} does not exist (run: eventbus provision)`, { cause: err })
       : toAwsError('Publish', t, err);
 
+  let fifoArn: Promise<string> | undefined;
+  const fifoTopicArn = () => {
+    if (!options.fifoTopic) return Promise.resolve(null);
+    fifoArn ??= resolveTopicArn(sns, options.fifoTopic).catch((err) => {
+      fifoArn = undefined;
+      throw err;
+    });
+    return fifoArn;
+  };
+
   async function publishEvent(event: CloudEvent, extraAttributes?: Record<string, string>): Promise<CloudEvent> {
     await check(event.type, event.data);
     const { body, attributes } = encodeEvent(event, extraAttributes);
+    const groupId = groupIdOf(event);
     const TopicArn = await topicArn();
+    const Fifo = groupId ? await fifoTopicArn() : null;
+    const { PublishCommand } = await snsSdk();
+    // The FIFO topic first: a caller that retries after the second call failed publishes to it
+    // again with the same deduplication id (delivered once within 5 minutes), and the standard
+    // topic's queues get the event at least once, as always.
+    if (Fifo) {
+      try {
+        await sns.send(new PublishCommand({ TopicArn: Fifo, Message: body, MessageAttributes: attributes, MessageGroupId: groupId, MessageDeduplicationId: deduplicationId(event.id) }));
+      } catch (err) {
+        throw notFound(err, Fifo);
+      }
+    }
     try {
-      await sns.send(new (await snsSdk()).PublishCommand({ TopicArn, Message: body, MessageAttributes: attributes }));
+      await sns.send(new PublishCommand({ TopicArn, Message: body, MessageAttributes: attributes, ...(groupId ? { MessageGroupId: groupId } : {}) }));
     } catch (err) {
       throw notFound(err, TopicArn);
     }
@@ -87,6 +119,7 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
 
   return {
     topicArn,
+    fifoTopicArn,
     publishEvent,
     async createEvent(type, data, opts = {}) {
       return publishEvent(buildEvent(type, data, source, opts), opts.attributes);
@@ -94,14 +127,16 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
     async publishBatch(entries) {
       const result: BatchResult = { successful: [], failed: [] };
       const encoded = entries.map((e) => {
-        const event = 'specversion' in e ? (e as CloudEvent) : buildEvent(e.type, e.data, source, e.opts);
+        const event =
+          'specversion' in e ? (e as CloudEvent) : buildEvent(e.type, e.data, source, e.groupId !== undefined ? { ...e.opts, groupId: e.groupId } : e.opts);
         const extra = 'specversion' in e ? undefined : e.opts?.attributes;
-        return { event, ...encodeEvent(event, extra) };
+        return { event, groupId: groupIdOf(event), ...encodeEvent(event, extra) };
       });
       // Every entry is checked before the first call: an invalid one fails the batch, nothing sent.
       if (schemas) for (const e of encoded) await check(e.event.type, e.event.data);
       if (encoded.length === 0) return result;
       const TopicArn = await topicArn();
+      const Fifo = encoded.some((e) => e.groupId) ? await fifoTopicArn() : null;
       // Chunks respect both PublishBatch limits: 10 entries and 256 KiB in total.
       const chunks: (typeof encoded)[] = [];
       let cur: typeof encoded = [];
@@ -116,14 +151,51 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
         bytes += e.size;
       }
       chunks.push(cur);
-      for (const chunk of chunks) {
+      for (const all of chunks) {
+        let chunk = all;
+        if (Fifo && chunk.some((e) => e.groupId)) {
+          // Grouped entries go to the FIFO topic first (see publishEvent); one that fails there is
+          // failed, and not sent to the standard topic either, so a retry of it is a retry of both.
+          const grouped = chunk.filter((e) => e.groupId);
+          const failedFifo = new Set<(typeof chunk)[number]>();
+          try {
+            const { PublishBatchCommand } = await snsSdk();
+            const out = await sns.send(
+              new PublishBatchCommand({
+                TopicArn: Fifo,
+                PublishBatchRequestEntries: grouped.map((e, i) => ({
+                  Id: String(i),
+                  Message: e.body,
+                  MessageAttributes: e.attributes,
+                  MessageGroupId: e.groupId,
+                  MessageDeduplicationId: deduplicationId(e.event.id),
+                })),
+              }),
+            );
+            for (const f of out.Failed ?? []) {
+              const e = grouped[Number(f.Id)];
+              if (!e) continue;
+              failedFifo.add(e);
+              result.failed.push({ id: e.event.id, type: e.event.type, code: f.Code ?? 'Unknown', message: `FIFO topic: ${f.Message ?? ''}` });
+            }
+          } catch (err) {
+            const wrapped = notFound(err, Fifo);
+            if (wrapped.code === 'ERR_TOPIC_NOT_FOUND') throw wrapped;
+            for (const e of grouped) {
+              failedFifo.add(e);
+              result.failed.push({ id: e.event.id, type: e.event.type, code: awsErrorName(err) || 'Error', message: wrapped.message });
+            }
+          }
+          chunk = chunk.filter((e) => !failedFifo.has(e));
+          if (chunk.length === 0) continue;
+        }
         const byEntryId = new Map(chunk.map((e, i) => [String(i), e]));
         try {
           const { PublishBatchCommand } = await snsSdk();
           const out = await sns.send(
             new PublishBatchCommand({
               TopicArn,
-              PublishBatchRequestEntries: chunk.map((e, i) => ({ Id: String(i), Message: e.body, MessageAttributes: e.attributes })),
+              PublishBatchRequestEntries: chunk.map((e, i) => ({ Id: String(i), Message: e.body, MessageAttributes: e.attributes, ...(e.groupId ? { MessageGroupId: e.groupId } : {}) })),
             }),
           );
           for (const s of out.Successful ?? []) {
