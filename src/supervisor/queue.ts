@@ -25,4 +25,6 @@ export interface ReceivedMessage {
   sqsAttributes: Record<string, MessageAttributeValue> | undefined;
   receiveCount: number;
   sentTimestampMs: number | undefined;
+  /** The SQS MessageGroupId (FIFO queues; standard queues when the message came with one: fair queues). */
+  groupId?: string | undefined;
 }

@@ -54,6 +54,9 @@ function handler(queue: string, o: Partial<ResolvedHandler> = {}): ResolvedHandl
     visibilityTimeoutSec: 30,
     timeoutMs: 60_000,
     maxReceiveCount: 5,
+    ordered: false,
+    groupConcurrency: null,
+    publishes: null,
     ...o,
   };
 }

@@ -225,7 +225,8 @@ export class Poller {
           MaxNumberOfMessages: max,
           WaitTimeSeconds: waitTimeSec,
           VisibilityTimeout: q.handler.visibilityTimeoutSec,
-          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+          // MessageGroupId: the group gate's key (FIFO queues, and fair queues' tenants).
+          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp', 'MessageGroupId'],
           MessageAttributeNames: ['All'],
         }),
         // A long poll answers after up to its wait; only past that plus the usual allowance is it hung.
@@ -272,6 +273,7 @@ function toReceived(m: Message): ReceivedMessage {
     sqsAttributes: m.MessageAttributes,
     receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
     sentTimestampMs: Number.isFinite(sent) && sent > 0 ? sent : undefined,
+    ...(m.Attributes?.MessageGroupId ? { groupId: m.Attributes.MessageGroupId } : {}),
   };
 }
 
