@@ -39,6 +39,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     age: new Histogram({ name: 'eventbus_message_age_seconds', help: 'Time from SQS SentTimestamp to handler start', labelNames: ['queue'], buckets: AGE_BUCKETS, registers: r }),
     inFlight: new Gauge({ name: 'eventbus_messages_in_flight', help: 'Messages received and not yet settled', labelNames: ['queue'], registers: r }),
     prefetched: new Gauge({ name: 'eventbus_messages_prefetched', help: 'Messages received and waiting for a free slot (prefetch; also in eventbus_messages_in_flight)', labelNames: ['queue'], registers: r }),
+    groupsActive: new Gauge({
+      name: 'eventbus_groups_active',
+      help: 'Message groups with a message running on this host (queues with ordered or groupConcurrency; never a group label)',
+      labelNames: ['queue'],
+      registers: r,
+    }),
+    waitingForGroup: new Gauge({
+      name: 'eventbus_messages_waiting_for_group',
+      help: 'Messages received and waiting because their group is at its limit (ordered: 1; groupConcurrency); also in eventbus_messages_in_flight',
+      labelNames: ['queue'],
+      registers: r,
+    }),
     extensions: new Counter({ name: 'eventbus_visibility_extensions_total', help: 'Visibility timeout extensions of running messages', labelNames: ['queue'], registers: r }),
     sqsErrors: new Counter({ name: 'eventbus_sqs_errors_total', help: 'Failed SQS/SNS calls and batch entries', labelNames: ['queue', 'operation'], registers: r }),
     queueMessages: new Gauge({

@@ -51,6 +51,8 @@ export interface Config {
   endpoint: string | null;
   region: string | null;
   topic: string;
+  /** The FIFO topic of grouped events (ordered handlers); `<topic>.fifo` unless set. */
+  fifoTopic: string;
   source: string;
   queuePrefix: string;
   handlersDir: string;
@@ -312,6 +314,12 @@ const schema = {
     default: null as string | null,
   },
   topic: { doc: 'SNS topic name or ARN', format: String, default: 'events', env: 'EVENTBUS_TOPIC' },
+  fifoTopic: {
+    doc: 'SNS FIFO topic (name or ARN, ending in .fifo) of events published with a groupId, which ordered handlers subscribe to; empty = <topic>.fifo',
+    format: String,
+    default: '',
+    env: 'EVENTBUS_FIFO_TOPIC',
+  },
   source: { doc: 'CloudEvents source of published events', format: String, default: hostname(), env: 'EVENTBUS_SOURCE' },
   queuePrefix: { doc: 'prefix of every SQS queue name (e.g. prod-)', format: String, default: '', env: 'EVENTBUS_QUEUE_PREFIX' },
   handlersDir: { doc: 'folder of compiled handler modules', format: String, default: 'dist/handlers', env: 'EVENTBUS_HANDLERS_DIR' },
@@ -453,7 +461,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   // `threads` is per process; by default a host's cores are shared by its children.
   const threads = raw.threads ?? Math.max(1, Math.floor(usableCores() / (child?.count ?? 1)));
   const tasksPerThread = raw.tasksPerThread ?? Math.ceil(concurrency / threads);
-  const cfg: Config = { ...raw, webhooks: { ...raw.webhooks, sources }, concurrency, hostConcurrency: raw.concurrency, threads, tasksPerThread, child };
+  const cfg: Config = { ...raw, fifoTopic: raw.fifoTopic || `${raw.topic}.fifo`, webhooks: { ...raw.webhooks, sources }, concurrency, hostConcurrency: raw.concurrency, threads, tasksPerThread, child };
   crossCheck(cfg);
   return deepFreeze(cfg);
 }
@@ -474,7 +482,8 @@ function crossCheck(cfg: Config): void {
   if (!cfg.child && cfg.concurrency < cfg.processes) {
     problems.push(`concurrency (${cfg.concurrency}) must be >= processes (${cfg.processes}): the cap is split across processes`);
   }
-  if (/\.fifo$/i.test(cfg.topic)) problems.push('topic: FIFO topics are not supported yet');
+  if (/\.fifo$/i.test(cfg.topic)) problems.push('topic: must be a standard topic (events published with a groupId also go to fifoTopic, the FIFO one)');
+  if (!/\.fifo$/.test(cfg.fifoTopic)) problems.push(`fifoTopic: "${cfg.fifoTopic}" must end in .fifo (an SNS FIFO topic)`);
   // A replay inside the tolerance window must still find the delivery's record.
   const tolerances: Array<[string, number]> = [
     ['webhooks.stripe.toleranceSec', cfg.webhooks.stripe.toleranceSec],

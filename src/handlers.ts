@@ -22,6 +22,8 @@ export const HANDLER_GRACE_MS = 2_000;
 /** SNS filter policies allow at most 150 value combinations. */
 export const MAX_FILTER_VALUES = 150;
 const DLQ_SUFFIX = '-dlq';
+/** SQS: a FIFO queue's name ends with this (its DLQ must be FIFO too). */
+export const FIFO_SUFFIX = '.fifo';
 /** SPEC "Slots": one receive batch. */
 export const DEFAULT_PREFETCH = 10;
 
@@ -41,6 +43,12 @@ export interface ResolvedHandler {
   visibilityTimeoutSec: number;
   timeoutMs: number;
   maxReceiveCount: number;
+  /** A FIFO queue: one message of a group at a time, in order (prefetch off). */
+  ordered: boolean;
+  /** Standard queues: messages of one group running at once on this host; null = no limit. */
+  groupConcurrency: number | null;
+  /** The event types its `ctx.publish` declares (`publishes`); null = undeclared. */
+  publishes: string[] | null;
 }
 
 /**
@@ -56,6 +64,8 @@ export const DEFINITION_KEYS = [
   'visibilityTimeout',
   'timeoutMs',
   'maxReceiveCount',
+  'ordered',
+  'groupConcurrency',
   'setup',
   'handle',
   'teardown',
@@ -201,12 +211,15 @@ export function resolveHandler(
   const queue = def.queue ?? basename(file).replace(/\.(m?js)$/, '');
   if (typeof queue !== 'string' || queue === '') throw bad('queue must be a non-empty string');
   if (/\.fifo$/i.test(queue)) {
-    throw new EventBusError('ERR_FIFO_UNSUPPORTED', `handler ${file}: FIFO queues ("${queue}") are not supported yet`);
+    throw new EventBusError('ERR_FIFO_UNSUPPORTED', `handler ${file}: a queue is not named "${queue}": declare ordered: true and the queue becomes ${queue.replace(/\.fifo$/i, '')}.fifo`);
   }
-  const queueName = `${cfg.queuePrefix}${queue}`;
-  const dlqName = `${queueName}${DLQ_SUFFIX}`;
-  if (!QUEUE_NAME_RE.test(dlqName)) {
-    throw bad(`queue name "${dlqName}" is not a valid SQS name (1-80 of A-Z a-z 0-9 _ -, including prefix and "-dlq")`);
+  if (def.ordered !== undefined && typeof def.ordered !== 'boolean') throw bad('ordered must be true or false');
+  const ordered = def.ordered === true;
+  const suffix = ordered ? FIFO_SUFFIX : '';
+  const queueName = `${cfg.queuePrefix}${queue}${suffix}`;
+  const dlqName = `${cfg.queuePrefix}${queue}${DLQ_SUFFIX}${suffix}`;
+  if (!QUEUE_NAME_RE.test(dlqName.slice(0, dlqName.length - suffix.length)) || dlqName.length > 80) {
+    throw bad(`queue name "${dlqName}" is not a valid SQS name (1-80 of A-Z a-z 0-9 _ -, including prefix and "-dlq"${ordered ? ' and ".fifo"' : ''})`);
   }
   let events: string[] | null = null;
   if (def.events !== undefined) {
@@ -223,7 +236,9 @@ export function resolveHandler(
     if (types.length > MAX_FILTER_VALUES) throw bad(`events lists ${types.length} types; SNS filter policies allow ${MAX_FILTER_VALUES}`);
     events = [...new Set(types as string[])].sort();
   }
+  let publishes: string[] | null = null;
   if (def.publishes !== undefined) {
+    publishes = Array.isArray(def.publishes) ? [...(def.publishes as string[])] : Object.keys(def.publishes ?? {});
     if (Array.isArray(def.publishes)) {
       if (def.publishes.some((e) => typeof e !== 'string' || e === '')) throw bad('publishes must be an array of event type strings, or a map of event type to a Standard Schema validator');
     } else if (typeof def.publishes === 'object' && def.publishes !== null) {
@@ -238,6 +253,11 @@ export function resolveHandler(
     return v as number;
   };
   const concurrency = int('concurrency', o.concurrency ?? def.concurrency ?? cfg.concurrency, 1, 100_000);
+  let groupConcurrency: number | null = null;
+  if (def.groupConcurrency !== undefined) {
+    if (ordered) throw bad('groupConcurrency is for standard queues: an ordered handler runs one message of a group at a time');
+    groupConcurrency = int('groupConcurrency', def.groupConcurrency, 1, 100_000);
+  }
   return {
     file,
     queue,
@@ -245,9 +265,14 @@ export function resolveHandler(
     dlqName,
     events,
     concurrency,
-    prefetch: Math.min(concurrency, int('prefetch', o.prefetch ?? cfg.prefetch ?? DEFAULT_PREFETCH, 0, 100_000)),
+    // Ordered: no prefetch. A group's messages wait in the group gate instead, and a message
+    // prefetched while its group runs would only wait there too.
+    prefetch: ordered ? 0 : Math.min(concurrency, int('prefetch', o.prefetch ?? cfg.prefetch ?? DEFAULT_PREFETCH, 0, 100_000)),
     visibilityTimeoutSec: int('visibilityTimeout', o.visibilityTimeout ?? def.visibilityTimeout ?? HANDLER_DEFAULTS.visibilityTimeoutSec, 1, 43_200),
     timeoutMs: int('timeoutMs', o.timeoutMs ?? def.timeoutMs ?? HANDLER_DEFAULTS.timeoutMs, 1, 43_200_000),
     maxReceiveCount: int('maxReceiveCount', o.maxReceiveCount ?? def.maxReceiveCount ?? HANDLER_DEFAULTS.maxReceiveCount, 1, 1000),
+    ordered,
+    groupConcurrency,
+    publishes,
   };
 }

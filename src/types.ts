@@ -27,6 +27,12 @@ export interface EventOptions {
   extensions?: Record<string, string>;
   /** Extra SNS message attributes (String). */
   attributes?: Record<string, string>;
+  /**
+   * The event's message group (an order id, an account, a tenant): recorded as the CloudEvents
+   * extension `groupid`. Ordered handlers receive the events of a group in publish order; on standard
+   * queues it is the SQS fair-queue tenant. 1-128 of a-z A-Z 0-9 and punctuation (SQS MessageGroupId).
+   */
+  groupId?: string;
 }
 
 /**
@@ -70,6 +76,13 @@ export interface HandlerOptions {
   visibilityTimeout?: number;
   timeoutMs?: number;
   maxReceiveCount?: number;
+  /**
+   * A FIFO queue (`<queue>.fifo`): receives only the events published with a `groupId`, in publish
+   * order per group, one message of a group at a time; groups run in parallel.
+   */
+  ordered?: boolean;
+  /** Standard queues only: messages of one group (tenant) running at once on this host; default unlimited. */
+  groupConcurrency?: number;
   setup?(ctx: { queue: string; log: Logger }): unknown | Promise<unknown>;
   teardown?(): unknown | Promise<unknown>;
 }

@@ -428,9 +428,17 @@ export function copyEntry(m: Message, id: string): SendMessageBatchRequestEntry 
     };
   }
   const trace = m.Attributes?.AWSTraceHeader;
+  // A FIFO DLQ's message (an ordered handler's) goes back with its group, at the end of it. Its
+  // deduplication id is the DLQ message's id: the original one (the event id) may still be inside
+  // the source queue's 5-minute window, which would drop the copy silently. A standard queue's
+  // message keeps its fair-queue group (no deduplication id there).
+  const group = m.Attributes?.MessageGroupId;
+  const fifo = m.Attributes?.MessageDeduplicationId !== undefined || m.Attributes?.SequenceNumber !== undefined;
   return {
     Id: id,
     MessageBody: m.Body ?? '',
+    ...(group ? { MessageGroupId: group } : {}),
+    ...(group && fifo ? { MessageDeduplicationId: m.MessageId } : {}),
     ...(Object.keys(attrs).length ? { MessageAttributes: attrs } : {}),
     ...(trace ? { MessageSystemAttributes: { AWSTraceHeader: { DataType: 'String', StringValue: trace } } } : {}),
   };

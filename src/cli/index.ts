@@ -75,7 +75,7 @@ export async function main(argv: string[]): Promise<void> {
       if (which !== 'both' && which !== 'worker' && which !== 'provisioner') throw new UsageError(`--print-iam takes worker or provisioner (or nothing for both), got "${which}"`);
       let policies;
       try {
-        policies = iamPolicies({ handlers, topic: ctx.config.topic, region: ctx.config.region ?? process.env.AWS_REGION, account: o.account, payloads: ctx.config.payloads });
+        policies = iamPolicies({ handlers, topic: ctx.config.topic, fifoTopic: ctx.config.fifoTopic, region: ctx.config.region ?? process.env.AWS_REGION, account: o.account, payloads: ctx.config.payloads });
       } catch (err) {
         if ((err as EventBusError).code === 'ERR_USAGE') throw new UsageError((err as Error).message);
         throw err;
@@ -84,7 +84,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     try {
-      const r = await provision(ctx.clients(), { topic: ctx.config.topic, handlers, dryRun: o.dryRun === true, prune: o.prune === true, payloads: bucketPlanOf(ctx.aws, ctx.config) });
+      const r = await provision(ctx.clients(), { topic: ctx.config.topic, fifoTopic: ctx.config.fifoTopic, handlers, dryRun: o.dryRun === true, prune: o.prune === true, payloads: bucketPlanOf(ctx.aws, ctx.config) });
       process.stdout.write(`${o.dryRun ? 'plan (dry run, nothing changed):\n' : ''}${formatActions(r.actions)}\n`);
     } catch (err) {
       throw withHint(err, o.dev);
@@ -99,8 +99,9 @@ export async function main(argv: string[]): Promise<void> {
       .argument('[json]', 'event data as JSON (default: {}); @FILE reads it from a file, - from stdin (for data over the command line\'s ~128 KiB)')
       .option('--source <source>', 'CloudEvents source (default: config source)')
       .option('--id <id>', 'event id (default: a new UUID)')
-      .option('--subject <subject>', 'CloudEvents subject'),
-  ).action(async (type: string, json: string | undefined, o: CommonOptions & { source?: string; id?: string; subject?: string }) => {
+      .option('--subject <subject>', 'CloudEvents subject')
+      .option('--group <groupId>', 'message group: ordered handlers get the events of a group in order (also to fifoTopic)'),
+  ).action(async (type: string, json: string | undefined, o: CommonOptions & { source?: string; id?: string; subject?: string; group?: string }) => {
     let data: unknown = {};
     if (json !== undefined) {
       let text = json;
@@ -121,11 +122,12 @@ export async function main(argv: string[]): Promise<void> {
     const publisher = createPublisher({
       sns: ctx.clients().sns,
       topic: ctx.config.topic,
+      fifoTopic: ctx.config.fifoTopic,
       source: o.source ?? ctx.config.source,
       payloads: settings ? { ...settings, store: lazyPayloadStore(s3SettingsOf(ctx.aws, ctx.config)) } : null,
     });
     try {
-      const event = await publisher.createEvent(type, data, { ...(o.id ? { id: o.id } : {}), ...(o.subject ? { subject: o.subject } : {}) });
+      const event = await publisher.createEvent(type, data, { ...(o.id ? { id: o.id } : {}), ...(o.subject ? { subject: o.subject } : {}), ...(o.group !== undefined ? { groupId: o.group } : {}) });
       process.stdout.write(`published ${event.type} ${event.id}\n`);
     } catch (err) {
       throw withHint(err, o.dev);

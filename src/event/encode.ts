@@ -14,6 +14,33 @@ export const EVENT_TYPE_ATTRIBUTE = 'event-type';
 export const DEAD_LETTER_REASON_ATTRIBUTE = 'eventbus-dead-letter-reason';
 
 const EXTENSION_NAME_RE = /^[a-z0-9]{1,20}$/;
+/** The CloudEvents extension attribute that records an event's message group (`EventOptions.groupId`). */
+export const GROUP_ID_EXTENSION = 'groupid';
+/** SQS/SNS MessageGroupId and MessageDeduplicationId: 1-128 of a-z A-Z 0-9 and punctuation. */
+export const MESSAGE_GROUP_ID_RE = /^[A-Za-z0-9!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]{1,128}$/;
+
+/** Throws ERR_EVENT_INVALID unless `groupId` is a valid SQS MessageGroupId. */
+export function checkGroupId(groupId: unknown): string {
+  if (typeof groupId !== 'string' || !MESSAGE_GROUP_ID_RE.test(groupId)) {
+    throw new EventBusError('ERR_EVENT_INVALID', `groupId ${JSON.stringify(groupId)} must be 1-128 of a-z A-Z 0-9 and punctuation (the SQS MessageGroupId rules)`);
+  }
+  return groupId;
+}
+
+/** An event's message group: its `groupid` extension, or undefined. */
+export function groupIdOf(event: { [k: string]: unknown }): string | undefined {
+  const g = event[GROUP_ID_EXTENSION];
+  return typeof g === 'string' && g !== '' ? g : undefined;
+}
+
+/**
+ * The MessageDeduplicationId of an event on the FIFO topic: its id, or (an id that is not a valid
+ * deduplication id: longer than 128, or other characters) its SHA-256 in hex. Equal ids give equal
+ * deduplication ids, so a publish retried within SNS's 5-minute window is delivered once.
+ */
+export function deduplicationId(eventId: string): string {
+  return MESSAGE_GROUP_ID_RE.test(eventId) ? eventId : createHash('sha256').update(eventId).digest('hex');
+}
 const RESERVED = new Set(['specversion', 'id', 'source', 'type', 'time', 'datacontenttype', 'subject', 'data', 'dataschema']);
 
 /** Builds a CloudEvents 1.0 envelope. Throws ERR_EVENT_INVALID for an empty type or a bad extension name. */
@@ -36,6 +63,8 @@ export function buildEvent(type: string, data: unknown, source: string, opts: Ev
     }
     event[k] = v;
   }
+  if (opts.groupId !== undefined) event[GROUP_ID_EXTENSION] = checkGroupId(opts.groupId);
+  else if (event[GROUP_ID_EXTENSION] !== undefined) checkGroupId(event[GROUP_ID_EXTENSION]);
   return event;
 }
 

@@ -23,6 +23,8 @@ export interface IamTarget {
   handlers: readonly Pick<ResolvedHandler, 'queueName' | 'dlqName'>[];
   /** The topic's name or ARN (config `topic`). */
   topic: string;
+  /** The FIFO topic's name or ARN (config `fifoTopic`); default `<topic>.fifo`. */
+  fifoTopic?: string | undefined;
   /** Needed unless the topic is an ARN (which names them). */
   region?: string | null | undefined;
   account?: string | null | undefined;
@@ -51,7 +53,8 @@ export function arnContext(t: IamTarget): { partition: string; region: string; a
 /**
  * The worker policy (`node dist/supervisor`) and the provisioner policy (`eventbus provision`).
  * Worker: receive, delete and extend on the handler queues only (never the DLQs, never other
- * queues of the prefix); read the DLQs' depth and send to them (dead-lettered at once); publish to the topic. Provisioner: create and
+ * queues of the prefix); read the DLQs' depth and send to them (dead-lettered at once); publish to the topic and
+ * the FIFO topic (events with a groupId). Provisioner: create and
  * configure the handler queues and DLQs; the topic; subscribe only `sqs` endpoints that are our
  * queues (condition keys sns:Protocol and sns:Endpoint); read, change and remove subscriptions of
  * the topic only. `sns:ListTopics` (no resource-level permissions: `"*"`) only for a topic
@@ -59,12 +62,15 @@ export function arnContext(t: IamTarget): { partition: string; region: string; a
  */
 export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner: PolicyDocument } {
   const { partition, region, account, topicArn } = arnContext(t);
+  const fifoTopic = t.fifoTopic ?? `${t.topic}.fifo`;
+  const fifoTopicArn = isTopicArn(fifoTopic) ? fifoTopic : `arn:${partition}:sns:${region}:${account}:${fifoTopic}`;
+  const topics = [topicArn, fifoTopicArn];
   const sqsArn = (name: string) => `arn:${partition}:sqs:${region}:${account}:${name}`;
   const queues = [...new Set(t.handlers.map((h) => sqsArn(h.queueName)))].sort();
   const dlqs = [...new Set(t.handlers.map((h) => sqsArn(h.dlqName)))].sort();
   if (queues.length === 0) throw new EventBusError('ERR_USAGE', 'no handlers: the policies would name no queue (check handlersDir)');
   // Only a topic configured by name is looked up with ListTopics (src/publisher/topic.ts).
-  const listTopics: PolicyStatement[] = isTopicArn(t.topic) ? [] : [{ Sid: 'ResolveTopicByName', Effect: 'Allow', Action: ['sns:ListTopics'], Resource: '*' }];
+  const listTopics: PolicyStatement[] = isTopicArn(t.topic) && isTopicArn(fifoTopic) ? [] : [{ Sid: 'ResolveTopicByName', Effect: 'Allow', Action: ['sns:ListTopics'], Resource: '*' }];
   // Large events: workers write (ctx.publish, failure events, webhooks) and read (consume) payloads
   // under the prefix only; the provisioner creates the bucket and sets its lifecycle rule. HeadBucket
   // is authorised by s3:ListBucket. No s3:DeleteObject anywhere: the lifecycle rule expires payloads.
@@ -89,7 +95,8 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
         // SendMessage: a message rejected by its handler (NonRetryableError) or failing its schema is
         // dead-lettered at once, by the worker, not by SQS's redrive.
         { Sid: 'DeadLetterQueues', Effect: 'Allow', Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'], Resource: dlqs },
-        { Sid: 'PublishEvents', Effect: 'Allow', Action: ['sns:Publish'], Resource: topicArn },
+        // Both topics: an event with a groupId goes to the FIFO topic too (ordered handlers).
+        { Sid: 'PublishEvents', Effect: 'Allow', Action: ['sns:Publish'], Resource: topics },
         ...workerS3,
         ...listTopics,
       ],
@@ -103,12 +110,12 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
           Action: ['sqs:CreateQueue', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SetQueueAttributes'],
           Resource: [...queues, ...dlqs].sort(),
         },
-        { Sid: 'ProvisionTopic', Effect: 'Allow', Action: ['sns:CreateTopic', 'sns:GetTopicAttributes', 'sns:ListSubscriptionsByTopic'], Resource: topicArn },
+        { Sid: 'ProvisionTopic', Effect: 'Allow', Action: ['sns:CreateTopic', 'sns:GetTopicAttributes', 'sns:ListSubscriptionsByTopic'], Resource: topics },
         {
           Sid: 'SubscribeHandlerQueuesOnly',
           Effect: 'Allow',
           Action: ['sns:Subscribe'],
-          Resource: topicArn,
+          Resource: topics,
           Condition: { StringEquals: { 'sns:Protocol': 'sqs', 'sns:Endpoint': queues } },
         },
         {
@@ -117,7 +124,7 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
           Sid: 'ManageSubscriptionsOfTheTopic',
           Effect: 'Allow',
           Action: ['sns:GetSubscriptionAttributes', 'sns:SetSubscriptionAttributes', 'sns:Unsubscribe'],
-          Resource: [topicArn, `${topicArn}:*`],
+          Resource: topics.flatMap((arn) => [arn, `${arn}:*`]),
         },
         ...provisionerS3,
         ...listTopics,

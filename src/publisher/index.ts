@@ -2,7 +2,7 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import { snsSdk } from './sns-sdk.js';
 import { EventBusError, awsErrorName, isNotFound, toAwsError } from '../errors.js';
 import type { CloudEvent, EventOptions } from '../types.js';
-import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent } from '../event/index.js';
+import { SNS_MAX_BATCH, SNS_MAX_BYTES, buildEvent, deduplicationId, groupIdOf } from '../event/index.js';
 import { DEFAULT_PAYLOAD_MAX_BYTES, DEFAULT_PAYLOAD_PREFIX, lazyPayloadStore, prepareEvent, storePayloads, type PayloadSettings, type PayloadStore, type PreparedEvent } from '../payloads/index.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { resolveTopicArn, topicName } from './topic.js';
@@ -18,6 +18,13 @@ export interface PublisherOptions<S extends EventSchemas = EventSchemas> {
   topic: string;
   /** Default CloudEvents source. */
   source: string;
+  /**
+   * The FIFO topic (name or ARN; config `fifoTopic`) that ordered handlers' queues subscribe to. An
+   * event with a `groupId` is published to it (MessageGroupId = the group, MessageDeduplicationId =
+   * the event id) and to `topic` (MessageGroupId: SQS fair queues). Without it, grouped events go to
+   * `topic` only and reach no ordered handler.
+   */
+  fifoTopic?: string | undefined;
   /** Called after SNS accepted events (metrics). */
   onPublished?: (type: string, count: number) => void;
   /**
@@ -54,7 +61,7 @@ export interface PublisherPayloads {
 export type DataOf<S extends EventSchemas, K extends string> = K extends keyof S ? StandardSchemaV1.InferInput<S[K]> : unknown;
 
 /** One entry of publishBatch: an event to build, or an already built CloudEvent. */
-export type BatchEntry = { type: string; data?: unknown; opts?: EventOptions } | CloudEvent;
+export type BatchEntry = { type: string; data?: unknown; opts?: EventOptions; /** Same as `opts.groupId`. */ groupId?: string } | CloudEvent;
 
 export interface BatchResult {
   successful: Array<{ id: string; type: string; messageId: string }>;
@@ -69,6 +76,8 @@ export interface Publisher<S extends EventSchemas = EventSchemas> {
   /** Publishes an already built event as is. */
   publishEvent(event: CloudEvent, attributes?: Record<string, string>): Promise<CloudEvent>;
   topicArn(): Promise<string>;
+  /** The FIFO topic's ARN; null without `fifoTopic`. */
+  fifoTopicArn(): Promise<string | null>;
 }
 
 /** Creates a publisher bound to one topic (SPEC: createPublisher(options)). */
@@ -110,18 +119,41 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
       ? new EventBusError('ERR_TOPIC_NOT_FOUND', `SNS topic ${t} does not exist (run: eventbus provision)`, { cause: err })
       : toAwsError('Publish', t, err);
 
-  /** Publishes one event; resolves to SNS's MessageId. */
+  let fifoArn: Promise<string> | undefined;
+  const fifoTopicArn = () => {
+    if (!options.fifoTopic) return Promise.resolve(null);
+    fifoArn ??= resolveTopicArn(sns, options.fifoTopic).catch((err) => {
+      fifoArn = undefined;
+      throw err;
+    });
+    return fifoArn;
+  };
+
+  /** Publishes one event; resolves to SNS's MessageId (the standard topic's). */
   async function publishOne(event: CloudEvent, extraAttributes?: Record<string, string>): Promise<string | undefined> {
     await check(event.type, event.data);
     const prepared = prepareEvent(event, extraAttributes, payloads);
     const { body, attributes } = prepared;
+    const groupId = groupIdOf(event);
     const TopicArn = await topicArn();
+    const Fifo = groupId ? await fifoTopicArn() : null;
     let messageId: string | undefined;
     // The payload first: a pointer must never reach a queue before its object exists.
     const failed = (await offload([prepared])).get(prepared);
     if (failed !== undefined) throw failed;
+    const { PublishCommand } = await snsSdk();
+    // The FIFO topic first: a caller that retries after the second call failed publishes to it
+    // again with the same deduplication id (delivered once within 5 minutes), and the standard
+    // topic's queues get the event at least once, as always.
+    if (Fifo) {
+      try {
+        await sns.send(new PublishCommand({ TopicArn: Fifo, Message: body, MessageAttributes: attributes, MessageGroupId: groupId, MessageDeduplicationId: deduplicationId(event.id) }));
+      } catch (err) {
+        throw notFound(err, Fifo);
+      }
+    }
     try {
-      messageId = (await sns.send(new (await snsSdk()).PublishCommand({ TopicArn, Message: body, MessageAttributes: attributes }))).MessageId;
+      messageId = (await sns.send(new PublishCommand({ TopicArn, Message: body, MessageAttributes: attributes, ...(groupId ? { MessageGroupId: groupId } : {}) }))).MessageId;
     } catch (err) {
       throw notFound(err, TopicArn);
     }
@@ -136,6 +168,7 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
 
   return {
     topicArn,
+    fifoTopicArn,
     publishEvent,
     async createEvent(type, data, opts = {}) {
       const event = buildEvent(type, data, source, opts);
@@ -154,7 +187,7 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
     async publishBatch(entries) {
       const result: BatchResult = { successful: [], failed: [] };
       // Built events are copied: the trace context is added to the copy, not to the caller's object.
-      const built = entries.map((e) => ('specversion' in e ? { event: { ...(e as CloudEvent) }, extra: undefined } : { event: buildEvent(e.type, e.data, source, e.opts), extra: e.opts?.attributes }));
+      const built = entries.map((e) => ('specversion' in e ? { event: { ...(e as CloudEvent) }, extra: undefined } : { event: buildEvent(e.type, e.data, source, e.groupId !== undefined ? { ...e.opts, groupId: e.groupId } : e.opts), extra: e.opts?.attributes }));
       const span = built.length ? startPublishSpan(built.map((b) => b.event), { name: topicName(options.topic), arn: options.topic.startsWith('arn:') ? options.topic : undefined }) : null;
       try {
         await publishChunks(built, result);
@@ -176,8 +209,9 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
     // Payloads first; an entry whose payload could not be stored is reported failed and not sent.
     const notStored = await offload(all);
     for (const [e, err] of notStored) result.failed.push({ id: e.event.id, type: e.event.type, code: awsErrorName((err as { cause?: unknown }).cause ?? err) || 'Error', message: (err as Error).message ?? String(err) });
-    const encoded = notStored.size ? all.filter((e) => !notStored.has(e)) : all;
+    const encoded = (notStored.size ? all.filter((e) => !notStored.has(e)) : all).map((e) => ({ ...e, groupId: groupIdOf(e.event) }));
     if (encoded.length === 0) return;
+    const Fifo = encoded.some((e) => e.groupId) ? await fifoTopicArn() : null;
     // Chunks respect both PublishBatch limits: 10 entries and 256 KiB in total.
     const chunks: (typeof encoded)[] = [];
     let cur: typeof encoded = [];
@@ -192,13 +226,49 @@ export function createPublisher<const S extends EventSchemas = EventSchemas>(opt
       bytes += e.size;
     }
     chunks.push(cur);
-    for (const chunk of chunks) {
+    for (const all of chunks) {
+      let chunk = all;
+      if (Fifo && chunk.some((e) => e.groupId)) {
+        // Grouped entries go to the FIFO topic first (see publishOne); one that fails there is
+        // failed, and not sent to the standard topic either, so a retry of it is a retry of both.
+        const grouped = chunk.filter((e) => e.groupId);
+        const failedFifo = new Set<(typeof chunk)[number]>();
+        try {
+          const out = await sns.send(
+            new (await snsSdk()).PublishBatchCommand({
+              TopicArn: Fifo,
+              PublishBatchRequestEntries: grouped.map((e, i) => ({
+                Id: String(i),
+                Message: e.body,
+                MessageAttributes: e.attributes,
+                MessageGroupId: e.groupId,
+                MessageDeduplicationId: deduplicationId(e.event.id),
+              })),
+            }),
+          );
+          for (const f of out.Failed ?? []) {
+            const e = grouped[Number(f.Id)];
+            if (!e) continue;
+            failedFifo.add(e);
+            result.failed.push({ id: e.event.id, type: e.event.type, code: f.Code ?? 'Unknown', message: `FIFO topic: ${f.Message ?? ''}` });
+          }
+        } catch (err) {
+          const wrapped = notFound(err, Fifo);
+          if (wrapped.code === 'ERR_TOPIC_NOT_FOUND') throw wrapped;
+          for (const e of grouped) {
+            failedFifo.add(e);
+            result.failed.push({ id: e.event.id, type: e.event.type, code: awsErrorName(err) || 'Error', message: wrapped.message });
+          }
+        }
+        chunk = chunk.filter((e) => !failedFifo.has(e));
+        if (chunk.length === 0) continue;
+      }
       const byEntryId = new Map(chunk.map((e, i) => [String(i), e]));
       try {
         const out = await sns.send(
           new (await snsSdk()).PublishBatchCommand({
             TopicArn,
-            PublishBatchRequestEntries: chunk.map((e, i) => ({ Id: String(i), Message: e.body, MessageAttributes: e.attributes })),
+            PublishBatchRequestEntries: chunk.map((e, i) => ({ Id: String(i), Message: e.body, MessageAttributes: e.attributes, ...(e.groupId ? { MessageGroupId: e.groupId } : {}) })),
           }),
         );
         for (const s of out.Successful ?? []) {

@@ -46,6 +46,8 @@ export interface ProvisionAction {
 
 export interface ProvisionResult {
   topicArn: string;
+  /** The FIFO topic of grouped events, which ordered handlers' queues subscribe to. */
+  fifoTopicArn: string;
   queues: QueueTopology[];
   actions: ProvisionAction[];
 }
@@ -53,6 +55,8 @@ export interface ProvisionResult {
 export interface ProvisionOptions {
   /** Topic name or ARN. */
   topic: string;
+  /** The FIFO topic's name or ARN (config `fifoTopic`); default `<topic>.fifo`. */
+  fifoTopic?: string | undefined;
   handlers: ResolvedHandler[];
   /** Only read calls; report what would happen. */
   dryRun?: boolean;
@@ -76,7 +80,8 @@ export const NEW_RESOURCE = '(new)';
 
 /** The Sid of the queue-policy statement that lets the topic send; stable so reruns replace, not add. */
 export function policySid(topic: string): string {
-  return `eventbus-sns-${topicName(topic)}`;
+  // `.fifo` as `-fifo`: a Sid of letters, digits and dashes (the names of standard topics already are).
+  return `eventbus-sns-${topicName(topic).replace(/[^A-Za-z0-9_-]/g, '-')}`;
 }
 
 /** The subscription filter policy for a handler's events: null = every event (no filter). */
@@ -140,15 +145,22 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
   const dryRun = opts.dryRun === true;
   const name = topicName(opts.topic);
 
+  const fifoTopic = opts.fifoTopic ?? `${opts.topic}.fifo`;
+
   // Everything that can be checked without AWS, for every handler, before the first call.
   if (/\.fifo$/i.test(name)) {
-    throw new EventBusError('ERR_FIFO_UNSUPPORTED', `topic "${name}": FIFO topics are not supported yet`);
+    throw new EventBusError('ERR_FIFO_UNSUPPORTED', `topic "${name}": the topic is a standard topic; FIFO topics are supported as fifoTopic (events published with a groupId)`);
   }
+  if (!/\.fifo$/.test(topicName(fifoTopic))) throw new EventBusError('ERR_CONFIG_INVALID', `fifoTopic "${fifoTopic}" must end in .fifo`);
   const policies = new Map<ResolvedHandler, Record<string, string[]> | null>();
   for (const h of opts.handlers) {
     for (const q of [h.queueName, h.dlqName]) {
-      if (/\.fifo$/i.test(q)) {
-        throw new EventBusError('ERR_FIFO_UNSUPPORTED', `queue "${q}" (handler queue ${h.queue}): FIFO queues are not supported yet`);
+      // A FIFO queue is an ordered handler's (`ordered: true`), named by the loader; and its queues are FIFO.
+      if (/\.fifo$/i.test(q) !== (h.ordered === true)) {
+        throw new EventBusError(
+          'ERR_FIFO_UNSUPPORTED',
+          h.ordered ? `queue "${q}" (handler queue ${h.queue}): an ordered handler's queues end in .fifo` : `queue "${q}" (handler queue ${h.queue}): FIFO queues are for ordered handlers (ordered: true)`,
+        );
       }
     }
     const policy = filterPolicyFor(h.events);
@@ -159,21 +171,33 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
   const p = new Provisioner(clients, dryRun, opts.log);
   const actions: ProvisionAction[] = [];
 
-  // Topic.
+  // Topics: the standard one, and the FIFO one of events published with a groupId. The FIFO topic is
+  // made even when no handler here is ordered: publishers send grouped events to it, and an ordered
+  // handler of another service may subscribe to it.
   const topic = await p.ensureTopic(opts.topic);
   actions.push(topic.action);
   const topicArn = topic.arn;
+  const fifo = await p.ensureTopic(fifoTopic, true);
+  actions.push(fifo.action);
+  const fifoTopicArn = fifo.arn;
 
-  // Subscriptions already on the topic (none when a dry run would create it).
-  const existingSubs = topic.exists ? await p.listSubscriptions(topicArn) : [];
-  const sqsSubs = existingSubs.filter((s) => s.Protocol === 'sqs' && s.Endpoint && s.SubscriptionArn?.startsWith('arn:'));
+  // Subscriptions already on the topics (none when a dry run would create them).
+  const sqsSubsOf = async (t: { arn: string; exists: boolean }) =>
+    (t.exists ? await p.listSubscriptions(t.arn) : []).filter((s) => s.Protocol === 'sqs' && s.Endpoint && s.SubscriptionArn?.startsWith('arn:'));
+  const sqsSubs = await sqsSubsOf(topic);
+  const fifoSubs = await sqsSubsOf(fifo);
 
   // Per handler; a few at a time, results kept in handler order.
   const perHandler = await mapLimit(opts.handlers, 4, async (h) => {
     const acts: ProvisionAction[] = [];
-    const dlq = await p.ensureQueue(h.dlqName, [
-      { name: 'MessageRetentionPeriod', want: String(DLQ_RETENTION_SEC), label: `MessageRetentionPeriod=${DLQ_RETENTION_SEC} (14 days)` },
-    ]);
+    // An ordered handler's queue and DLQ are FIFO queues (a FIFO queue's DLQ must be FIFO), on the FIFO topic.
+    const fifoQueue = h.ordered === true;
+    const via = fifoQueue ? { arn: fifoTopicArn, topic: fifoTopic, subs: fifoSubs } : { arn: topicArn, topic: opts.topic, subs: sqsSubs };
+    const dlq = await p.ensureQueue(
+      h.dlqName,
+      [{ name: 'MessageRetentionPeriod', want: String(DLQ_RETENTION_SEC), label: `MessageRetentionPeriod=${DLQ_RETENTION_SEC} (14 days)` }],
+      fifoQueue,
+    );
     acts.push(dlq.action);
     const redrive = { deadLetterTargetArn: dlq.arn, maxReceiveCount: h.maxReceiveCount };
     const queue = await p.ensureQueue(h.queueName, [
@@ -185,11 +209,11 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
         label: `redrive to ${h.dlqName} after ${h.maxReceiveCount}`,
         show: (v) => describeRedrive(v, dlq.arn, h.dlqName),
       },
-    ]);
+    ], fifoQueue);
     acts.push(queue.action);
-    acts.push(await p.ensureQueuePolicy(h.queueName, queue.url, queue.arn, queue.policy, topicArn, opts.topic));
-    const sub = sqsSubs.find((s) => s.Endpoint === queue.arn);
-    const subscribed = await p.ensureSubscription(h.queueName, topicArn, queue.arn, sub?.SubscriptionArn ?? null, policies.get(h) ?? null);
+    acts.push(await p.ensureQueuePolicy(h.queueName, queue.url, queue.arn, queue.policy, via.arn, via.topic));
+    const sub = via.subs.find((s) => s.Endpoint === queue.arn);
+    const subscribed = await p.ensureSubscription(h.queueName, via.arn, queue.arn, sub?.SubscriptionArn ?? null, policies.get(h) ?? null, fifoQueue ? topicName(fifoTopic) : null);
     acts.push(subscribed.action);
     const t: QueueTopology = {
       queue: h.queue,
@@ -216,12 +240,12 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
 
   // Subscriptions of queues no handler owns.
   const owned = new Set(perHandler.map((r) => r.t.arn));
-  for (const s of sqsSubs) {
+  for (const s of [...sqsSubs, ...fifoSubs]) {
     if (owned.has(s.Endpoint!)) continue;
     actions.push(await p.foreignSubscription(s, opts.prune === true));
   }
 
-  return { topicArn, queues: perHandler.map((r) => r.t), actions };
+  return { topicArn, fifoTopicArn, queues: perHandler.map((r) => r.t), actions };
 }
 
 interface WantedAttribute {
@@ -268,9 +292,10 @@ class Provisioner {
     return action;
   }
 
-  async ensureTopic(topic: string): Promise<{ arn: string; exists: boolean; action: ProvisionAction }> {
+  async ensureTopic(topic: string, fifo = false): Promise<{ arn: string; exists: boolean; action: ProvisionAction }> {
     const name = topicName(topic);
     const resource = `topic ${name}`;
+    const kind = fifo ? 'SNS FIFO topic (ContentBasedDeduplication off: the event id deduplicates)' : 'SNS topic';
     let arn: string | null = null;
     if (isTopicArn(topic)) {
       // An ARN: one read call instead of paging through every topic of the account.
@@ -288,9 +313,10 @@ class Provisioner {
       }
     }
     if (arn) return { arn, exists: true, action: { kind: 'ok', resource, detail: arn } };
-    if (this.#dryRun) return { arn: NEW_RESOURCE, exists: false, action: { kind: 'create', resource, detail: 'SNS topic' } };
+    if (this.#dryRun) return { arn: NEW_RESOURCE, exists: false, action: { kind: 'create', resource, detail: kind } };
     // CreateTopic is idempotent: a topic another host created meanwhile is returned as is.
-    const out = await this.#call('CreateTopic', name, () => this.#c.sns.send(new CreateTopicCommand({ Name: name })));
+    const attributes = fifo ? { Attributes: { FifoTopic: 'true', ContentBasedDeduplication: 'false' } } : {};
+    const out = await this.#call('CreateTopic', name, () => this.#c.sns.send(new CreateTopicCommand({ Name: name, ...attributes })));
     const created = out.TopicArn;
     if (!created) throw toAwsError('CreateTopic', name, new Error('no TopicArn in the response'));
     if (isTopicArn(topic) && created !== topic) {
@@ -299,7 +325,7 @@ class Provisioner {
         `SNS topic ${topic} does not exist, and these credentials/region create ${created} instead: configure the topic by name, or fix the region/account`,
       );
     }
-    return { arn: created, exists: true, action: this.#done({ kind: 'create', resource, detail: `SNS topic ${created}` }) };
+    return { arn: created, exists: true, action: this.#done({ kind: 'create', resource, detail: `${kind} ${created}` }) };
   }
 
   async listSubscriptions(topicArn: string): Promise<Subscription[]> {
@@ -316,9 +342,10 @@ class Provisioner {
   }
 
   /** Looks a queue up; creates it, or sets only the attributes that differ. */
-  async ensureQueue(queueName: string, wanted: WantedAttribute[]): Promise<EnsuredQueue> {
+  async ensureQueue(queueName: string, wanted: WantedAttribute[], fifo = false): Promise<EnsuredQueue> {
     const resource = `queue ${queueName}`;
-    const describeAll = wanted.map((w) => w.label).join(', ');
+    // FifoQueue is set only at creation (SQS cannot change it; a .fifo name is always a FIFO queue).
+    const describeAll = [...(fifo ? ['FIFO'] : []), ...wanted.map((w) => w.label)].join(', ');
     let url: string | undefined;
     try {
       url = (await this.#c.sqs.send(new GetQueueUrlCommand({ QueueName: queueName }))).QueueUrl;
@@ -328,7 +355,8 @@ class Provisioner {
     if (!url) {
       const action: ProvisionAction = { kind: 'create', resource, detail: describeAll };
       if (this.#dryRun) return { url: NEW_RESOURCE, arn: NEW_RESOURCE, policy: undefined, action };
-      const attrs = Object.fromEntries(wanted.map((w) => [w.name, w.want]));
+      const attrs: Record<string, string> = Object.fromEntries(wanted.map((w) => [w.name, w.want]));
+      if (fifo) attrs.FifoQueue = 'true';
       const created = await this.#call('CreateQueue', queueName, () =>
         this.#c.sqs.send(new CreateQueueCommand({ QueueName: queueName, Attributes: attrs })),
       );
@@ -410,9 +438,11 @@ class Provisioner {
     queueArn: string,
     existingArn: string | null,
     policy: Record<string, string[]> | null,
+    /** The FIFO topic's name, for an ordered handler's queue (shown in the plan). */
+    fifoTopic: string | null = null,
   ): Promise<{ arn: string | null; action: ProvisionAction }> {
     const resource = `subscription ${queueName}`;
-    const describe = `${describePolicy(policy)}, SNS envelope`;
+    const describe = `${fifoTopic ? `to ${fifoTopic}, ` : ''}${describePolicy(policy)}, SNS envelope`;
     if (!existingArn) {
       const action: ProvisionAction = { kind: 'create', resource, detail: describe };
       if (this.#dryRun) return { arn: null, action };

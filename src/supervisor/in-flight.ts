@@ -7,8 +7,11 @@ export interface VisibilitySetter {
   changeVisibility(q: QueueRef, receiptHandle: string, visibilityTimeoutSec: number): Promise<void>;
 }
 
-/** Why a message is handed back before its handler settled it (`eventbus_messages_released_total{reason}`). */
-export type ReleaseReason = 'shutdown' | 'capacity';
+/**
+ * Why a message is handed back before its handler settled it (`eventbus_messages_released_total{reason}`);
+ * `group`: an earlier message of its group failed on an ordered queue (the group gate).
+ */
+export type ReleaseReason = 'shutdown' | 'capacity' | 'group';
 
 /**
  * A message received and not yet settled with SQS. Read-only outside this module: its state

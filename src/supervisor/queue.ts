@@ -27,4 +27,6 @@ export interface ReceivedMessage {
   sentTimestampMs: number | undefined;
   /** SQS's AWSTraceHeader system attribute (X-Ray), when the message has one. */
   awsTraceHeader?: string | undefined;
+  /** The SQS MessageGroupId (FIFO queues; standard queues when the message came with one: fair queues). */
+  groupId?: string | undefined;
 }

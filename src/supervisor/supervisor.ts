@@ -27,6 +27,9 @@ import { extraRoutes, type ExtraRoutes } from '../http/routes.js';
 import { resolveArchiveUrl } from '../archive/store.js';
 import { flushTelemetry, loadTelemetrySetup, setupUrl } from '../telemetry/index.js';
 import { bucketPlanOf, lazyPayloadStore, payloadSettingsOf, s3SettingsOf } from '../payloads/index.js';
+import { GroupGate } from './run/group-gate.js';
+import { resolveTopicArn } from '../publisher/topic.js';
+import { groupWarnings } from '../ordering-check.js';
 
 export interface SupervisorOptions {
   config: Readonly<Config>;
@@ -67,6 +70,8 @@ export class Supervisor {
   #inFlight: InFlight | undefined;
   #acker: Acker | undefined;
   #dispatcher: Dispatcher | undefined;
+  /** Group gates of the queues with ordered or groupConcurrency handlers (issue 17). */
+  readonly #gates = new Map<string, GroupGate>();
   #failureEvents: FailureEvents | undefined;
   #queueStats: QueueStats | undefined;
   #publisher: Publisher | null = null;
@@ -211,13 +216,15 @@ export class Supervisor {
       }
       const awsSettings = this.#o.aws ?? { endpoint: cfg.endpoint, region: cfg.region };
       this.#clients = createAwsClients(awsSettings);
-      const { topicArn, queues } = await this.#retryAtStart('resolve queues', () => this.#resolveTopology(handlers));
+      for (const w of groupWarnings(handlers)) this.log.warn(w.fields, w.msg);
+      const { topicArn, fifoTopicArn, queues } = await this.#retryAtStart('resolve queues', () => this.#resolveTopology(handlers));
       this.#queues = queues;
       if (this.#stopping) return;
       this.#publisher = topicArn
         ? createPublisher({
             sns: this.#clients.sns,
             topic: topicArn,
+            fifoTopic: fifoTopicArn ?? undefined,
             source: cfg.source,
             onPublished: (type, n) => this.metrics.published.inc({ event_type: type }, n),
             payloads: this.#payloads(awsSettings),
@@ -225,6 +232,7 @@ export class Supervisor {
         : null;
 
       this.#pool.topicArn = topicArn;
+      this.#pool.fifoTopicArn = fifoTopicArn;
       this.#stateReason = 'starting: loading handlers in the worker threads';
       await warm;
       await this.#httpStarting;
@@ -268,7 +276,16 @@ export class Supervisor {
         log: this.log,
         retry: cfg.retry,
         onSettled: this.#o.onSettled,
+        gates: this.#gates,
       });
+      for (const q of queues) {
+        if (!q.handler.ordered && q.handler.groupConcurrency === null) continue;
+        const dispatcher = this.#dispatcher;
+        this.#gates.set(
+          q.queue,
+          new GroupGate({ queue: q, capacity: this.#capacity, inFlight: this.#inFlight, run: (m, h, done) => dispatcher.run(q, m, h, done), metrics: this.metrics, log: this.log }),
+        );
+      }
       for (const q of queues) {
         const p = new Poller({
           queue: q,
@@ -349,6 +366,8 @@ export class Supervisor {
     };
     await step('stop queue stats', () => this.#queueStats?.stop());
     await step('stop pollers', () => Promise.all(this.#pollers.map((p) => p.stop())), drainUntil);
+    // Messages waiting for their group: released now, like prefetched ones (no new start meanwhile).
+    await step('release parked', () => Promise.all([...this.#gates.values()].map((g) => g.stop())), drainUntil);
     await step('drain handlers', async () => {
       if (!this.#dispatcher) return;
       let settled = await this.#dispatcher.idle(Math.max(0, drainUntil - Date.now()));
@@ -429,14 +448,15 @@ export class Supervisor {
     }
   }
 
-  async #resolveTopology(handlers: ResolvedHandler[]): Promise<{ topicArn: string | null; queues: QueueRuntime[] }> {
+  async #resolveTopology(handlers: ResolvedHandler[]): Promise<{ topicArn: string | null; fifoTopicArn: string | null; queues: QueueRuntime[] }> {
     const clients = this.#clients!;
     if (this.#cfg.provision) {
       const aws = this.#o.aws ?? { endpoint: this.#cfg.endpoint, region: this.#cfg.region };
-      const r = await provision(clients, { topic: this.#cfg.topic, handlers, log: this.log, payloads: bucketPlanOf(aws, this.#cfg) });
+      const r = await provision(clients, { topic: this.#cfg.topic, fifoTopic: this.#cfg.fifoTopic, handlers, log: this.log, payloads: bucketPlanOf(aws, this.#cfg) });
       const byQueue = new Map(r.queues.map((q) => [q.queue, q]));
       return {
         topicArn: r.topicArn,
+        fifoTopicArn: r.fifoTopicArn,
         queues: handlers.map((h) => {
           const t = byQueue.get(h.queue)!;
           return { queue: h.queue, url: t.url, arn: t.arn, dlqUrl: t.dlqUrl, handler: h };
@@ -453,7 +473,16 @@ export class Supervisor {
       if ((err as EventBusError).code === 'ERR_TOPIC_NOT_FOUND' || isRetryableAwsError((err as { cause?: unknown }).cause)) throw err;
       this.log.warn({ err, topic: this.#cfg.topic }, 'topic not resolved: failure events and ctx.publish are off');
     }
-    return { topicArn, queues };
+    let fifoTopicArn: string | null = null;
+    try {
+      fifoTopicArn = await resolveTopicArn(clients.sns, this.#cfg.fifoTopic);
+    } catch (err) {
+      // Missing: a deployment provisioned before issue 17. Fatal only where an ordered handler runs
+      // (its queue is subscribed to it); elsewhere ctx.publish's grouped events go to the topic only.
+      if (isRetryableAwsError((err as { cause?: unknown }).cause) || ((err as EventBusError).code === 'ERR_TOPIC_NOT_FOUND' && handlers.some((h) => h.ordered))) throw err;
+      this.log.warn({ err, fifoTopic: this.#cfg.fifoTopic }, 'FIFO topic not resolved: ctx.publish sends events with a groupId to the topic only (run eventbus provision)');
+    }
+    return { topicArn, fifoTopicArn, queues };
   }
 }
 

@@ -175,7 +175,7 @@ export async function startTestBus(options: TestBusOptions): Promise<TestBus> {
     });
     await sup.start();
     clients = createAwsClients(emulator.aws);
-    const publisher = createPublisher({ sns: clients.sns, topic: config.topic, source: config.source });
+    const publisher = createPublisher({ sns: clients.sns, topic: config.topic, fifoTopic: config.fifoTopic, source: config.source });
     const queues: TestBusQueue[] = sup.queues.map((q) => ({ queue: q.queue, queueName: q.handler.queueName, url: q.url, dlqUrl: q.dlqUrl, events: q.handler.events }));
     const httpPort = sup.httpPort ?? 0;
     const supervisor = sup;

@@ -26,10 +26,12 @@ for (const h of cfg.handlers) {
 
 /** Made on the first ctx.publish: the SDK is loaded then, not as every thread starts (~100 ms each). */
 let publisher: Promise<Publisher> | undefined;
+/** From the tasks (resolved with the topic, after the threads started); the same in every task. */
+let fifoTopicArn: string | null = null;
 function getPublisher(topicArn: string | null): Promise<Publisher> {
   if (!topicArn) return Promise.reject(new Error('ctx.publish: the topic is not resolved on this host'));
   publisher ??= Promise.all([import('../aws.js'), import('../publisher/index.js')]).then(([aws, pub]) =>
-    pub.createPublisher({ sns: aws.createAwsClients(cfg.aws).sns, topic: topicArn, source: cfg.source, payloads: cfg.payloads ? { ...cfg.payloads, store: payloadStore() } : null }),
+    pub.createPublisher({ sns: aws.createAwsClients(cfg.aws).sns, topic: topicArn, fifoTopic: fifoTopicArn ?? undefined, source: cfg.source, payloads: cfg.payloads ? { ...cfg.payloads, store: payloadStore() } : null }),
   );
   return publisher;
 }
@@ -69,5 +71,6 @@ export default async function run(task: TaskInput): Promise<TaskOutput> {
     const errors = await runner.setupAll();
     return { results: [], ...(errors.length ? { setupErrors: errors } : {}) };
   }
+  fifoTopicArn = task.fifoTopicArn ?? null;
   return runner.run(task);
 }

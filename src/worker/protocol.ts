@@ -68,6 +68,8 @@ export interface TaskInput {
    * the thread's config: the threads start while the topic is still being looked up.
    */
   topicArn: string | null;
+  /** The FIFO topic of ctx.publish's events with a groupId (issue 17); absent or null: the topic only. */
+  fifoTopicArn?: string | null;
   timeoutMs: number;
   items: TaskItem[];
 }

@@ -14,7 +14,7 @@ t.test('a signed Stripe webhook is published; a tampered one gets 4xx and publis
   const queue = uniqueName('billing');
   const r = await provision(emu, {
     topic,
-    handlers: [{ file: 'x', queue, queueName: queue, dlqName: `${queue}-dlq`, events: ['STRIPE_INCOMING_WEBHOOK'], concurrency: 1, prefetch: 1, visibilityTimeoutSec: 30, timeoutMs: 1000, maxReceiveCount: 5 }],
+    handlers: [{ file: 'x', queue, queueName: queue, dlqName: `${queue}-dlq`, events: ['STRIPE_INCOMING_WEBHOOK'], concurrency: 1, prefetch: 1, visibilityTimeoutSec: 30, timeoutMs: 1000, maxReceiveCount: 5, ordered: false, groupConcurrency: null, publishes: null }],
   });
   const port = await freePort();
   const secret = 'whsec_test_secret';

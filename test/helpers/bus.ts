@@ -33,6 +33,8 @@ export interface HandlerSpec {
   visibilityTimeoutSec?: number;
   timeoutMs?: number;
   maxReceiveCount?: number;
+  ordered?: boolean;
+  groupConcurrency?: number;
   file?: string;
 }
 
@@ -94,14 +96,18 @@ async function startBusOn(
       ...options.config,
     },
   });
+  const fifo = (h: HandlerSpec) => (h.ordered ? '.fifo' : '');
   const resolved: ResolvedHandler[] = handlers.map((h) => ({
     file: h.file ?? BEHAVE,
     queue: h.queue,
-    queueName: `${prefix}${h.queue}`,
-    dlqName: `${prefix}${h.queue}-dlq`,
+    queueName: `${prefix}${h.queue}${fifo(h)}`,
+    dlqName: `${prefix}${h.queue}-dlq${fifo(h)}`,
     events: h.events === undefined ? null : h.events,
     concurrency: h.concurrency ?? config.concurrency,
-    prefetch: Math.min(h.prefetch ?? config.prefetch, h.concurrency ?? config.concurrency),
+    prefetch: h.ordered ? 0 : Math.min(h.prefetch ?? config.prefetch, h.concurrency ?? config.concurrency),
+    ordered: h.ordered ?? false,
+    groupConcurrency: h.groupConcurrency ?? null,
+    publishes: null,
     visibilityTimeoutSec: h.visibilityTimeoutSec ?? 30,
     timeoutMs: h.timeoutMs ?? 60_000,
     maxReceiveCount: h.maxReceiveCount ?? 5,
@@ -127,12 +133,13 @@ async function startBusOn(
     channel.close(); // its port would keep the test process alive
     throw err;
   }
-  const publisher = createPublisher({ sns: emu.sns, topic: config.topic, source: 'test' });
+  const publisher = createPublisher({ sns: emu.sns, topic: config.topic, fifoTopic: config.fifoTopic, source: 'test' });
   const counts = new Int32Array(counters);
   const idx = (queue?: string) => (queue === undefined ? handlers.length : queueIndex[queue]!);
   const urls = new Map<string, string>();
   const queueUrl = async (queue: string, dlq = false) => {
-    const name = `${prefix}${queue}${dlq ? '-dlq' : ''}`;
+    const spec = handlers.find((h) => h.queue === queue);
+    const name = `${prefix}${queue}${dlq ? '-dlq' : ''}${spec?.ordered ? '.fifo' : ''}`;
     let url = urls.get(name);
     if (!url) {
       url = (await emu.sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl!;

@@ -25,7 +25,7 @@ t.test(`${EVENTS} events of ${EVENT_MIB} MiB through a cap of ${CAP}: the superv
   const prefix = `${uniqueName('m')}-`;
   const topic = uniqueName('topic');
   const bucket = uniqueName('pl');
-  const handler = { file: PROBE, queue: 'mem', queueName: `${prefix}mem`, dlqName: `${prefix}mem-dlq`, events: null, concurrency: CAP, prefetch: CAP, visibilityTimeoutSec: 60, timeoutMs: 60_000, maxReceiveCount: 5 };
+  const handler = { file: PROBE, queue: 'mem', queueName: `${prefix}mem`, dlqName: `${prefix}mem-dlq`, events: null, concurrency: CAP, prefetch: CAP, visibilityTimeoutSec: 60, timeoutMs: 60_000, maxReceiveCount: 5, ordered: false, groupConcurrency: null, publishes: null };
   await provision(emu, { topic, handlers: [handler], payloads: { bucket, prefix: 'eventbus/', retentionDays: 14, s3: emu.aws } });
 
   // The backlog first, so the consumer meets all 50 at once.

@@ -54,6 +54,9 @@ function handler(queue: string, o: Partial<ResolvedHandler> = {}): ResolvedHandl
     visibilityTimeoutSec: 30,
     timeoutMs: 60_000,
     maxReceiveCount: 5,
+    ordered: false,
+    groupConcurrency: null,
+    publishes: null,
     ...o,
   };
 }
@@ -171,6 +174,7 @@ t.test('first run creates the whole topology; a second run changes nothing', asy
     r1.actions.map((a) => `${a.kind} ${a.resource}`),
     [
       `create topic ${topic}`,
+      `create topic ${topic}.fifo`,
       `create queue ${email.dlqName}`,
       `create queue ${email.queueName}`,
       `create queue policy ${email.queueName}`,
@@ -242,7 +246,7 @@ t.test('first run creates the whole topology; a second run changes nothing', asy
   rec.calls.length = 0;
   lines.length = 0;
   const r2 = await provision(rec.clients, { topic, handlers: [email, audit], log });
-  t.same(kinds(r2), Array(9).fill('ok'), 'every action ok on the second run');
+  t.same(kinds(r2), Array(10).fill('ok'), 'every action ok on the second run');
   t.same(rec.mutations(), [], 'no mutating call on the second run');
   t.ok(rec.calls.length > 0, 'the second run did look');
   t.equal(lines.filter((l) => l.msg === 'provisioned').length, 0, 'nothing logged as provisioned');
@@ -253,7 +257,7 @@ t.test('first run creates the whole topology; a second run changes nothing', asy
     subsAfterFirst.map((s) => s.SubscriptionArn).sort(),
     'no duplicate subscriptions',
   );
-  t.match(formatActions(r2.actions), /\n0 to create, 0 to update, 0 to delete, 9 ok$/);
+  t.match(formatActions(r2.actions), /\n0 to create, 0 to update, 0 to delete, 10 ok$/);
 });
 
 t.test('filter policies route events; changed events update the filter (and none means every event)', async (t) => {
@@ -417,7 +421,7 @@ t.test('a dry run on a fresh emulator creates nothing and lists the create actio
   const audit = handler(uniqueName('audit'));
   const r = await provision(rec.clients, { topic, handlers: [email, audit], dryRun: true });
 
-  t.same(kinds(r), Array(9).fill('create'), 'everything would be created');
+  t.same(kinds(r), Array(10).fill('create'), 'everything would be created');
   t.equal(r.topicArn, '(new)');
   t.same(r.queues.map((q) => [q.url, q.arn, q.dlqUrl, q.dlqArn, q.subscriptionArn]), [
     ['(new)', '(new)', '(new)', '(new)', null],
@@ -429,10 +433,11 @@ t.test('a dry run on a fresh emulator creates nothing and lists the create actio
   t.same((await emu.sns.send(new ListTopicsCommand({}))).Topics ?? [], [], 'no topic exists');
   const plan = formatActions(r.actions);
   t.match(plan, `+ create topic ${topic}`);
+  t.match(plan, `+ create topic ${topic}.fifo (SNS FIFO topic`);
   t.match(plan, `+ create queue ${email.queueName} (VisibilityTimeout=30, redrive to ${email.dlqName} after 5)`);
   t.match(plan, `+ create subscription ${email.queueName} (event-type in [USER_CREATED], SNS envelope)`);
   t.match(plan, `+ create subscription ${audit.queueName} (every event (no filter), SNS envelope)`);
-  t.match(plan, /9 to create, 0 to update, 0 to delete, 0 ok$/);
+  t.match(plan, /10 to create, 0 to update, 0 to delete, 0 ok$/);
 });
 
 t.test('prune unsubscribes a queue no handler owns, and keeps the queue', async (t) => {

@@ -12,7 +12,7 @@ t.test('publishBatch chunks by count and size and every event arrives once', asy
   const queue = uniqueName('q');
   const r = await provision(emu, {
     topic,
-    handlers: [{ file: 'x', queue, queueName: queue, dlqName: `${queue}-dlq`, events: null, concurrency: 1, prefetch: 1, visibilityTimeoutSec: 30, timeoutMs: 1000, maxReceiveCount: 5 }],
+    handlers: [{ file: 'x', queue, queueName: queue, dlqName: `${queue}-dlq`, events: null, concurrency: 1, prefetch: 1, visibilityTimeoutSec: 30, timeoutMs: 1000, maxReceiveCount: 5, ordered: false, groupConcurrency: null, publishes: null }],
   });
   const calls: number[] = [];
   emu.sns.middlewareStack.add(

@@ -20,6 +20,8 @@ function handler(queue: string, o: Partial<CheckHandler> = {}): CheckHandler {
     visibilityTimeoutSec: 30,
     timeoutMs: 20_000,
     maxReceiveCount: 5,
+    ordered: false,
+    groupConcurrency: null,
     publishes: [],
     filterPolicy: filterPolicyFor(events),
     ...o,

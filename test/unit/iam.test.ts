@@ -281,17 +281,18 @@ t.test('provisioner-policy.json allows exactly what provisioning calls', async (
   const grants = (action: string, arn: string) => statements.filter((s) => [s.Action].flat().includes(action) && [s.Resource].flat().some((r) => arnMatches(r, arn)));
   for (const q of ['prod-email', 'prod-email-dlq', 'prod-billing', 'prod-billing-dlq']) t.ok(grants('sqs:SetQueueAttributes', sqsArn(q)).length, `configures ${q}`);
   t.notOk(grants('sqs:SetQueueAttributes', sqsArn('prod-other-team')).length, "not another team's queue of the prefix");
-  // Subscribe: only this topic, only the sqs protocol, only our handler queues as endpoints.
+  // Subscribe: only this topic and its FIFO topic (issue 17: ordered handlers), only the sqs protocol, only our handler queues as endpoints.
   const subscribe = statements.filter((s) => [s.Action].flat().includes('sns:Subscribe'));
   t.ok(subscribe.length > 0, 'sns:Subscribe is granted');
   for (const s of subscribe) {
-    t.same([s.Resource].flat(), [TOPIC_ARN], 'Subscribe on the topic only');
+    t.same([s.Resource].flat(), [TOPIC_ARN, `${TOPIC_ARN}.fifo`], 'Subscribe on the two topics only');
     t.equal(s.Condition?.StringEquals?.['sns:Protocol'], 'sqs', 'Subscribe only with protocol sqs');
     t.same([s.Condition?.StringEquals?.['sns:Endpoint'] ?? []].flat().sort(), [sqsArn('prod-billing'), sqsArn('prod-email')], 'Subscribe only our handler queues');
   }
   // Subscriptions of this topic only (a subscription ARN is `<topic ARN>:<id>`), never of the account.
   for (const action of ['sns:Unsubscribe', 'sns:SetSubscriptionAttributes', 'sns:GetSubscriptionAttributes']) {
     t.ok(grants(action, `${TOPIC_ARN}:0d2c6b3e-5c2f-4a55-9a53-2f0a3c1d9e11`).length, `${action} on a subscription of the topic`);
+    t.ok(grants(action, `${TOPIC_ARN}.fifo:0d2c6b3e-5c2f-4a55-9a53-2f0a3c1d9e11`).length, `${action} on a subscription of the FIFO topic`);
     t.notOk(grants(action, `arn:aws:sns:us-east-1:${ACCOUNT}:billing-alerts:0d2c6b3e-5c2f-4a55-9a53-2f0a3c1d9e11`).length, `no ${action} on another topic's subscription`);
   }
 });

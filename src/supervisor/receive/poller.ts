@@ -226,7 +226,8 @@ export class Poller {
           WaitTimeSeconds: waitTimeSec,
           VisibilityTimeout: q.handler.visibilityTimeoutSec,
           // AWSTraceHeader: the parent of events without `traceparent` (X-Ray senders, AWS services).
-          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp', 'AWSTraceHeader'],
+          // MessageGroupId: the group gate's key (FIFO queues, and fair queues' tenants).
+          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp', 'AWSTraceHeader', 'MessageGroupId'],
           MessageAttributeNames: ['All'],
         }),
         // A long poll answers after up to its wait; only past that plus the usual allowance is it hung.
@@ -273,6 +274,7 @@ function toReceived(m: Message): ReceivedMessage {
     sqsAttributes: m.MessageAttributes,
     receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
     sentTimestampMs: Number.isFinite(sent) && sent > 0 ? sent : undefined,
+    ...(m.Attributes?.MessageGroupId ? { groupId: m.Attributes.MessageGroupId } : {}),
   };
   const xray = m.Attributes?.AWSTraceHeader;
   if (xray) received.awsTraceHeader = xray;

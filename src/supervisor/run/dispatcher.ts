@@ -8,6 +8,7 @@ import type { InFlight, InFlightMessage } from '../in-flight.js';
 import type { LoadModel } from './load-model.js';
 import type { HandlerPool, RunOutcome } from './pool.js';
 import type { QueueRuntime, ReceivedMessage } from '../queue.js';
+import type { GroupGate } from './group-gate.js';
 import { reviveError, stackForEvent, truncateUtf8 } from '../../errors.js';
 import { DEAD_LETTER_REASON_ATTRIBUTE } from '../../event/index.js';
 import { logIds } from '../../telemetry/w3c.js';
@@ -29,6 +30,8 @@ export interface DispatcherOptions {
   failureEvents: FailureEvents;
   log: Logger;
   retry: { baseDelaySec: number; maxDelaySec: number };
+  /** Queues whose messages pass a group gate before they run (ordered, groupConcurrency). */
+  gates?: ReadonlyMap<string, GroupGate>;
   /** Each message's outcome, once settled with SQS (deleted, backed off or released); the testing kit's results. */
   onSettled?: ((settled: SettledMessage) => void) | undefined;
 }
@@ -86,6 +89,16 @@ export class Dispatcher {
    * free slots); `held` are their in-flight entries, registered when they were received.
    */
   dispatchBatch(q: QueueRuntime, messages: ReceivedMessage[], held: InFlightMessage[]): void {
+    const gate = this.#o.gates?.get(q.queue);
+    if (gate) gate.admit(messages, held);
+    else this.run(q, messages, held);
+  }
+
+  /**
+   * Starts the handlers now (the group gate's way in, past the gate); `done` hears of each message
+   * once it is settled with SQS: true when it was deleted.
+   */
+  run(q: QueueRuntime, messages: ReceivedMessage[], held: InFlightMessage[], done?: (m: ReceivedMessage, deleted: boolean) => void): void {
     const { metrics, pool, load } = this.#o;
     const n = messages.length;
     const labels = { queue: q.queue };
@@ -113,8 +126,8 @@ export class Dispatcher {
       const m = messages[i]!;
       const h = held[i]!;
       outcomes[i]!.then(
-        (o) => this.#settle(q, m, h, o),
-        (err: unknown) => this.#settle(q, m, h, crashed(m, err)),
+        (o) => this.#settle(q, m, h, o, done),
+        (err: unknown) => this.#settle(q, m, h, crashed(m, err), done),
       );
     }
   }
@@ -133,8 +146,10 @@ export class Dispatcher {
     return 'other';
   }
 
-  async #settle(q: QueueRuntime, m: ReceivedMessage, held: InFlightMessage, outcome: RunOutcome): Promise<void> {
+  async #settle(q: QueueRuntime, m: ReceivedMessage, held: InFlightMessage, outcome: RunOutcome, done?: (m: ReceivedMessage, deleted: boolean) => void): Promise<void> {
     const { inFlight, capacity, metrics, log } = this.#o;
+    /** Whether SQS confirmed the delete (after success, or a dead-letter at once): the group gate's signal. */
+    const state = { deleted: false };
     this.#o.load.finished(q.queue, outcome.durationMs);
     // The handler is done: its slot takes the next message while SQS settles this one.
     capacity.finish(q.queue);
@@ -158,6 +173,7 @@ export class Dispatcher {
         try {
           await this.#o.acker.delete(q, m.receiptHandle);
           metrics.deleted.inc({ queue: q.queue });
+          state.deleted = true;
         } catch (err) {
           log.warn({ ...fields(), err }, 'delete failed; the message will be delivered again');
         }
@@ -183,10 +199,10 @@ export class Dispatcher {
       // `error`, the one-line reason (a stable field to search logs by, as before), and what was
       // thrown for pino's err serializer (type, message, stack, causes).
       const why = outcome.err ? { error: outcome.error, err: reviveError(outcome.err) } : { error: outcome.error };
-      if ((outcome.result === 'rejected' || outcome.result === 'invalid') && (await this.#deadLetter(q, m, outcome, fields, why))) return;
+      if ((outcome.result === 'rejected' || outcome.result === 'invalid') && (await this.#deadLetter(q, m, outcome, fields, why, state))) return;
       // A payload that still cannot be fetched on the last receive: dead-lettered here, with the
       // reason, rather than moved by SQS's redrive without one.
-      if (outcome.payload?.error !== undefined && m.receiveCount >= q.handler.maxReceiveCount && (await this.#deadLetter(q, m, outcome, fields, why))) return;
+      if (outcome.payload?.error !== undefined && m.receiveCount >= q.handler.maxReceiveCount && (await this.#deadLetter(q, m, outcome, fields, why, state))) return;
       const delaySec = retryDelaySec(m.receiveCount, this.#o.retry.baseDelaySec, this.#o.retry.maxDelaySec);
       const atMax = m.receiveCount >= q.handler.maxReceiveCount;
       log.warn(
@@ -210,6 +226,13 @@ export class Dispatcher {
           log.warn({ ...fields(), err }, 'onSettled observer threw');
         }
       }
+      if (done) {
+        try {
+          done(m, state.deleted);
+        } catch (err) {
+          log.error({ ...fields(), err }, 'group gate failed on a settled message');
+        }
+      }
       if (--this.#open === 0) for (const w of this.#idleWaiters.splice(0)) w();
     }
   }
@@ -219,7 +242,14 @@ export class Dispatcher {
    * and attributes plus the reason, then deletes it. False when it could not be sent (no DLQ, the
    * send failed): the caller retries it as any failure, so nothing is lost.
    */
-  async #deadLetter(q: QueueRuntime, m: ReceivedMessage, outcome: RunOutcome, fields: () => Record<string, unknown>, why: Record<string, unknown>): Promise<boolean> {
+  async #deadLetter(
+    q: QueueRuntime,
+    m: ReceivedMessage,
+    outcome: RunOutcome,
+    fields: () => Record<string, unknown>,
+    why: Record<string, unknown>,
+    state: { deleted: boolean },
+  ): Promise<boolean> {
     const { log, metrics, acker } = this.#o;
     const reason = truncateUtf8(`${outcome.result}: ${outcome.error ?? ''}`, MAX_REASON_BYTES);
     const detail = { ...fields(), result: outcome.result, ...why, ...(outcome.issues ? { issues: outcome.issues } : {}) };
@@ -231,7 +261,9 @@ export class Dispatcher {
     // SQS takes 10 message attributes: a message that has them all goes without the reason (it is logged).
     if (Object.keys(attributes).length < MAX_MESSAGE_ATTRIBUTES) attributes[DEAD_LETTER_REASON_ATTRIBUTE] = { DataType: 'String', StringValue: reason };
     try {
-      await acker.sendToDlq({ queue: q.queue, url: q.dlqUrl }, { body: m.body, attributes });
+      // A FIFO DLQ (an ordered handler's) takes a group and a deduplication id: the message's own.
+      const fifo = q.handler.ordered ? { groupId: m.groupId ?? m.messageId, deduplicationId: m.messageId } : {};
+      await acker.sendToDlq({ queue: q.queue, url: q.dlqUrl }, { body: m.body, attributes, ...fifo });
     } catch (err) {
       log.warn({ ...detail, sendError: err }, 'dead-letter send failed; the message is retried');
       return false;
@@ -249,6 +281,7 @@ export class Dispatcher {
     try {
       await acker.delete(q, m.receiptHandle);
       metrics.deleted.inc({ queue: q.queue });
+      state.deleted = true;
     } catch (err) {
       log.warn({ ...fields(), err }, 'dead-lettered but not deleted: it will be delivered again (and dead-lettered again)');
     }

@@ -92,6 +92,8 @@ export class HandlerPool {
   readonly capacity: number;
   /** The topic for ctx.publish, sent with every task (set once it is resolved; null: publish rejects). */
   topicArn: string | null = null;
+  /** The FIFO topic of ctx.publish's grouped events (issue 17); null: they go to the topic only. */
+  fifoTopicArn: string | null = null;
   readonly #threads: number;
   readonly #pool: Piscina<TaskInput, TaskOutput>;
   readonly #table: RunTable;
@@ -262,7 +264,7 @@ export class HandlerPool {
     };
     arm(limitMs);
     this.#pool
-      .run({ taskId: task.taskId, queue, queueArn, topicArn: this.topicArn, timeoutMs, items: items.map((p) => p.item) })
+      .run({ taskId: task.taskId, queue, queueArn, topicArn: this.topicArn, fifoTopicArn: this.fifoTopicArn, timeoutMs, items: items.map((p) => p.item) })
       .then(
         (out) => {
           if (out.threadBusyShare !== undefined) this.#onBusyShare?.(queue, out.threadBusyShare);

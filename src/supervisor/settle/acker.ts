@@ -26,6 +26,9 @@ interface CmvEntry {
 export interface DeadLetterEntry {
   body: string;
   attributes: Record<string, MessageAttributeValue>;
+  /** A FIFO DLQ's MessageGroupId and MessageDeduplicationId (an ordered handler's). */
+  groupId?: string;
+  deduplicationId?: string;
 }
 
 export interface AckerOptions {
@@ -100,7 +103,8 @@ export class Acker {
         dlq,
         'SendMessage',
         async ([e]) => {
-          await this.#o.sqs.send(new SendMessageCommand({ QueueUrl: dlq.url, MessageBody: e!.body, MessageAttributes: e!.attributes }));
+          const fifo = e!.groupId ? { MessageGroupId: e!.groupId, MessageDeduplicationId: e!.deduplicationId } : {};
+          await this.#o.sqs.send(new SendMessageCommand({ QueueUrl: dlq.url, MessageBody: e!.body, MessageAttributes: e!.attributes, ...fifo }));
           return [null];
         },
         undefined,
