@@ -26,9 +26,12 @@ export const CALL_TIMEOUT_MS = 10_000;
 export const DEV_CREDENTIALS = { accessKeyId: 'eventbus-dev', secretAccessKey: 'eventbus-dev' } as const;
 export const DEV_REGION = 'us-east-1';
 
-/** Builds both clients; the endpoint is passed explicitly because the SQS client otherwise sends to the queue URL's host. */
-export function createAwsClients(s: AwsSettings): AwsClients {
-  const common = {
+/**
+ * The settings every eventbus SDK client shares: endpoint, region (the emulator's when only an
+ * endpoint is set), credentials, retries and timeouts. `maxSockets` per client.
+ */
+export function clientConfig(s: AwsSettings, maxSockets: number) {
+  return {
     ...(s.endpoint ? { endpoint: s.endpoint } : {}),
     ...(s.region ? { region: s.region } : s.endpoint ? { region: DEV_REGION } : {}),
     ...(s.credentials ? { credentials: s.credentials } : {}),
@@ -40,10 +43,15 @@ export function createAwsClients(s: AwsSettings): AwsClients {
       // endpoint would hold every poller and ack, and /readyz would never see a failure.
       throwOnRequestTimeout: true,
       connectionTimeout: 5_000,
-      httpAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 256 },
-      httpsAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 256 },
+      httpAgent: { keepAlive: true, maxSockets: s.maxSockets ?? maxSockets },
+      httpsAgent: { keepAlive: true, maxSockets: s.maxSockets ?? maxSockets },
     },
   };
+}
+
+/** Builds both clients; the endpoint is passed explicitly because the SQS client otherwise sends to the queue URL's host. */
+export function createAwsClients(s: AwsSettings): AwsClients {
+  const common = clientConfig(s, 256);
   const sqs = new SQSClient(common);
   const sns = new SNSClient(common);
   // The SDK's logger middleware builds a redacted copy of every input and output (each received

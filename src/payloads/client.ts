@@ -1,7 +1,7 @@
 // The S3 client of payloads, alone in its file: provisioning (the bucket) and the payload calls
 // (s3.ts) share it, and test/unit/iam.test.ts tells their S3 actions apart by file.
 import { S3Client } from '@aws-sdk/client-s3';
-import { CALL_TIMEOUT_MS, DEV_REGION, type AwsSettings } from '../aws.js';
+import { clientConfig, type AwsSettings } from '../aws.js';
 
 /**
  * An S3 client for payloads. With an endpoint (an emulator, MinIO, or the S3-only
@@ -9,20 +9,8 @@ import { CALL_TIMEOUT_MS, DEV_REGION, type AwsSettings } from '../aws.js';
  * DNS for `<bucket>.<host>`. On AWS (no endpoint) the SDK's virtual-hosted style.
  */
 export function createS3Client(s: AwsSettings): S3Client {
-  const s3 = new S3Client({
-    ...(s.endpoint ? { endpoint: s.endpoint, forcePathStyle: true } : {}),
-    ...(s.region ? { region: s.region } : s.endpoint ? { region: DEV_REGION } : {}),
-    ...(s.credentials ? { credentials: s.credentials } : {}),
-    maxAttempts: 3,
-    requestHandler: {
-      // Between bytes, not for the whole transfer: a 64 MiB payload may take longer than this.
-      requestTimeout: CALL_TIMEOUT_MS,
-      throwOnRequestTimeout: true,
-      connectionTimeout: 5_000,
-      httpAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 64 },
-      httpsAgent: { keepAlive: true, maxSockets: s.maxSockets ?? 64 },
-    },
-  });
+  // requestTimeout is between bytes, not for the whole transfer: a 64 MiB payload may take longer.
+  const s3 = new S3Client({ ...clientConfig(s, 64), ...(s.endpoint ? { forcePathStyle: true } : {}) });
   s3.middlewareStack.remove('loggerMiddleware');
   return s3;
 }
