@@ -26,17 +26,24 @@ export const CALL_TIMEOUT_MS = 10_000;
 export const DEV_CREDENTIALS = { accessKeyId: 'eventbus-dev', secretAccessKey: 'eventbus-dev' } as const;
 export const DEV_REGION = 'us-east-1';
 
+/** SDK attempts per call (first try included) unless AWS_MAX_ATTEMPTS or AWS_RETRY_MODE is set. */
+export const DEFAULT_MAX_ATTEMPTS = 3;
+
 /**
  * The settings every eventbus SDK client shares: endpoint, region (the emulator's when only an
- * endpoint is set), credentials, retries and timeouts. `maxSockets` per client.
+ * endpoint is set), credentials, retries and timeouts. `maxSockets` per client. `env` is only
+ * asked whether the operator set the SDK's retry variables (default: process.env).
  */
-export function clientConfig(s: AwsSettings, maxSockets: number) {
+export function clientConfig(s: AwsSettings, maxSockets: number, env: Readonly<Record<string, string | undefined>> = process.env) {
+  // The SDK's own retries stay on for the single calls; our loops add backoff on top. An operator's
+  // AWS_MAX_ATTEMPTS / AWS_RETRY_MODE win: an explicit maxAttempts would override what the SDK reads
+  // from them (issue 20), so it is passed only when neither is set.
+  const sdkRetryEnv = Boolean(env.AWS_MAX_ATTEMPTS?.trim() || env.AWS_RETRY_MODE?.trim());
   return {
     ...(s.endpoint ? { endpoint: s.endpoint } : {}),
     ...(s.region ? { region: s.region } : s.endpoint ? { region: DEV_REGION } : {}),
     ...(s.credentials ? { credentials: s.credentials } : {}),
-    // The SDK's own retries stay on for the single calls; our loops add backoff on top.
-    maxAttempts: 3,
+    ...(sdkRetryEnv ? {} : { maxAttempts: DEFAULT_MAX_ATTEMPTS }),
     requestHandler: {
       requestTimeout: CALL_TIMEOUT_MS,
       // Without it a call past requestTimeout only prints a console warning and waits forever: a hung
