@@ -11,6 +11,23 @@ export interface CommonOptions {
   devPort?: string;
 }
 
+/**
+ * A closed stdout or stderr (`eventbus help replay | head -1`) ends the CLI quietly with status 0,
+ * as Unix tools do, instead of an unhandled 'error' event with a stack trace (issue 20). Any other
+ * stream error is thrown as before.
+ */
+export function exitQuietlyOnBrokenPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listeners('error').includes(onStreamError)) continue;
+    stream.on('error', onStreamError);
+  }
+}
+
+function onStreamError(err: NodeJS.ErrnoException): void {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+}
+
 /** A usage error: exit status 2. */
 export class UsageError extends Error {}
 

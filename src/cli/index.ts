@@ -8,7 +8,7 @@ import { loadHandlers } from '../handlers.js';
 import { createPublisher } from '../publisher/index.js';
 import { formatActions, provision } from '../publisher/provision.js';
 import { iamPolicies } from '../publisher/iam.js';
-import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
+import { UsageError, commandContext, devHint, exitQuietlyOnBrokenPipe, type CommonOptions } from './common.js';
 import { runDev } from './dev.js';
 import { registerDlq } from './dlq.js';
 import { registerStatus } from './status.js';
@@ -29,12 +29,23 @@ function common(cmd: Command): Command {
 
 /** Runs the eventbus CLI; exit status 0 ok, 1 failure, 2 usage. */
 export async function main(argv: string[]): Promise<void> {
+  exitQuietlyOnBrokenPipe();
   const program = new Command()
     .name('eventbus')
     .description('An event bus on AWS SNS + SQS, and the worker supervisor that runs its handlers')
     .version(pkg.version)
+    // Before or after the command (`eventbus --config x.json status`, issue 20): commander takes a
+    // program option on either side of the command (the last one given wins) and the hook below
+    // hands it to the command. The commands that read a config declare it too, for their --help.
+    .option('--config <file>', 'JSON config file, before or after the command (default: $EVENTBUS_CONFIG)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  program.hook('preAction', (_program, action) => {
+    const global = program.getOptionValue('config') as string | undefined;
+    if (global === undefined) return;
+    if (!action.options.some((opt) => opt.long === '--config')) throw new UsageError(`--config does not apply to \`${action.name()}\``);
+    action.setOptionValue('config', global);
+  });
 
   program
     .command('dev')
