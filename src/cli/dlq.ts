@@ -1,8 +1,9 @@
-// `eventbus dlq peek|redrive QUEUE`: look at and move back what ended in `<queuePrefix><queue>-dlq`.
+// `eventbus dlq peek|redrive|purge QUEUE`: look at, move back or delete what ended in `<queuePrefix><queue>-dlq`.
 import { builtInHandlers } from '../built-ins.js';
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
+  PurgeQueueCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   type Message,
@@ -11,7 +12,8 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import cliProgress from 'cli-progress';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { createInterface } from 'node:readline/promises';
 import { EventBusError, describeError, toAwsError } from '../errors.js';
 import { loadHandlers, type ResolvedHandler } from '../handlers.js';
 import { DEAD_LETTER_REASON_ATTRIBUTE, decodeMessage, findPointer, pointerUri, type PayloadPointer } from '../event/index.js';
@@ -43,6 +45,7 @@ const BATCH_MAX_BYTES = 256 * 1024;
 
 interface DlqOptions extends CommonOptions {
   max?: string;
+  all?: boolean;
 }
 
 /** Parses --max: a positive integer, else a usage error (exit 2). */
@@ -65,7 +68,7 @@ export function findHandler(handlers: ResolvedHandler[], name: string): Resolved
   );
 }
 
-/** Registers `dlq peek` and `dlq redrive`; `common` adds --config/--dev/--dev-port to each. */
+/** Registers `dlq peek`, `dlq redrive` and `dlq purge`; `common` adds --config/--dev/--dev-port to each. */
 export function registerDlq(program: Command, common: (cmd: Command) => Command): void {
   const dlq = program.command('dlq').description("inspect a handler queue's dead-letter queue (<queue>-dlq) and move its messages back");
 
@@ -103,6 +106,7 @@ export function registerDlq(program: Command, common: (cmd: Command) => Command)
       .description('move messages from <queue>-dlq back to <queue>: copy (same body and message attributes), then delete from the DLQ')
       .argument('<queue>', 'logical handler queue name (without queuePrefix or -dlq)')
       .option('--max <n>', 'move at most n messages', String(DEFAULT_MAX))
+      .addOption(new Option('--all', 'move every message, until a receive finds nothing new (instead of --max)').conflicts('max'))
       .addHelpText(
         'after',
         [
@@ -118,7 +122,7 @@ export function registerDlq(program: Command, common: (cmd: Command) => Command)
         ].join('\n'),
       ),
   ).action(async (queue: string, o: DlqOptions) => {
-    const max = parseMax(o.max);
+    const max = o.all ? Infinity : parseMax(o.max);
     const lock = await redriveLock(queue, o);
     try {
       await redriveCommand(queue, o, max);
@@ -126,6 +130,53 @@ export function registerDlq(program: Command, common: (cmd: Command) => Command)
       await lock?.release();
     }
   });
+
+  common(
+    dlq
+      .command('purge')
+      .description('delete every message of <queue>-dlq (SQS PurgeQueue on the DLQ only); asks first on a terminal')
+      .argument('<queue>', 'logical handler queue name (without queuePrefix or -dlq)')
+      .option('--yes', 'do not ask (required when stdin or stderr is not a terminal)')
+      .addHelpText(
+        'after',
+        [
+          '',
+          'The messages are gone for good: `dlq peek` or the archive (GET /events) first if you may need them.',
+          'SQS deletes them within 60 s of the call and allows one purge per queue every 60 s; messages sent',
+          'to the DLQ during that minute may be deleted too. Without a terminal and without --yes it',
+          'refuses (exit 2). Needs sqs:PurgeQueue on the DLQ (an operator permission, not the worker\'s).',
+        ].join('\n'),
+      ),
+  ).action(async (queue: string, o: CommonOptions & { yes?: boolean }) => {
+    const interactive = process.stdin.isTTY === true && process.stderr.isTTY === true;
+    if (!o.yes && !interactive) throw new UsageError('dlq purge deletes messages for good and there is no terminal to ask on: add --yes');
+    const { sqs, handler, dlqUrl } = await resolve(queue, o);
+    const held = await readDepth(sqs, handler.dlqName, dlqUrl).catch((err: unknown) => {
+      throw withHint(err, o.dev);
+    });
+    const count = (held.visible ?? 0) + (held.inFlight ?? 0) + (held.delayed ?? 0);
+    if (!o.yes && !(await confirm(`purge ${handler.dlqName}: delete its ~${count} message(s) for good? [y/N] `))) {
+      process.stderr.write(`eventbus: not purged; ${handler.dlqName} is unchanged\n`);
+      process.exitCode = 1;
+      return;
+    }
+    try {
+      await sqs.send(new PurgeQueueCommand({ QueueUrl: dlqUrl }));
+    } catch (err) {
+      throw withHint(toAwsError('PurgeQueue', handler.dlqName, err), o.dev);
+    }
+    process.stdout.write(`purged ${handler.dlqName} (~${count} message(s)); SQS deletes them within 60 s\n`);
+  });
+}
+
+/** Asks a yes/no question on the terminal (stderr, so stdout stays data); only "y" or "yes" is a yes. */
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
 }
 
 /**
@@ -361,7 +412,7 @@ export interface RedriveResult {
 }
 
 /**
- * Moves up to `max` messages from the DLQ back to the source queue: SendMessageBatch with the same body
+ * Moves up to `max` messages (Infinity: all) from the DLQ back to the source queue: SendMessageBatch with the same body
  * and every message attribute, and only for the entries SQS accepted, DeleteMessageBatch from the DLQ.
  * A message whose send failed stays in the DLQ: it is kept hidden until the end (so it is not received
  * again in this run) and then made visible again. Stops at `max` or when a receive finds nothing new.
@@ -377,7 +428,8 @@ export async function redrive(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string
   const failedHeld = new Map<string, string>(); // MessageId -> latest receipt handle
   const moved = new Set<string>();
   const reasons = new Map<string, number>();
-  const progress = createProgress(h, await readDepth(sqs, h.dlqName, dlqUrl).then((d) => Math.min(max, d.visible ?? max)));
+  // With no limit (--all) and no count from SQS the bar starts at 1 and grows with what is done.
+  const progress = createProgress(h, await readDepth(sqs, h.dlqName, dlqUrl).then((d) => Math.min(max, d.visible ?? (Number.isFinite(max) ? max : 0))));
   try {
     while (result.moved + result.failed < max) {
       const msgs = await receive(sqs, h.dlqName, dlqUrl, max - result.moved - result.failed, REDRIVE_HIDE_SEC);

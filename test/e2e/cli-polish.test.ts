@@ -120,3 +120,38 @@ t.test('--config before or after the command', async (t) => {
   t.equal(notApplicable.code, 2, 'a command that reads no config says so');
   t.match(notApplicable.out, /--config does not apply to `handler`/);
 });
+
+t.test('dlq redrive --all moves every message, past the default of 10', async (t) => {
+  // Expected: --all empties the DLQ in one run. Broke: redrive stopped at --max (default 10), and no value meant "all".
+  const env = await setup(t);
+  await env.fill(env.url('orders', true), 27);
+  const r = await env.cli(['dlq', 'redrive', 'orders', '--all', '--config', env.config]);
+  t.equal(r.code, 0, r.out);
+  t.match(r.stdout, /^moved 27, failed 0$/m);
+  t.equal(await env.visible(env.url('orders', true)), 0, 'the DLQ is empty');
+  t.equal(await env.visible(env.url('orders')), 27, 'all 27 are on the source queue');
+
+  const both = await env.cli(['dlq', 'redrive', 'orders', '--all', '--max', '5', '--config', env.config]);
+  t.equal(both.code, 2, '--all with --max is a usage error');
+  t.match(both.out, /--all.*cannot be used with.*--max/);
+});
+
+t.test('dlq purge: refuses without a terminal unless --yes; purges the DLQ only', async (t) => {
+  const env = await setup(t);
+  await env.fill(env.url('orders', true), 15);
+  await env.fill(env.url('orders'), 3);
+  const refused = await env.cli(['dlq', 'purge', 'orders', '--config', env.config]);
+  t.equal(refused.code, 2, 'no terminal, no --yes: usage error');
+  t.match(refused.out, /add --yes/);
+  t.equal(await env.visible(env.url('orders', true)), 15, 'nothing was deleted');
+
+  const r = await env.cli(['dlq', 'purge', 'orders', '--yes', '--config', env.config]);
+  t.equal(r.code, 0, r.out);
+  t.match(r.stdout, new RegExp(`purged ${env.prefix}orders-dlq \\(~15 message\\(s\\)\\)`));
+  t.equal(await env.visible(env.url('orders', true)), 0, 'the DLQ is empty');
+  t.equal(await env.visible(env.url('orders')), 3, 'the source queue is untouched');
+
+  const unknown = await env.cli(['dlq', 'purge', 'nope', '--yes', '--config', env.config]);
+  t.equal(unknown.code, 1);
+  t.match(unknown.out, /unknown queue "nope"/);
+});
