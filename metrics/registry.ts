@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The package version for eventbus_build_info (this file runs as dist/metrics/registry.js). */
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Buckets for message work: 5 ms to 15 minutes. */
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
@@ -13,8 +17,37 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const r = [registry];
+  // Cluster: every child reports 1, so the primary's aggregate must not add them up.
+  const buildInfo = new Gauge({
+    name: 'eventbus_build_info',
+    help: 'Always 1; the labels say which eventbus version runs on which Node.js',
+    labelNames: ['version', 'node_version'],
+    registers: r,
+    aggregator: 'max',
+  });
+  buildInfo.set({ version: VERSION, node_version: process.version }, 1);
+  let readiness: (() => boolean | Promise<boolean>) | undefined;
+  let ready: Gauge | undefined;
   return {
     registry,
+    buildInfo,
+    /**
+     * Adds eventbus_ready, read at each scrape from `isReady` (what /readyz answers). Only a process
+     * with a /readyz calls this, so a process without one never reports a stale 0 or 1.
+     */
+    followReadiness(isReady: () => boolean | Promise<boolean>): void {
+      readiness = isReady;
+      ready ??= new Gauge({
+        name: 'eventbus_ready',
+        help: '1 while /readyz answers 200 (every queue polling, SQS answering), else 0',
+        registers: r,
+        // Cluster: the host is ready only when the primary and every child are.
+        aggregator: 'min',
+        async collect() {
+          this.set((await readiness!()) ? 1 : 0);
+        },
+      });
+    },
     received: new Counter({ name: 'eventbus_messages_received_total', help: 'Messages received from SQS', labelNames: ['queue'], registers: r }),
     deleted: new Counter({ name: 'eventbus_messages_deleted_total', help: 'Messages deleted after their handler succeeded', labelNames: ['queue'], registers: r }),
     released: new Counter({

@@ -79,6 +79,7 @@ export class ClusterPrimary {
     this.#cfg = cfg;
     this.#log = log;
     this.metrics = createMetrics();
+    this.metrics.followReadiness(async () => (await this.#readiness()).ready);
   }
 
   get httpPort(): number | undefined {

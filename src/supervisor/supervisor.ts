@@ -88,6 +88,7 @@ export class Supervisor {
     this.#cfg = options.config;
     this.log = options.log ?? createLogger({ level: options.config.logLevel, pretty: options.pretty ?? false });
     this.metrics = options.metrics ?? createMetrics();
+    this.metrics.followReadiness(() => this.readiness().ready);
   }
 
   get state(): State {
