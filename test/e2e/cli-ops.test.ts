@@ -9,10 +9,9 @@ import {
   type Message,
   type MessageAttributeValue,
 } from '@aws-sdk/client-sqs';
-import { loadHandlers } from '../../dist/handlers.js';
-import { provision } from '../../dist/publisher/provision.js';
-import { emulator, uniqueName, type TestEmulator } from '../helpers/emulator.js';
-import { spawnNode, writeConfig, writeHandlers } from '../helpers/process.js';
+import type { TestEmulator } from '../helpers/emulator.js';
+import { opsWorld } from '../helpers/ops-world.js';
+import { spawnNode } from '../helpers/process.js';
 
 interface Env {
   emu: TestEmulator;
@@ -26,19 +25,7 @@ interface Env {
 
 /** An emulator, two handlers (`orders`, `mail`) with their topology provisioned, and a config file for the CLI. */
 async function setup(t: Test): Promise<Env> {
-  const emu = await emulator();
-  t.teardown(() => emu.stop());
-  const prefix = `${uniqueName('ops')}-`;
-  const topic = uniqueName('topic');
-  const handlersDir = writeHandlers([{ queue: 'orders' }, { queue: 'mail', events: ['USER_CREATED'] }]);
-  const config = writeConfig({ endpoint: emu.endpoint, region: 'us-east-1', queuePrefix: prefix, topic, handlersDir });
-  const handlers = await loadHandlers({ handlersDir, queuePrefix: prefix, concurrency: 10, queues: {} });
-  const topo = await provision(emu, { topic, handlers });
-  const url = (queue: string, dlq = false) => {
-    const q = topo.queues.find((x) => x.queue === queue);
-    if (!q) throw new Error(`no queue ${queue}`);
-    return dlq ? q.dlqUrl : q.url;
-  };
+  const { emu, prefix, config, url } = await opsWorld(t, 'ops');
   return {
     emu,
     prefix,

@@ -3,10 +3,9 @@ import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { loadHandlers } from '../../dist/handlers.js';
-import { provision } from '../../dist/publisher/provision.js';
-import { emulator, uniqueName, type TestEmulator } from '../helpers/emulator.js';
-import { ROOT, spawnNode, writeConfig, writeHandlers } from '../helpers/process.js';
+import type { TestEmulator } from '../helpers/emulator.js';
+import { opsWorld } from '../helpers/ops-world.js';
+import { ROOT, spawnNode } from '../helpers/process.js';
 
 interface Env {
   emu: TestEmulator;
@@ -20,19 +19,7 @@ interface Env {
 
 /** An emulator with two handlers (`orders`, `mail`) provisioned, and a config file naming them. */
 async function setup(t: Test): Promise<Env> {
-  const emu = await emulator();
-  t.teardown(() => emu.stop());
-  const prefix = `${uniqueName('polish')}-`;
-  const topic = uniqueName('topic');
-  const handlersDir = writeHandlers([{ queue: 'orders' }, { queue: 'mail', events: ['USER_CREATED'] }]);
-  const config = writeConfig({ endpoint: emu.endpoint, region: 'us-east-1', queuePrefix: prefix, topic, handlersDir });
-  const handlers = await loadHandlers({ handlersDir, queuePrefix: prefix, concurrency: 10, queues: {} });
-  const topo = await provision(emu, { topic, handlers });
-  const url = (queue: string, dlq = false) => {
-    const q = topo.queues.find((x) => x.queue === queue);
-    if (!q) throw new Error(`no queue ${queue}`);
-    return dlq ? q.dlqUrl : q.url;
-  };
+  const { emu, prefix, config, url } = await opsWorld(t, 'polish');
   return {
     emu,
     prefix,
