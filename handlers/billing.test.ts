@@ -3,7 +3,7 @@
 // event, and a bad address ending in email's DLQ at once.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeEvent, runHandler, startTestBus, type TestBus } from 'eventbus/testing';
+import { makeEvent, runHandler, startTestBus, type TestBus } from '@eventbus-sqs/eventbus/testing';
 import billing from './billing.js';
 
 test('billing handles a Stripe webhook event', async () => {

@@ -1,4 +1,4 @@
-import { defineHandler } from 'eventbus';
+import { defineHandler } from '@eventbus-sqs/eventbus';
 
 /** Keeps billing in step with users and Stripe (the seed article's billing task runner). */
 export default defineHandler({

@@ -2,8 +2,8 @@
 // Compiled beside the handler into dist/handlers (test files are not handlers) and run by `npm test`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NonRetryableError } from 'eventbus';
-import { makeEvent, runHandler } from 'eventbus/testing';
+import { NonRetryableError } from '@eventbus-sqs/eventbus';
+import { makeEvent, runHandler } from '@eventbus-sqs/eventbus/testing';
 import email from './email.js';
 
 test('a new user gets the welcome mail, and EMAIL_SENT is published', async () => {

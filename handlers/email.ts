@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NonRetryableError, defineHandler } from 'eventbus';
+import { NonRetryableError, defineHandler } from '@eventbus-sqs/eventbus';
 
 /**
  * Sends the welcome and comment emails (the seed article's email task runner). Its `events` map each

@@ -37,8 +37,8 @@ function project(t: Test): string {
       include: ['handlers/*.ts'],
     }),
   });
-  mkdirSync(join(dir, 'node_modules'));
-  symlinkSync(ROOT, join(dir, 'node_modules', 'eventbus'), 'dir');
+  mkdirSync(join(dir, 'node_modules', '@eventbus-sqs'), { recursive: true });
+  symlinkSync(ROOT, join(dir, 'node_modules', '@eventbus-sqs', 'eventbus'), 'dir');
   return dir;
 }
 
@@ -52,11 +52,11 @@ t.test('writes the handler and its test, then refuses to overwrite either', asyn
   const testFile = join(dir, 'handlers', 'email.test.ts');
   const handler = readFileSync(handlerFile, 'utf8');
   const test = readFileSync(testFile, 'utf8');
-  t.match(handler, "import { defineHandler } from 'eventbus';");
+  t.match(handler, "import { defineHandler } from '@eventbus-sqs/eventbus';");
   t.match(handler, "  queue: 'email',");
   t.match(handler, "  events: ['USER_CREATED', 'USER_COMMENT'],");
   t.match(handler, '//   events: { USER_CREATED: z.object(', 'the schema map form, as a comment');
-  t.match(test, "import { makeEvent, runHandler } from 'eventbus/testing';");
+  t.match(test, "import { makeEvent, runHandler } from '@eventbus-sqs/eventbus/testing';");
   t.match(test, "import handler from './email.js';");
   t.match(test, "test('email handles USER_CREATED', async () => {");
   t.match(test, "test('email handles USER_COMMENT', async () => {");

@@ -8,7 +8,7 @@ import { ROOT } from '../helpers/process.js';
 import { userProject, type RunResult, type UserProject } from '../helpers/user-project.js';
 
 const EMAIL_HANDLER = `import { BroadcastChannel } from 'node:worker_threads';
-import { defineHandler } from 'eventbus';
+import { defineHandler } from '@eventbus-sqs/eventbus';
 
 // Tells the test file what the handler received (worker threads and the main thread share it).
 const seen = new BroadcastChannel('user-app-seen');
@@ -23,7 +23,7 @@ export default defineHandler({
 });
 `;
 
-const BILLING_HANDLER = `import { defineHandler } from 'eventbus';
+const BILLING_HANDLER = `import { defineHandler } from '@eventbus-sqs/eventbus';
 
 export default defineHandler({
   events: ['ORDER_PLACED'],
@@ -36,7 +36,7 @@ export default defineHandler({
 const BUS_TEST = `import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BroadcastChannel } from 'node:worker_threads';
-import { makeEvent, startTestBus } from 'eventbus/testing';
+import { makeEvent, startTestBus } from '@eventbus-sqs/eventbus/testing';
 
 const handlersDir = new URL('./handlers/', import.meta.url);
 
@@ -133,7 +133,7 @@ test('a handlers folder that does not exist fails the start with the loader erro
 `;
 
 const TIMEOUT_TEST = `import { test } from 'node:test';
-import { startTestBus } from 'eventbus/testing';
+import { startTestBus } from '@eventbus-sqs/eventbus/testing';
 
 test('waits for an event no handler subscribes to', async (t) => {
   const bus = await startTestBus({ handlersDir: new URL('./handlers/', import.meta.url), timeoutMs: 1500 });
@@ -145,7 +145,7 @@ test('waits for an event no handler subscribes to', async (t) => {
 });
 `;
 
-const EXIT_SCRIPT = `import { startTestBus } from 'eventbus/testing';
+const EXIT_SCRIPT = `import { startTestBus } from '@eventbus-sqs/eventbus/testing';
 
 const bus = await startTestBus({ handlersDir: './handlers' });
 const e = await bus.publish('USER_CREATED', { email: 'ada@example.com' });
@@ -154,7 +154,7 @@ await bus.stop();
 console.log('stopped at ' + Date.now());
 `;
 
-const MISSING_EMULATOR_SCRIPT = `import { startTestBus } from 'eventbus/testing';
+const MISSING_EMULATOR_SCRIPT = `import { startTestBus } from '@eventbus-sqs/eventbus/testing';
 
 try {
   await startTestBus({ handlersDir: './handlers' });
@@ -165,8 +165,8 @@ try {
 `;
 
 const TYPED_TEST = `import { test } from 'node:test';
-import { defineHandler, type CloudEvent } from 'eventbus';
-import { makeEvent, runHandler, startTestBus, type HandlerResult, type RunHandlerResult, type TestBus, type TestResult } from 'eventbus/testing';
+import { defineHandler, type CloudEvent } from '@eventbus-sqs/eventbus';
+import { makeEvent, runHandler, startTestBus, type HandlerResult, type RunHandlerResult, type TestBus, type TestResult } from '@eventbus-sqs/eventbus/testing';
 
 test('typed use of the kit', async () => {
   const bus: TestBus = await startTestBus({
@@ -281,7 +281,7 @@ t.test('user TypeScript type-checks against the published declarations', async (
   t.equal(r.code, 0, 'exit status 0', show(r));
   t.equal(r.out.trim(), '');
   // The check can fail: a wrong use of the kit is an error.
-  p.write('test/wrong.test.ts', `import { startTestBus } from 'eventbus/testing';\nawait startTestBus({ handlers: './handlers' });\n`);
+  p.write('test/wrong.test.ts', `import { startTestBus } from '@eventbus-sqs/eventbus/testing';\nawait startTestBus({ handlers: './handlers' });\n`);
   const wrong = await p.run([TSC, '-p', 'tsconfig.json'], { timeoutMs: 120_000 });
   t.equal(wrong.code, 2, 'tsc exit status 2: errors', show(wrong));
   t.match(wrong.out, /test\/wrong\.test\.ts\(2,\d+\): error TS2353: Object literal may only specify known properties, and 'handlers' does not exist in type 'TestBusOptions'/);

@@ -26,7 +26,7 @@ export interface RunResult {
 }
 
 /**
- * Makes the project: `package.json` (`"type": "module"`) and `node_modules/eventbus`. By default that
+ * Makes the project: `package.json` (`"type": "module"`) and `node_modules/@eventbus-sqs/eventbus`. By default that
  * is a symlink to this repo, so `eventbus` and `eventbus/testing` resolve through the package's
  * `exports` to its built `dist/`, and eventbus's own dependencies (fauxqs among them, a dev
  * dependency here) from the repo's real path. With `fauxqs: false` it is a copy of the package
@@ -38,9 +38,10 @@ export function userProject(options: { fauxqs?: boolean } = {}): UserProject {
   const dir = mkdtempSync(join(tmpdir(), 'eventbus-user-'));
   const modules = join(dir, 'node_modules');
   mkdirSync(join(modules, '@types'), { recursive: true });
+  mkdirSync(join(modules, '@eventbus-sqs'), { recursive: true });
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'user-app', private: true, type: 'module' }, null, 2));
   if (options.fauxqs === false) {
-    const pkg = join(modules, 'eventbus');
+    const pkg = join(modules, '@eventbus-sqs', 'eventbus');
     mkdirSync(join(pkg, 'node_modules'), { recursive: true });
     cpSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
     cpSync(join(ROOT, 'dist'), join(pkg, 'dist'), { recursive: true });
@@ -49,7 +50,7 @@ export function userProject(options: { fauxqs?: boolean } = {}): UserProject {
       symlinkSync(join(ROOT, 'node_modules', name), join(pkg, 'node_modules', name));
     }
   } else {
-    symlinkSync(ROOT, join(modules, 'eventbus'));
+    symlinkSync(ROOT, join(modules, '@eventbus-sqs', 'eventbus'));
   }
   symlinkSync(join(ROOT, 'node_modules', '@types', 'node'), join(modules, '@types', 'node'));
   const running = new Set<number>();
