@@ -17,6 +17,18 @@ export const MAX_MESSAGE_ATTRIBUTES = 10;
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-queues.html
  */
 export const SQS_MAX_IN_FLIGHT = 120_000;
+/**
+ * A FIFO queue without high-throughput mode: 300 transactions per second per API action
+ * (SendMessage, ReceiveMessage, DeleteMessage); batches carry up to 3,000 messages per second.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/troubleshooting-fifo-throttling-issues.html
+ */
+export const SQS_FIFO_TPS = 300;
+/**
+ * An SNS FIFO topic whose throughput scope is the topic (the default, and what provision creates):
+ * 3,000 messages per second and 20 MB per second.
+ * https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_sns.FifoThroughputScope.html
+ */
+export const SNS_FIFO_TOPIC_MPS = 3_000;
 
 /**
  * SNS Publish requests per second per account and region, by default (adjustable), shared by every

@@ -7,7 +7,7 @@ import { FILTER_POLICY_MAX_BYTES, FILTER_POLICY_MAX_COMBINATIONS, FILTER_POLICY_
 import { topicName } from '../publisher/topic.js';
 import type { Finding } from './findings.js';
 import type { CheckHandler, CheckInput } from './input.js';
-import { MAX_MESSAGE_ATTRIBUTES, NEAR_SHARE, SNS_FILTER_POLICIES_PER_TOPIC, SQS_MAX_IN_FLIGHT, publishTps } from './limits.js';
+import { MAX_MESSAGE_ATTRIBUTES, NEAR_SHARE, SNS_FIFO_TOPIC_MPS, SNS_FILTER_POLICIES_PER_TOPIC, SQS_FIFO_TPS, SQS_MAX_IN_FLIGHT, publishTps } from './limits.js';
 
 /** One rule: an id (the `rule` of its findings), what it checks, and the check itself. */
 export interface Rule {
@@ -304,6 +304,49 @@ const inFlightDuringOutage: Rule = {
   },
 };
 
+/** How long a failing message may hold its group before a warning says so (the group's later events wait). */
+export const GROUP_HOLD_WARN_SEC = 15 * 60;
+
+const ordered: Rule = {
+  id: 'ordered',
+  describe: 'ordered handlers: how long a failing message holds its group, and declared rates against the FIFO quotas',
+  run(input) {
+    const out: Finding[] = [];
+    const handlers = input.handlers.filter((h) => h.ordered);
+    if (handlers.length === 0) return out;
+    const { baseDelaySec, maxDelaySec } = input.config.retry;
+    const rates = queueRates(input);
+    for (const h of handlers) {
+      const f = (level: Finding['level'], message: string) => out.push({ level, rule: this.id, queue: h.queue, message });
+      const timeoutSec = h.timeoutMs / 1000;
+      const hold = retryWindowSec(h.maxReceiveCount, baseDelaySec, maxDelaySec) + h.maxReceiveCount * timeoutSec;
+      const head =
+        `a message that keeps failing holds its message group for up to ${fmt(hold)} s before it reaches the DLQ ` +
+        `(maxReceiveCount ${h.maxReceiveCount}, retry.maxDelaySec ${maxDelaySec}, up to ${fmt(timeoutSec)} s per attempt): the group's later events wait behind it`;
+      if (hold > GROUP_HOLD_WARN_SEC) f('warning', `${head}; lower maxReceiveCount or retry.maxDelaySec, or throw NonRetryableError for what can never succeed (dead-lettered at once)`);
+      else f('info', head);
+      const rate = rates.get(h.queue);
+      if (rate !== undefined && rate > SQS_FIFO_TPS) {
+        f(
+          'warning',
+          `at ${fmt(rate)} events/s the FIFO queue is over SQS's ${SQS_FIFO_TPS} calls/s per action without high-throughput mode (batches carry up to ${fmt(SQS_FIFO_TPS * 10)} messages/s): ` +
+            'enable high throughput on the queue (DeduplicationScope messageGroup, FifoThroughputLimit perMessageGroupId)',
+        );
+      }
+    }
+    // Every type an ordered handler receives is published to the FIFO topic.
+    const fifoTypes = new Set(handlers.flatMap((h) => h.events ?? []));
+    let fifoRate = 0;
+    for (const type of fifoTypes) fifoRate += (input.publishers.get(type) ?? []).reduce((s, p) => s + (p.ratePerSec ?? 0), 0);
+    if (fifoRate > 0) {
+      const head = `declared publishing to the FIFO topic: ${fmt(fifoRate)} events/s against its ${fmt(SNS_FIFO_TOPIC_MPS)} messages/s (topic throughput scope), ${pct(fifoRate, SNS_FIFO_TOPIC_MPS)}`;
+      if (fifoRate > SNS_FIFO_TOPIC_MPS) out.push({ level: 'error', rule: this.id, message: `${head}: SNS throttles; order only what needs it, or set the topic's FifoThroughputScope to MessageGroup` });
+      else if (fifoRate >= SNS_FIFO_TOPIC_MPS * NEAR_SHARE) out.push({ level: 'warning', rule: this.id, message: `${head}: little headroom for bursts` });
+    }
+    return out;
+  },
+};
+
 const publishRate: Rule = {
   id: 'publish-rate',
   describe: 'declared publish rates (publishers manifests) against the SNS Publish quota of the region',
@@ -328,6 +371,7 @@ export const RULES: readonly Rule[] = [
   eventSize,
   publishRate,
   inFlightDuringOutage,
+  ordered,
   visibilityExtension,
   maxReceiveCount,
   caps,

@@ -215,3 +215,23 @@ t.test('parseManifest: the list form, the object form, and errors naming the key
   t.throws(() => parseManifest('m.json', 'A'), { message: /must be a list of event types/ });
   t.throws(() => parseManifest('m.json', [1]), { message: /non-empty event type strings/ });
 });
+
+t.test('ordered: how long a failing message holds its group; declared rates against the FIFO quotas', async (t) => {
+  const o = (queue: string, x: Partial<CheckHandler> = {}) => handler(queue, { ordered: true, queueName: `${queue}.fifo`, dlqName: `${queue}-dlq.fifo`, prefetch: 0, ...x });
+  t.same(of(run([handler('a')]), 'ordered'), [], 'no ordered handler, no finding');
+  // maxReceiveCount 5, timeout 20 s: backoffs 2+4+8+16 = 30 s, plus 5 attempts x 20 s.
+  t.match(of(run([o('a')]), 'ordered'), [{ level: 'info', queue: 'a', message: /holds its message group for up to 130 s before it reaches the DLQ \(maxReceiveCount 5/ }]);
+  const long = o('a', { maxReceiveCount: 12, timeoutMs: 30_000 }); // 2822 s of backoff + 12 x 30 s
+  t.match(of(run([long]), 'ordered'), [{ level: 'warning', queue: 'a', message: /up to 3,182 s .*NonRetryableError/ }]);
+  t.same(levels(run([long], { cfg: { retry: { maxDelaySec: 60 } } }), 'ordered'), ['info'], 'a lower retry.maxDelaySec brings it under 15 minutes');
+  const rated = (rates: Record<string, number>) => manifest(Object.fromEntries(Object.entries(rates).map(([type, r]) => [type, { ratePerSec: r, maxBytes: null, attributes: [] }])));
+  t.same(levels(run([o('a')], { manifests: [rated({ A_EVENT: 300 })] }), 'ordered'), ['info'], '300/s: at the queue quota, not over');
+  t.match(of(run([o('a')], { manifests: [rated({ A_EVENT: 301 })] }), 'ordered'), [{ level: 'warning', queue: 'a', message: /at 301 events\/s the FIFO queue is over SQS's 300 calls\/s.*high throughput/ }, { level: 'info' }]);
+  // The FIFO topic carries every ordered type: 2 x 1,500 is at its 3,000/s (warning), 2 x 1,501 over it (error).
+  const two = [o('a'), o('b')];
+  const near = of(run(two, { manifests: [rated({ A_EVENT: 1_500, B_EVENT: 1_500 })] }), 'ordered').filter((f) => f.queue === undefined);
+  t.match(near, [{ level: 'warning', message: /FIFO topic: 3,000 events\/s against its 3,000 messages\/s/ }]);
+  const over = of(run(two, { manifests: [rated({ A_EVENT: 1_501, B_EVENT: 1_500 })] }), 'ordered').filter((f) => f.queue === undefined);
+  t.match(over, [{ level: 'error', message: /3,001 events\/s .*FifoThroughputScope/ }]);
+  t.same(of(run([o('a'), handler('b')], { manifests: [rated({ A_EVENT: 10, B_EVENT: 5_000 })] }), 'ordered').filter((f) => f.queue === undefined), [], 'a standard handler\'s types do not count toward the FIFO topic');
+});
