@@ -45,6 +45,11 @@ t.test('two children: both take work, metrics add up, kill -9 of a child loses n
   });
   t.equal(metricValue(metrics, /eventbus_handler_results_total\{queue="work",event_type="WORK",result="success"\} (\d+)/), 40, 'results add up over both children');
   t.equal(metricValue(metrics, /eventbus_messages_received_total\{queue="work"\} (\d+)/), 40);
+  // Gauges that must not add up over the children (issue 20): ready is the minimum, build info one series of 1.
+  t.equal(metricValue(metrics, /^eventbus_ready (\d+)$/m), 1, 'eventbus_ready 1 while the host is ready');
+  const buildInfo = metrics.split('\n').filter((l) => l.startsWith('eventbus_build_info{'));
+  t.equal(buildInfo.length, 1, 'one eventbus_build_info series');
+  t.match(buildInfo[0], / 1$/, 'eventbus_build_info is 1, not the number of processes');
 
   // Kill one child while it holds messages: they come back after their 2 s visibility timeout.
   const r = await publisher.publishBatch(Array.from({ length: 12 }, () => ({ type: 'WORK', data: { sleepMs: 1500 } })));
