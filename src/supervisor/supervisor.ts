@@ -166,6 +166,7 @@ export class Supervisor {
         threads: cfg.threads,
         tasksPerThread: cfg.tasksPerThread,
         onThreadBusyShare: (queue, share) => load.taskBusyShare(queue, share),
+        onOffloaded: (eventType) => this.metrics.payloadsOffloaded.inc({ event_type: eventType ?? 'none' }),
         // Spread tasks over the threads while any queue's handlers take their thread's time (or are not known yet).
         spreadTasks: () => handlers.some((h) => load.splitsBatch(h.queue)),
         ...(cfg.threadHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: cfg.threadHeapMb } } : {}),

@@ -31,7 +31,7 @@ let fifoTopicArn: string | null = null;
 function getPublisher(topicArn: string | null): Promise<Publisher> {
   if (!topicArn) return Promise.reject(new Error('ctx.publish: the topic is not resolved on this host'));
   publisher ??= Promise.all([import('../aws.js'), import('../publisher/index.js')]).then(([aws, pub]) =>
-    pub.createPublisher({ sns: aws.createAwsClients(cfg.aws).sns, topic: topicArn, fifoTopic: fifoTopicArn ?? undefined, source: cfg.source, payloads: cfg.payloads ? { ...cfg.payloads, store: payloadStore() } : null }),
+    pub.createPublisher({ sns: aws.createAwsClients(cfg.aws).sns, topic: topicArn, fifoTopic: fifoTopicArn ?? undefined, source: cfg.source, payloads: cfg.payloads ? { ...cfg.payloads, store: payloadStore(), onOffloaded: (eventType) => port.send({ kind: 'offloaded', eventType }) } : null }),
   );
   return publisher;
 }

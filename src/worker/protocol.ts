@@ -131,7 +131,9 @@ export type ToThread = { kind: 'abort-all'; reason: string } | { kind: 'teardown
 export type FromThread =
   /** Outcomes ready while the rest of their task still runs. */
   | { kind: 'outcomes'; taskId: number; results: ItemResults }
-  | { kind: 'teardown-done'; errors: string[] };
+  | { kind: 'teardown-done'; errors: string[] }
+  /** A ctx.publish stored an event's payload on S3 (eventbus_payloads_offloaded_total). */
+  | { kind: 'offloaded'; eventType: string | null };
 
 /** Posted on `parentPort` once by every thread as it starts (a replacement thread too): its own port. */
 export interface PortOffer {

@@ -298,3 +298,28 @@ t.test('the archive keeps a large event whole up to 1 MiB, above it a dataref; r
     t.equal(stored.replayof, original.id, 'the copy carries replayof');
   }
 });
+
+t.test('a large ctx.publish from a handler is offloaded and counted in eventbus_payloads_offloaded_total', async (t) => {
+  const bucket = uniqueName('pl');
+  // behave.mjs publishes what its event's `publish` asks for; the probe receives it through S3.
+  const bus = await startBus(
+    [
+      { queue: 'relay', events: ['RELAY'] },
+      { queue: 'probe', file: PROBE, events: ['BIG'] },
+    ],
+    { config: { payloads: { bucket } } },
+  );
+  t.teardown(() => bus.stop());
+  const data = dataOf(300 * KiB);
+  // The RELAY event carries the data, so it is large too: published through S3 by the test's own publisher (not counted by the supervisor).
+  const publisher = createPublisher({ sns: bus.emu.sns, topic: bus.config.topic, source: 'test', payloads: { bucket, store: lazyPayloadStore(bus.emu.aws) } });
+  await publisher.createEvent('RELAY', { publish: [{ type: 'BIG', data }] });
+  const seen = await waitFor('the probe saw the relayed event', () => probes(bus).find((p) => p.kind === 'payload' && p.type === 'BIG'), 30_000);
+  t.equal(seen.dataSha256, sha256(JSON.stringify(data)), 'byte-identical');
+  t.equal(seen.offloaded?.bucket, bucket, 'it came through S3');
+  const text = await waitFor('the offload counted', async () => {
+    const m = await bus.sup.metrics.registry.getSingleMetricAsString('eventbus_payloads_offloaded_total');
+    return /eventbus_payloads_offloaded_total\{event_type="BIG"\} 1\b/.test(m) ? m : null;
+  });
+  t.match(text, /event_type="BIG"\} 1/, 'counted once, from the worker thread that published it');
+});

@@ -37,6 +37,8 @@ export interface PoolOptions {
    * idle). Asked per task; default: spread.
    */
   spreadTasks?: () => boolean;
+  /** A handler's ctx.publish stored an event's payload on S3 (the claim check). */
+  onOffloaded?: (eventType: string | null) => void;
 }
 
 /** A message's outcome as the dispatcher sees it. */
@@ -114,6 +116,7 @@ export class HandlerPool {
   readonly #endedThreads = new Set<number>();
   /** Teardown acknowledgements, while a teardown waits for them. */
   #onTeardownDone: ((errors: string[]) => void) | undefined;
+  readonly #onOffloaded: ((eventType: string | null) => void) | undefined;
   #destroyed: Promise<void> | undefined;
 
   constructor(o: PoolOptions) {
@@ -122,6 +125,7 @@ export class HandlerPool {
     this.#table = new RunTable(this.capacity, o.epochMs ?? Date.now());
     this.#freeRows = Array.from({ length: this.capacity }, (_, i) => this.capacity - 1 - i);
     this.#log = o.log;
+    this.#onOffloaded = o.onOffloaded;
     this.#graceMs = o.worker.graceMs;
     this.#onBusyShare = o.onThreadBusyShare;
     this.#spreadTasks = o.spreadTasks ?? (() => true);
@@ -171,6 +175,8 @@ export class HandlerPool {
         if (task) this.#apply(task, m.results);
       } else if (m.kind === 'teardown-done') {
         this.#onTeardownDone?.(m.errors);
+      } else if (m.kind === 'offloaded') {
+        this.#onOffloaded?.(m.eventType);
       }
     });
     port.on('close', () => this.#ports.delete(threadId));
