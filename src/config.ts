@@ -13,6 +13,8 @@ export interface QueueOverride {
   visibilityTimeout?: number;
   timeoutMs?: number;
   maxReceiveCount?: number;
+  /** A standard queue's messages of one group running at once (the handler's `groupConcurrency`). */
+  groupConcurrency?: number;
 }
 
 /** A generic HMAC webhook source (`webhooks.sources.<name>`), normalised. */
@@ -106,6 +108,7 @@ const OVERRIDE_KEYS: Record<keyof QueueOverride, { min: number; max: number }> =
   visibilityTimeout: { min: 1, max: 43_200 }, // SQS allows 0, but a handler needs time to run
   timeoutMs: { min: 1, max: 43_200_000 },
   maxReceiveCount: { min: 1, max: 1000 }, // SQS RedrivePolicy range
+  groupConcurrency: { min: 1, max: 100_000 },
 };
 
 function positiveInt(name: string, min = 1) {

@@ -254,9 +254,13 @@ export function resolveHandler(
   };
   const concurrency = int('concurrency', o.concurrency ?? def.concurrency ?? cfg.concurrency, 1, 100_000);
   let groupConcurrency: number | null = null;
-  if (def.groupConcurrency !== undefined) {
-    if (ordered) throw bad('groupConcurrency is for standard queues: an ordered handler runs one message of a group at a time');
-    groupConcurrency = int('groupConcurrency', def.groupConcurrency, 1, 100_000);
+  const perGroup = o.groupConcurrency ?? def.groupConcurrency;
+  if (perGroup !== undefined) {
+    if (ordered) {
+      const where = o.groupConcurrency !== undefined ? `config queues.${queue}.groupConcurrency` : 'groupConcurrency';
+      throw bad(`${where} is for standard queues: an ordered handler runs one message of a group at a time`);
+    }
+    groupConcurrency = int('groupConcurrency', perGroup, 1, 100_000);
   }
   return {
     file,

@@ -75,3 +75,8 @@ t.test('a cluster child gets its exact share of the caps; the host cap stays for
   t.equal(c.hostConcurrency, 10);
   t.equal(c.tasksPerThread, 5);
 });
+
+t.test('queues.<name>.groupConcurrency: an integer from 1', async (t) => {
+  t.same(loadConfig({ env: {}, overrides: { queues: { email: { groupConcurrency: 3 } } } }).queues, { email: { groupConcurrency: 3 } });
+  t.throws(() => loadConfig({ env: {}, overrides: { queues: { email: { groupConcurrency: 0 } } } }), /queues\.email\.groupConcurrency must be an integer from 1 to 100000/);
+});

@@ -102,3 +102,18 @@ t.test('compiled test files beside the handlers are not handlers; sources beside
   t.same(await listHandlerFiles(dir), [join(dir, 'contest.js'), join(dir, 'email.js')]);
   t.same((await loadHandlers({ ...CFG, handlersDir: dir })).map((h) => h.queue), ['contest', 'email']);
 });
+
+t.test('queues.<name>.groupConcurrency overrides the handler\'s; refused for an ordered handler, naming the config key', async (t) => {
+  const dir = folder(t, {
+    'fair.mjs': 'export default { queue: "fair", groupConcurrency: 4, handle() { return true; } };\n',
+    'plain.mjs': 'export default { queue: "plain", handle() { return true; } };\n',
+  });
+  const byQueue = async (queues: Record<string, { groupConcurrency?: number }>) => new Map((await loadHandlers({ ...CFG, queues, handlersDir: dir })).map((h) => [h.queue, h.groupConcurrency]));
+  t.same(await byQueue({}), new Map([['fair', 4], ['plain', null]]), 'the handlers\' own values');
+  t.same(await byQueue({ fair: { groupConcurrency: 1 }, plain: { groupConcurrency: 2 } }), new Map([['fair', 1], ['plain', 2]]), 'the config wins, and can set it');
+  const ordered = folder(t, { 'seq.mjs': 'export default { queue: "seq", ordered: true, handle() { return true; } };\n' });
+  await t.rejects(loadHandlers({ ...CFG, queues: { seq: { groupConcurrency: 2 } }, handlersDir: ordered }), {
+    code: 'ERR_HANDLER_INVALID',
+    message: /config queues\.seq\.groupConcurrency is for standard queues/,
+  });
+});
