@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { createMetrics } from '../../dist/metrics/registry.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -78,6 +79,23 @@ t.test('alerts.yml has the five alerts, each with severity, summary, description
     t.match(b, /\n\s+severity: (warning|critical)\n/, `${name} has a severity`);
     for (const k of ['summary', 'description', 'runbook']) t.match(b, new RegExp(`\\n\\s+${k}: \\S`), `${name} has a ${k}`);
   }
+});
+
+t.test('every alert links its runbook, docs/runbooks/<alert>.md, which says what it means, what to check, what to do', async (t) => {
+  const parsed = parseYaml(alertsText) as { groups: Array<{ rules: Array<{ alert: string; annotations: Record<string, string> }> }> };
+  const all = parsed.groups.flatMap((g) => g.rules);
+  t.same(all.map((r) => r.alert).sort(), [...ALERT_NAMES].sort());
+  for (const r of all) {
+    t.equal(r.annotations.runbook_url, `docs/runbooks/${r.alert}.md`, `${r.alert}: runbook_url`);
+    const file = join(ROOT, 'docs', 'runbooks', `${r.alert}.md`);
+    t.ok(existsSync(file), `${r.alert}: ${file} exists`);
+    if (!existsSync(file)) continue;
+    const page = readFileSync(file, 'utf8');
+    t.match(page, new RegExp(`^# ${r.alert}\\n`), `${r.alert}: the page is titled with the alert`);
+    for (const part of ['What it means', 'What to check', 'What to do']) t.match(page, `**${part}.**`, `${r.alert}: the page has "${part}"`);
+  }
+  const index = readFileSync(join(ROOT, 'docs', 'runbooks', 'README.md'), 'utf8');
+  for (const a of ALERT_NAMES) t.match(index, `[${a}.md](${a}.md)`, `docs/runbooks/README.md lists ${a}`);
 });
 
 t.test('promtool check rules accepts alerts.yml', { skip: skipTool }, async (t) => {
