@@ -184,9 +184,11 @@ t.test("README's shell blocks run as written against eventbus dev", async (t) =>
     EVENTBUS_HANDLERS_DIR: join(ROOT, 'dist', 'handlers'),
     EVENTBUS_LOG_FORMAT: 'json',
   };
+  // EVENTBUS_HTTP_PORT=0 as well as --http-port 0: the flag is dropped on the way to the config
+  // (loadConfig's overrides take no dotted keys), so dev would bind 9464.
   const dev = spawn(process.execPath, [join(ROOT, 'bin', 'eventbus.js'), 'dev', '--port', String(port), '--http-port', '0'], {
     cwd: dir,
-    env,
+    env: { ...env, EVENTBUS_HTTP_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let devOut = '';
@@ -197,6 +199,8 @@ t.test("README's shell blocks run as written against eventbus dev", async (t) =>
     if (dev.exitCode === null && dev.signalCode === null) dev.kill('SIGKILL');
   });
   await waitFor(dev, () => devOut, /Publish an event from another terminal/, 60_000);
+  const httpPort = Number(/metrics http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(devOut)?.[1]);
+  t.ok(httpPort > 0 && httpPort !== 9464, `dev serves HTTP on a free port (${httpPort}), not 9464`);
 
   for (const b of shellBlocks.filter((x) => x.notRun === null)) {
     const r = await run(b.code, dir, env, 90_000);
