@@ -10,10 +10,11 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
+import { PrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
 import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { ROOT } from '../helpers/process.js';
 
 // Manifests are free-form: the assertions below are the schema.
@@ -84,11 +85,12 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'monitoring.coreos.com/v1/PodMonitor': PodMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
 };
 
 t.test('every manifest is valid against the schema of its kind', async (t) => {
-  t.ok(located.length >= 7, `${located.length} documents in ${files.join(', ')}`);
+  t.ok(located.length >= 8, `${located.length} documents in ${files.join(', ')}`);
   for (const { file, doc } of located) {
     const key = `${doc.apiVersion}/${doc.kind}`;
     const Model = MODELS[key];
@@ -133,4 +135,11 @@ t.test('a PodMonitor scrapes the metrics port with job="eventbus", which the ale
     t.ok(ports.includes(e.port), `endpoint port ${e.port} is a named container port`);
     t.equal(e.path, '/metrics');
   }
+});
+
+t.test('the PrometheusRule holds exactly the groups of metrics/alerts.yml', async (t) => {
+  const rule = one('PrometheusRule');
+  const alerts = parseYaml(readFileSync(join(ROOT, 'metrics', 'alerts.yml'), 'utf8')) as { groups: unknown[] };
+  t.same(rule.spec.groups, alerts.groups, 'regenerate deploy/kubernetes/prometheusrule.yaml with the command in its header');
+  t.strictSame(rule.spec.groups, alerts.groups);
 });
