@@ -19,7 +19,8 @@ COPY metrics ./metrics
 COPY handlers ./handlers
 RUN npm run build
 
-# 2. Runtime dependencies only (better-sqlite3's native addon is built or fetched here).
+# 2. Runtime dependencies only. better-sqlite3's native addon: npm ci fetches its prebuilt binary;
+# on a platform without one, add `RUN apt-get update && apt-get install -y python3 make g++` first.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
