@@ -57,8 +57,8 @@ const totals = records.reduce((a, r) => ({ sent: a.sent + r.sent, handled: a.han
 lines.push('# Reliability under faults');
 lines.push('');
 lines.push('Written by `npm run test:faults` (the fault-injection suite in `test/faults/`) from its own results: every');
-lines.push('number below was measured in that run. The guarantees under test are in `../shared/SPEC.md`');
-lines.push('("Guarantees", "Supervisor semantics", "Handlers").');
+lines.push('number below was measured in that run. The guarantees under test are in [REFERENCE.md](REFERENCE.md#guarantees)');
+lines.push('("Guarantees") and the README ("Writing a handler", "How the supervisor works" in ARCHITECTURE.md).');
 lines.push('');
 lines.push(`Run: ${Number.isFinite(startedMs) ? new Date(startedMs).toISOString().slice(0, 16).replace('T', ' ') : first ? first.slice(0, 16).replace('T', ' ') : '?'} UTC, profile \`${profile}\`, Node ${records[0]?.node ?? process.version}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, fauxqs 1.9.2 on 127.0.0.1, real processes (the supervisor is \`node dist/supervisor\` spawned by the test).`);
 lines.push('');

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { createMetrics } from '../../dist/metrics/registry.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -78,6 +79,23 @@ t.test('alerts.yml has the five alerts, each with severity, summary, description
     t.match(b, /\n\s+severity: (warning|critical)\n/, `${name} has a severity`);
     for (const k of ['summary', 'description', 'runbook']) t.match(b, new RegExp(`\\n\\s+${k}: \\S`), `${name} has a ${k}`);
   }
+});
+
+t.test('every alert links its runbook, docs/runbooks/<alert>.md, which says what it means, what to check, what to do', async (t) => {
+  const parsed = parseYaml(alertsText) as { groups: Array<{ rules: Array<{ alert: string; annotations: Record<string, string> }> }> };
+  const all = parsed.groups.flatMap((g) => g.rules);
+  t.same(all.map((r) => r.alert).sort(), [...ALERT_NAMES].sort());
+  for (const r of all) {
+    t.equal(r.annotations.runbook_url, `docs/runbooks/${r.alert}.md`, `${r.alert}: runbook_url`);
+    const file = join(ROOT, 'docs', 'runbooks', `${r.alert}.md`);
+    t.ok(existsSync(file), `${r.alert}: ${file} exists`);
+    if (!existsSync(file)) continue;
+    const page = readFileSync(file, 'utf8');
+    t.match(page, new RegExp(`^# ${r.alert}\\n`), `${r.alert}: the page is titled with the alert`);
+    for (const part of ['What it means', 'What to check', 'What to do']) t.match(page, `**${part}.**`, `${r.alert}: the page has "${part}"`);
+  }
+  const index = readFileSync(join(ROOT, 'docs', 'runbooks', 'README.md'), 'utf8');
+  for (const a of ALERT_NAMES) t.match(index, `[${a}.md](${a}.md)`, `docs/runbooks/README.md lists ${a}`);
 });
 
 t.test('promtool check rules accepts alerts.yml', { skip: skipTool }, async (t) => {
@@ -214,6 +232,8 @@ t.test('promtool test rules: each alert fires on its input and stays quiet on he
 // --- metric names and labels ------------------------------------------------------------------
 
 const metrics = createMetrics({ defaultMetrics: true });
+// eventbus_ready exists in every process with a /readyz (the supervisor registers it at start).
+metrics.followReadiness(() => true);
 const known = new Map<string, Set<string> | null>(); // name -> label names (null: any, for default metrics)
 for (const m of await metrics.registry.getMetricsAsJSON()) {
   const names = String(m.type) === 'histogram' ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name];
@@ -238,8 +258,9 @@ const TARGET_LABELS = ['job', 'instance'];
 /** Label values the SPEC enumerates. */
 const ENUMS: Record<string, string[]> = {
   state: ['visible', 'in_flight', 'delayed'],
-  result: ['success', 'failure', 'error', 'timeout', 'crashed'],
-  reason: ['shutdown', 'capacity'],
+  result: ['success', 'failure', 'error', 'timeout', 'crashed', 'rejected', 'invalid'],
+  // eventbus_messages_released_total's and eventbus_messages_dead_lettered_total's reasons.
+  reason: ['shutdown', 'capacity', 'group', 'rejected', 'invalid', 'payload'],
 };
 
 /** Checks the metric names and labels of one PromQL expression; returns the metrics it uses. */
@@ -247,6 +268,7 @@ function checkExpr(t: Test, where: string, expr: string): string[] {
   const used = new Set<string>();
   for (const m of expr.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}/g)) used.add(m[1]!);
   for (const m of expr.matchAll(/\beventbus_[a-z0-9_]+\b/g)) used.add(m[0]);
+  for (const m of expr.matchAll(/\b(?:process|nodejs)_[a-z0-9_]+\b/g)) used.add(m[0]);
   for (const m of expr.matchAll(/label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,\s*([a-zA-Z_]+)\s*\)/g)) used.add(m[1]!);
   t.ok(used.size > 0, `${where}: uses at least one metric`);
   const allLabels = new Set<string>([...TARGET_LABELS, 'le']);
@@ -328,6 +350,16 @@ t.test('dashboard.json: variables, panels, and every metric it queries exists', 
     'eventbus_visibility_extensions_total',
     'eventbus_sqs_errors_total',
     'eventbus_child_restarts_total',
+    // Issue 20: webhooks, saturation, thread pool load, event-loop delay, readiness and versions,
+    // and the ordered/fair-delivery gauges of issue 17.
+    'eventbus_webhook_requests_total',
+    'eventbus_messages_prefetched',
+    'process_cpu_seconds_total',
+    'nodejs_eventloop_lag_p99_seconds',
+    'eventbus_ready',
+    'eventbus_build_info',
+    'eventbus_groups_active',
+    'eventbus_messages_waiting_for_group',
   ]) {
     t.ok(used.has(m), `the dashboard shows ${m}`);
   }
@@ -337,4 +369,21 @@ t.test('dashboard.json: variables, panels, and every metric it queries exists', 
     }
   }
   t.ok(exprs.some((e) => /eventbus_queue_messages\{[^}]*-dlq/.test(e.expr)), 'a DLQ depth panel (queue="<name>-dlq")');
+  t.ok(exprs.some((e) => /eventbus_messages_released_total\{[^}]*reason="group"/.test(e.expr)), 'messages released for their group');
+  // Process-wide metrics are only eventbus's when joined with an eventbus-only series.
+  for (const { panel, expr } of exprs) {
+    if (/\b(process|nodejs)_[a-z_]+/.test(expr)) t.match(expr, /and on \(instance, job\) eventbus_build_info/, `${panel.title}: restricted to eventbus targets`);
+  }
+  // No two panels overlap on the grid.
+  const cells = new Map<string, string>();
+  for (const p of d.panels as Array<Panel & { gridPos: { x: number; y: number; w: number; h: number } }>) {
+    for (let y = p.gridPos.y; y < p.gridPos.y + p.gridPos.h; y++) {
+      for (let x = p.gridPos.x; x < p.gridPos.x + p.gridPos.w; x++) {
+        const k = `${x},${y}`;
+        if (cells.has(k)) t.fail(`${p.title} overlaps ${cells.get(k)} at ${k}`);
+        cells.set(k, p.title);
+      }
+    }
+  }
+  t.equal(new Set(d.panels.map((p) => (p as { id?: number }).id)).size, d.panels.length, 'panel ids are unique');
 });
