@@ -13,14 +13,14 @@
 // kernel has no netem qdisc (`tc qdisc add ... netem` → "Specified qdisc kind is unknown"), so a
 // per-namespace delay cannot be made; the delay stays in the emulator, as in the net-* scenarios,
 // and the hosts are processes on loopback.
-import { fork, spawn } from 'node:child_process';
-import { EventEmitter, once } from 'node:events';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { CreateTopicCommand, SNSClient } from '@aws-sdk/client-sns';
+import { fileURLToPath } from 'node:url';
+import { CreateTopicCommand } from '@aws-sdk/client-sns';
+import { createQueues, deleteQueues, die, eventbusHandlersDir, harnessClients, killAll, log, sleep, startBenchEmulator, tempDir, tail, track, withTimeout } from './lib/harness.mjs';
 import { cpuMs, machine, machineCpu } from './lib/proc.mjs';
 import { median, min, max } from './lib/stats.mjs';
 import { hrNow } from './lib/work.mjs';
@@ -60,93 +60,15 @@ const THREADS = Number(env.BENCH_EB_THREADS ?? 1);
 const WARMUP = 0.2;
 const OUT = env.BENCH_OUT ?? join(BENCH_DIR, 'results', 'hosts.md');
 
-function die(msg) {
-  process.stderr.write(`bench: ${msg}\n`);
-  process.exit(2);
-}
-const log = (msg) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-function withTimeout(p, ms, what) {
-  let t;
-  return Promise.race([p, new Promise((_, reject) => (t = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
-}
+const TMP = tempDir('eventbus-hosts-');
 
-// Every child is tracked and killed at the end, on failure and on signals.
-const children = new Set();
-const track = (c) => (children.add(c), c.once('exit', () => children.delete(c)), c);
-const killAll = () => {
-  for (const c of children) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-};
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => (killAll(), process.exit(130)));
-const TMP = mkdtempSync(join(tmpdir(), 'eventbus-hosts-'));
-process.on('exit', () => (env.BENCH_KEEP === '1' ? process.stderr.write(`bench: kept ${TMP}\n`) : rmSync(TMP, { recursive: true, force: true })));
-
-// The emulator (bench/lib/fauxqs-server.mjs): counts and delays every non-harness call.
-const emu = new EventEmitter();
-let emuChild;
+// The emulator (its own process) and the harness's SQS client, set in main().
+let emu;
 let endpoint;
-let seq = 0;
-async function startEmulator() {
-  emuChild = track(fork(join(BENCH_DIR, 'lib', 'fauxqs-server.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  emuChild.on('message', (m) => emu.emit(m.id !== undefined ? `${m.ev}:${m.id}` : m.ev, m));
-  const [ready] = await withTimeout(once(emu, 'ready'), 20_000, 'fauxqs did not start');
-  endpoint = `http://127.0.0.1:${ready.port}`;
-}
-async function emuCall(cmd, ev, extra = {}) {
-  const id = ++seq;
-  const p = once(emu, `${ev}:${id}`);
-  emuChild.send({ cmd, id, ...extra });
-  const [m] = await withTimeout(p, cmd === 'preload' ? 300_000 : 10_000, `fauxqs did not answer ${cmd}`);
-  return m;
-}
-
 let sqs;
-async function harnessClient() {
-  const cfg = { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
-  sqs = new SQSClient(cfg);
-  sqs.middlewareStack.add((next) => (args) => ((args.request.headers['x-bench-harness'] = '1'), next(args)), { step: 'build', name: 'benchHarnessTag' });
-  // The supervisor resolves the topic at start (it publishes failure events and ctx.publish there).
-  const sns = new SNSClient(cfg);
-  sns.middlewareStack.add((next) => (args) => ((args.request.headers['x-bench-harness'] = '1'), next(args)), { step: 'build', name: 'benchHarnessTag' });
-  await sns.send(new CreateTopicCommand({ Name: TOPIC }));
-  sns.destroy();
-}
-
 let queueSeq = 0;
-async function createQueues(visibilitySec) {
-  const prefix = `h${++queueSeq}-`;
-  const name = `${prefix}q`;
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
-  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes.QueueArn;
-  const q = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: name,
-      Attributes: { VisibilityTimeout: String(visibilitySec), RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 5 }) },
-    }),
-  );
-  return { prefix, name, url: q.QueueUrl, dlqName: `${name}-dlq`, dlqUrl: dlq.QueueUrl };
-}
-async function deleteQueues(q) {
-  for (const url of [q.url, q.dlqUrl]) await sqs.send(new DeleteQueueCommand({ QueueUrl: url })).catch(() => undefined);
-}
-
+const newQueues = (visibilitySec) => createQueues(sqs, `h${++queueSeq}-`, visibilitySec);
 let handlersDir;
-function eventbusHandlersDir() {
-  if (!handlersDir) {
-    handlersDir = join(TMP, 'handlers');
-    mkdirSync(handlersDir);
-    const target = pathToFileURL(join(BENCH_DIR, 'lib', 'eventbus-handler.mjs')).href;
-    writeFileSync(join(handlersDir, 'q.mjs'), `export { default } from ${JSON.stringify(target)};\n`);
-  }
-  return handlersDir;
-}
 
 let hostSeq = 0;
 /** One host: `node dist/supervisor` with its own config, resolving `ready` at "supervisor running". */
@@ -162,7 +84,7 @@ function startHost(q, idsDir, extraEnv = {}) {
       region: 'us-east-1',
       topic: TOPIC,
       queuePrefix: q.prefix,
-      handlersDir: eventbusHandlersDir(),
+      handlersDir: (handlersDir ??= eventbusHandlersDir(TMP)),
       provision: false,
       concurrency: C,
       threads: THREADS,
@@ -231,14 +153,6 @@ function readHandled(idsDir) {
   return byPid;
 }
 
-function tail(file, lines = 12) {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
 /** Duplicates and missing against the preloaded ids; `redeliveredFrom` = pids whose unfinished ids may come back. */
 function account(ids, byPid, redeliveredFrom = new Set()) {
   const expected = new Set(ids);
@@ -269,29 +183,27 @@ function account(ids, byPid, redeliveredFrom = new Set()) {
 
 /** One drain with K hosts. */
 async function drainK(k, n) {
-  const q = await createQueues(30);
+  const q = await newQueues(30);
   const idsDir = join(TMP, `ids-${q.name}`);
   mkdirSync(idsDir);
-  const winId = ++seq;
-  emuChild.send({ cmd: 'open', id: winId, queueName: q.name, latencyMs: NET_MS, drainCheck: true, markDepth: Math.floor(n * (1 - WARMUP)) });
-  await withTimeout(once(emu, `opened:${winId}`), 10_000, 'fauxqs did not open the window');
+  const winId = await emu.openWindow({ queueName: q.name, latencyMs: NET_MS, drainCheck: true, markDepth: Math.floor(n * (1 - WARMUP)) });
   const hosts = Array.from({ length: k }, () => startHost(q, idsDir));
   const result = { k, n, ok: false };
   try {
     await withTimeout(Promise.all(hosts.map((h) => h.ready)), 60_000, `${k} hosts did not start`);
-    const markP = once(emu, `mark:${winId}`);
-    const drainedP = once(emu, `drained:${winId}`);
-    const ids = (await emuCall('preload', 'preloaded', { queueUrl: q.url, n })).ids;
+    const markP = once(emu.events, `mark:${winId}`);
+    const drainedP = once(emu.events, `drained:${winId}`);
+    const ids = (await emu.call('preload', 'preloaded', { queueUrl: q.url, n })).ids;
     result.ids = ids;
     const [mark] = await withTimeout(markP, 120_000, 'no 20% mark');
     const cpu0 = machineCpu();
     const hostCpu0 = hosts.map((h) => cpuMs(h.pid));
-    const emuCpu0 = cpuMs(emuChild.pid);
+    const emuCpu0 = cpuMs(emu.pid);
     const [drained] = await withTimeout(drainedP, 180_000, 'not drained');
     const cpu1 = machineCpu();
     const hostCpu1 = hosts.map((h) => cpuMs(h.pid));
-    const emuCpu1 = cpuMs(emuChild.pid);
-    const { window: w } = await emuCall('close', 'closed');
+    const emuCpu1 = cpuMs(emu.pid);
+    const { window: w } = await emu.call('close', 'closed');
     const ms = drained.t - mark.t;
     const m = mark.remaining;
     result.rate = (m * 1000) / ms;
@@ -303,25 +215,23 @@ async function drainK(k, n) {
     result.ok = true;
   } catch (err) {
     result.error = err.message;
-    await emuCall('close', 'closed').catch(() => undefined);
+    await emu.call('close', 'closed').catch(() => undefined);
     log(`  K=${k} failed: ${err.message}\n${tail(hosts[0].logFile)}`);
   }
   await Promise.all(hosts.map((h) => stopHost(h)));
   Object.assign(result, account(result.ids ?? [], readHandled(idsDir)));
-  result.left = (await emuCall('depth', 'depth', { queueName: q.name })).depth;
-  result.dlq = (await emuCall('depth', 'depth', { queueName: q.dlqName })).depth;
-  await deleteQueues(q);
+  result.left = (await emu.call('depth', 'depth', { queueName: q.name })).depth;
+  result.dlq = (await emu.call('depth', 'depth', { queueName: q.dlqName })).depth;
+  await deleteQueues(sqs, q);
   return result;
 }
 
 /** Hosts joining and leaving: A and B start; A is killed with -9 at a third; C starts at half. */
 async function churn(n, visibilitySec) {
-  const q = await createQueues(visibilitySec);
+  const q = await newQueues(visibilitySec);
   const idsDir = join(TMP, `ids-${q.name}`);
   mkdirSync(idsDir);
-  const winId = ++seq;
-  emuChild.send({ cmd: 'open', id: winId, queueName: q.name, latencyMs: NET_MS, drainCheck: true, markDepth: Math.floor(n * (2 / 3)) });
-  await once(emu, `opened:${winId}`);
+  const winId = await emu.openWindow({ queueName: q.name, latencyMs: NET_MS, drainCheck: true, markDepth: Math.floor(n * (2 / 3)) });
   // One append per handled message: a host killed with -9 keeps its record of what it started.
   const hostEnv = { BENCH_RECORD_SYNC: '1', BENCH_EB_VISIBILITY: String(visibilitySec) };
   const a = startHost(q, idsDir, hostEnv);
@@ -332,16 +242,16 @@ async function churn(n, visibilitySec) {
   const at = (what) => r.events.push(`${((hrNow() - t0) / 1000).toFixed(1)} s ${what}`);
   try {
     await withTimeout(Promise.all([a.ready, b.ready]), 60_000, 'hosts did not start');
-    const markP = once(emu, `mark:${winId}`);
-    const drainedP = once(emu, `drained:${winId}`);
-    r.ids = (await emuCall('preload', 'preloaded', { queueUrl: q.url, n })).ids;
+    const markP = once(emu.events, `mark:${winId}`);
+    const drainedP = once(emu.events, `drained:${winId}`);
+    r.ids = (await emu.call('preload', 'preloaded', { queueUrl: q.url, n })).ids;
     at(`${n} messages preloaded, hosts A and B running`);
     await withTimeout(markP, 120_000, 'no third mark');
     a.child.kill('SIGKILL');
     at('host A killed with SIGKILL (a third handled)');
     // Half-way: poll the depth.
     for (;;) {
-      const { depth } = await emuCall('depth', 'depth', { queueName: q.name });
+      const { depth } = await emu.call('depth', 'depth', { queueName: q.name });
       if (depth <= n / 2) break;
       await sleep(50);
     }
@@ -352,19 +262,19 @@ async function churn(n, visibilitySec) {
     const [drained] = await withTimeout(drainedP, 180_000, 'not drained');
     at('queue empty (every message deleted, the killed host\'s back after their visibility timeout)');
     r.drainSec = (drained.t - t0) / 1000;
-    await emuCall('close', 'closed');
+    await emu.call('close', 'closed');
     r.ok = true;
   } catch (err) {
     r.error = err.message;
-    await emuCall('close', 'closed').catch(() => undefined);
+    await emu.call('close', 'closed').catch(() => undefined);
   }
   await Promise.all(hosts.map((h) => stopHost(h)));
   const byPid = readHandled(idsDir);
   Object.assign(r, account(r.ids ?? [], byPid, new Set([a.pid])));
   r.perHost = ['A', 'B', 'C'].map((name, i) => `${name} ${byPid.get(hosts[i]?.pid)?.length ?? 0}`).join(', ');
-  r.left = (await emuCall('depth', 'depth', { queueName: q.name })).depth;
-  r.dlq = (await emuCall('depth', 'depth', { queueName: q.dlqName })).depth;
-  await deleteQueues(q);
+  r.left = (await emu.call('depth', 'depth', { queueName: q.name })).depth;
+  r.dlq = (await emu.call('depth', 'depth', { queueName: q.dlqName })).depth;
+  await deleteQueues(sqs, q);
   return r;
 }
 
@@ -377,8 +287,13 @@ const rows = [];
 let churnResult = null;
 let exitCode = 0;
 try {
-  await startEmulator();
-  await harnessClient();
+  emu = await startBenchEmulator();
+  endpoint = emu.endpoint;
+  const clients = harnessClients(endpoint);
+  sqs = clients.sqs;
+  // The supervisor resolves the topic at start (it publishes failure events and ctx.publish there).
+  await clients.sns.send(new CreateTopicCommand({ Name: TOPIC }));
+  clients.sns.destroy();
   log(`fauxqs on ${endpoint}; hosts ${KS.join(', ')}, C=${C} per host, threads ${THREADS}, +${NET_MS} ms per call, ${RUNS} run(s) each`);
   let perHost = RATE_GUESS;
   for (const k of KS) {

@@ -2,20 +2,15 @@
 // `npm run bench`: eventbus's supervisor side by side with the best Node SQS consumers, on the same
 // emulator, same preloaded queue shape, same handler logic, same cap on messages in flight.
 // See BENCHMARKS.md for what is measured and how; `node bench/run.mjs --help` for the knobs.
-import { fork, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { EventEmitter, once } from 'node:events';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir, totalmem } from 'node:os';
+import { once } from 'node:events';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import {
-  CreateQueueCommand,
-  DeleteQueueCommand,
-  GetQueueAttributesCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
-import { CreateTopicCommand, PublishCommand, SNSClient, SubscribeCommand, UnsubscribeCommand } from '@aws-sdk/client-sns';
+import { fileURLToPath } from 'node:url';
+import { CreateTopicCommand, PublishCommand, SubscribeCommand, UnsubscribeCommand } from '@aws-sdk/client-sns';
+import { createQueues, deleteQueues, die, eventbusHandlersDir, harnessClients, killAll, log, sleep, startBenchEmulator, tempDir, tail, track, withTimeout } from './lib/harness.mjs';
 import { cpuMs, mainThreadCpuMs, machine, machineCpu, memory, selfAndChildrenCpuMs } from './lib/proc.mjs';
 import { median, percentile, min, max } from './lib/stats.mjs';
 import { hrNow } from './lib/work.mjs';
@@ -118,116 +113,19 @@ try {
   die(`BENCH_EB_CONFIG must be a JSON object: ${err.message}`);
 }
 
-function die(msg) {
-  process.stderr.write(`bench: ${msg}\n`);
-  process.exit(2);
-}
-const log = (msg) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const TMP = tempDir('eventbus-bench-');
 
-// ---------------------------------------------------------------------------------------------
-// Child processes: every one is tracked and killed at the end, on failure and on signals.
-const children = new Set();
-function track(child) {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-function killAll() {
-  for (const c of children) {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    log(`${sig}: stopping`);
-    killAll();
-    process.exit(130);
-  });
-}
-
-const TMP = mkdtempSync(join(tmpdir(), 'eventbus-bench-'));
-process.on('exit', () => {
-  if (env.BENCH_KEEP !== '1') rmSync(TMP, { recursive: true, force: true });
-  else process.stderr.write(`bench: kept ${TMP}\n`);
-});
-
-// ---------------------------------------------------------------------------------------------
-// The emulator, in its own process.
-const emu = new EventEmitter();
-let emuChild;
+// The emulator (its own process) and the harness's clients, set in main().
+let emu;
 let endpoint;
-
-async function startEmulator() {
-  emuChild = track(fork(join(BENCH_DIR, 'lib', 'fauxqs-server.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  emuChild.on('message', (m) => emu.emit(m.id !== undefined ? `${m.ev}:${m.id}` : m.ev, m));
-  emuChild.on('exit', (code, sig) => emu.emit('emulator-exit', code, sig));
-  const [ready] = await withTimeout(once(emu, 'ready'), 20_000, 'fauxqs did not start');
-  endpoint = `http://127.0.0.1:${ready.port}`;
-}
-
-let msgSeq = 0;
-/** Sends a command to the emulator process and waits for its answer event. */
-async function emuCall(cmd, ev, extra = {}) {
-  const id = ++msgSeq;
-  const p = once(emu, `${ev}:${id}`);
-  emuChild.send({ cmd, id, ...extra });
-  const [m] = await withTimeout(p, cmd === 'preload' ? 300_000 : 10_000, `fauxqs did not answer ${cmd}`);
-  return m;
-}
-
-function withTimeout(p, ms, what) {
-  let t;
-  return Promise.race([p, new Promise((_, reject) => (t = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(t),
-  );
-}
-
-// The harness's own clients: their calls carry x-bench-harness and are neither counted nor delayed.
 let sqs;
 let sns;
-function makeHarnessClients() {
-  const cfg = { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
-  const tag = (next) => (args) => {
-    args.request.headers['x-bench-harness'] = '1';
-    return next(args);
-  };
-  sqs = new SQSClient(cfg);
-  sns = new SNSClient(cfg);
-  sqs.middlewareStack.add(tag, { step: 'build', name: 'benchHarnessTag' });
-  sns.middlewareStack.add(tag, { step: 'build', name: 'benchHarnessTag' });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Queues: a fresh queue (and its DLQ, with a RedrivePolicy as eventbus provisions it) per drain.
 let queueSeq = 0;
-async function createQueues() {
-  const prefix = `b${++queueSeq}-`;
-  const name = `${prefix}q`;
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
-  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes.QueueArn;
-  const q = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: name,
-      Attributes: { VisibilityTimeout: '30', RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: 5 }) },
-    }),
-  );
-  const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: q.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes.QueueArn;
-  return { prefix, name, url: q.QueueUrl, arn, dlqUrl: dlq.QueueUrl };
-}
-
-async function deleteQueues(q) {
-  for (const url of [q.url, q.dlqUrl]) await sqs.send(new DeleteQueueCommand({ QueueUrl: url })).catch(() => undefined);
-}
+const newQueues = () => createQueues(sqs, `b${++queueSeq}-`);
 
 /** SendMessageBatch straight to the queue, run by the emulator process itself. Returns the event ids. */
 async function preload(q, n) {
-  const m = await emuCall('preload', 'preloaded', { queueUrl: q.url, n });
+  const m = await emu.call('preload', 'preloaded', { queueUrl: q.url, n });
   if (m.error) throw new Error(`preload: ${m.error}`);
   return m.ids;
 }
@@ -235,15 +133,6 @@ async function preload(q, n) {
 // ---------------------------------------------------------------------------------------------
 // Consumers.
 let handlersDir;
-function eventbusHandlersDir() {
-  if (!handlersDir) {
-    handlersDir = join(TMP, 'handlers');
-    mkdirSync(handlersDir);
-    const target = pathToFileURL(join(BENCH_DIR, 'lib', 'eventbus-handler.mjs')).href;
-    writeFileSync(join(handlersDir, 'q.mjs'), `export { default } from ${JSON.stringify(target)};\n`);
-  }
-  return handlersDir;
-}
 
 let spawnSeq = 0;
 /** Starts one consumer process for queue q. Returns { child, pid, exited, logFile, idsDir }. */
@@ -277,7 +166,7 @@ function startConsumer(name, scenario, q, extra = {}) {
       region: 'us-east-1',
       topic: TOPIC,
       queuePrefix: q.prefix,
-      handlersDir: eventbusHandlersDir(),
+      handlersDir: (handlersDir ??= eventbusHandlersDir(TMP)),
       provision: false,
       concurrency: scenario.cap,
       ...(env.BENCH_EB_THREADS ? { threads: Number(env.BENCH_EB_THREADS) } : {}),
@@ -329,29 +218,19 @@ function readHandled(idsDir) {
   return out;
 }
 
-function tail(file, lines = 15) {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // One drain: fresh queue, preload n, start the consumer, measure from its first ReceiveMessage to the
 // delete that left the queue empty, stop it, check what it handled.
 async function drain(name, scenario, n, extra = {}) {
-  const q = await createQueues();
+  const q = await newQueues();
   const t0 = hrNow();
   const ids = await preload(q, n);
   const preloadMs = hrNow() - t0;
-  const winId = ++msgSeq;
   const markDepth = WARMUP > 0 ? Math.floor(n * (1 - WARMUP)) : -1;
-  emuChild.send({ cmd: 'open', id: winId, queueName: q.name, latencyMs: scenario.netMs, drainCheck: true, markDepth });
-  await withTimeout(once(emu, `opened:${winId}`), 10_000, 'fauxqs did not open the window');
-  const firstP = once(emu, `first:${winId}`);
-  const markP = once(emu, `mark:${winId}`);
-  const drainedP = once(emu, `drained:${winId}`);
+  const winId = await emu.openWindow({ queueName: q.name, latencyMs: scenario.netMs, drainCheck: true, markDepth });
+  const firstP = once(emu.events, `first:${winId}`);
+  const markP = once(emu.events, `mark:${winId}`);
+  const drainedP = once(emu.events, `drained:${winId}`);
   const c = startConsumer(name, scenario, q, extra);
   const result = { consumer: name, n, preloadMs, ok: false, error: null, log: c.logFile };
   const exitedEarly = c.exited.then((r) => {
@@ -373,7 +252,7 @@ async function drain(name, scenario, n, extra = {}) {
     let lastMove = hrNow();
     const stalled = new Promise((_, reject) => {
       stall = setInterval(async () => {
-        const { depth } = await emuCall('depth', 'depth', { queueName: q.name }).catch(() => ({ depth: -2 }));
+        const { depth } = await emu.call('depth', 'depth', { queueName: q.name }).catch(() => ({ depth: -2 }));
         if (depth !== lastDepth) {
           lastDepth = depth;
           lastMove = hrNow();
@@ -396,7 +275,7 @@ async function drain(name, scenario, n, extra = {}) {
     clearInterval(sampler);
     rssSamples.push(mem?.rssMB ?? NaN);
     result.rssSamples = rssSamples;
-    const { window: w } = await emuCall('close', 'closed');
+    const { window: w } = await emu.call('close', 'closed');
     // Whole drain: first receive to empty. Measured (steady) window: from the warm-up mark to empty.
     result.wholeMs = drained.t - first.t;
     result.wholeRate = (n * 1000) / result.wholeMs;
@@ -420,7 +299,7 @@ async function drain(name, scenario, n, extra = {}) {
     clearInterval(stall);
     clearInterval(sampler);
     result.error = err.message;
-    await emuCall('close', 'closed').catch(() => undefined);
+    await emu.call('close', 'closed').catch(() => undefined);
   }
   // Stop the consumer: each flushes its handled ids at SIGTERM (a SIGKILL would show up as missing).
   const stop = await stopConsumer(c);
@@ -440,9 +319,9 @@ async function drain(name, scenario, n, extra = {}) {
   result.dup = dup;
   result.missing = n - seen.size;
   result.unknown = unknown;
-  const { depth } = await emuCall('depth', 'depth', { queueName: q.name });
+  const { depth } = await emu.call('depth', 'depth', { queueName: q.name });
   result.leftInQueue = depth;
-  await deleteQueues(q);
+  await deleteQueues(sqs, q);
   if (!result.ok || result.dup || result.missing || result.unknown) {
     log(`  ${name}: ${result.error ?? 'incorrect'} (dup ${dup}, missing ${result.missing}, unknown ${unknown}); log tail:\n${tail(c.logFile)}`);
   }
@@ -461,7 +340,7 @@ function fmtRate(r) {
 
 /** CPU that processes other than the harness, its children and the emulator used since `from`, in cores. */
 function backgroundMark() {
-  return { t: hrNow(), machine: machineCpu(), self: selfAndChildrenCpuMs(), emu: cpuMs(emuChild.pid) };
+  return { t: hrNow(), machine: machineCpu(), self: selfAndChildrenCpuMs(), emu: cpuMs(emu.pid) };
 }
 function backgroundCores(from) {
   const to = backgroundMark();
@@ -517,13 +396,11 @@ async function runLatency() {
   const scenario = SCENARIOS.latency;
   log(`scenario latency: ${LATENCY_RATES.join(' and ')} events/s for ${LATENCY_SECS} s each, consumers ${consumerNames.join(', ')}`);
   for (const name of consumerNames) {
-    const q = await createQueues();
+    const q = await newQueues();
     const sub = await sns.send(new SubscribeCommand({ TopicArn: TOPIC_ARN, Protocol: 'sqs', Endpoint: q.arn }));
-    const winId = ++msgSeq;
-    emuChild.send({ cmd: 'open', id: winId, queueName: q.name, latencyMs: 0, drainCheck: false });
-    await once(emu, `opened:${winId}`);
+    const winId = await emu.openWindow({ queueName: q.name, latencyMs: 0, drainCheck: false });
     const extra = name === 'raw' ? { BENCH_POLLERS: String(rawPollers.noop ?? (RAW_POLLERS.length === 1 ? RAW_POLLERS[0] : 4)) } : {};
-    const firstP = once(emu, `first:${winId}`);
+    const firstP = once(emu.events, `first:${winId}`);
     const c = startConsumer(name, scenario, q, extra);
     const sentIds = new Map(); // id -> rate
     latency[name] = {};
@@ -566,14 +443,14 @@ async function runLatency() {
       // Wait for the queue to empty (at most 15 s).
       const until = hrNow() + 15_000;
       while (hrNow() < until) {
-        const { depth } = await emuCall('depth', 'depth', { queueName: q.name });
+        const { depth } = await emu.call('depth', 'depth', { queueName: q.name });
         if (depth === 0) break;
         await sleep(100);
       }
     } catch (err) {
       error = err.message;
     }
-    const closed = await emuCall('close', 'closed').catch(() => null);
+    const closed = await emu.call('close', 'closed').catch(() => null);
     await stopConsumer(c);
     const handled = readHandled(c.idsDir);
     const calls = closed?.window ? Object.values(closed.window.calls).reduce((a, b) => a + b, 0) : NaN;
@@ -603,7 +480,7 @@ async function runLatency() {
     }
     if (error) log(`  ${name} log tail:\n${tail(c.logFile)}`);
     await sns.send(new UnsubscribeCommand({ SubscriptionArn: sub.SubscriptionArn })).catch(() => undefined);
-    await deleteQueues(q);
+    await deleteQueues(sqs, q);
   }
   background.latency = backgroundCores(bg0);
   log(`  other processes on the machine: ${background.latency.toFixed(2)} cores on average during latency`);
@@ -791,10 +668,11 @@ const machine0 = machineCpu();
 const self0 = selfAndChildrenCpuMs();
 let exitCode = 0;
 try {
-  await startEmulator();
-  makeHarnessClients();
+  emu = await startBenchEmulator();
+  endpoint = emu.endpoint;
+  ({ sqs, sns } = harnessClients(endpoint));
   await sns.send(new CreateTopicCommand({ Name: TOPIC }));
-  log(`fauxqs on ${endpoint} (pid ${emuChild.pid}); temp ${TMP}`);
+  log(`fauxqs on ${endpoint} (pid ${emu.pid}); temp ${TMP}`);
   for (const s of scenarioNames) {
     if (SCENARIOS[s].latency) await runLatency();
     else await runDrainScenario(s);

@@ -1,48 +1,22 @@
 // `eventbus dlq peek|redrive|purge QUEUE`: look at, move back or delete what ended in `<queuePrefix><queue>-dlq`.
 import { builtInHandlers } from '../built-ins.js';
-import {
-  ChangeMessageVisibilityBatchCommand,
-  DeleteMessageBatchCommand,
-  PurgeQueueCommand,
-  ReceiveMessageCommand,
-  SendMessageBatchCommand,
-  type Message,
-  type MessageAttributeValue,
-  type SendMessageBatchRequestEntry,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { PurgeQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import cliProgress from 'cli-progress';
 import { Option, type Command } from 'commander';
 import { createInterface } from 'node:readline/promises';
-import { EventBusError, describeError, toAwsError } from '../errors.js';
+import { EventBusError, toAwsError } from '../errors.js';
 import { loadHandlers, type ResolvedHandler } from '../handlers.js';
-import { DEAD_LETTER_REASON_ATTRIBUTE, decodeMessage, findPointer, pointerUri, type PayloadPointer } from '../event/index.js';
+import { pointerUri } from '../event/index.js';
 import { lazyPayloadStore, s3SettingsOf, type PayloadStore } from '../payloads/index.js';
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { queueUrlOrNull, readDepth } from './status.js';
 import { openConfiguredArchive } from './events.js';
 import { takeRunLock } from '../archive/lock.js';
+import { browseDlq, redriveDlq, type DlqMessage, type RedriveResult } from '../dlq/ops.js';
 import type { ArchiveStore } from '../archive/index.js';
 
 /** `--max` default of both subcommands. */
 export const DEFAULT_MAX = 10;
-/**
- * Peek hides what it received for this long while it keeps receiving (so the next receive returns
- * other messages), then releases everything with visibility 0. If the CLI dies, they come back by
- * themselves after this.
- */
-const PEEK_HIDE_SEC = 30;
-/** Redrive hides a received batch while it is sent and deleted; failed ones stay hidden until the end. */
-const REDRIVE_HIDE_SEC = 60;
-/**
- * Receives wait up to 1 s: a long poll asks every SQS server, so an empty answer means an empty queue
- * (a short poll samples a subset and may answer empty while messages remain).
- */
-const WAIT_SEC = 1;
-/** SendMessageBatch: at most 10 entries and 256 KiB in total. */
-const BATCH_MAX_ENTRIES = 10;
-const BATCH_MAX_BYTES = 256 * 1024;
-
 interface DlqOptions extends CommonOptions {
   max?: string;
   all?: boolean;
@@ -252,140 +226,39 @@ function withHint(err: unknown, dev: boolean | undefined): unknown {
   return err;
 }
 
-async function receive(sqs: SQSClient, queueName: string, url: string, max: number, hideSec: number): Promise<Message[]> {
-  try {
-    const out = await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: url,
-        MaxNumberOfMessages: Math.max(1, Math.min(10, max)),
-        VisibilityTimeout: hideSec,
-        WaitTimeSeconds: WAIT_SEC,
-        MessageAttributeNames: ['All'],
-        MessageSystemAttributeNames: ['All'],
-      }),
-    );
-    return (out.Messages ?? []).filter((m) => m.MessageId && m.ReceiptHandle);
-  } catch (err) {
-    throw toAwsError('ReceiveMessage', queueName, err);
-  }
-}
-
-/** Makes messages visible again (visibility 0). Returns one line per failed entry; never throws. */
-async function release(sqs: SQSClient, queueName: string, url: string, handles: Map<string, string>): Promise<string[]> {
-  const problems: string[] = [];
-  const entries = [...handles.entries()];
-  for (let i = 0; i < entries.length; i += 10) {
-    const chunk = entries.slice(i, i + 10);
-    try {
-      const out = await sqs.send(
-        new ChangeMessageVisibilityBatchCommand({
-          QueueUrl: url,
-          Entries: chunk.map(([, handle], j) => ({ Id: String(j), ReceiptHandle: handle, VisibilityTimeout: 0 })),
-        }),
-      );
-      for (const f of out.Failed ?? []) {
-        const id = chunk[Number(f.Id)]?.[0] ?? f.Id;
-        problems.push(`could not make message ${id} visible again in ${queueName} (${f.Code}: ${f.Message ?? ''}); it reappears when its visibility timeout ends`);
-      }
-    } catch (err) {
-      problems.push(`could not make ${chunk.length} message(s) visible again in ${queueName} (${describeError(err)}); they reappear when their visibility timeout ends`);
-    }
-  }
-  return problems;
-}
-
-/**
- * Prints up to `max` messages of the DLQ and leaves them there. Each receive keeps what it got hidden
- * (PEEK_HIDE_SEC) so the next receive returns other messages; a message seen again (an SQS duplicate,
- * or one whose hiding ran out) is skipped by MessageId; the peek stops at `max`, on an empty receive, or
- * on a receive of only already-seen messages. Everything is released (visibility 0) at the end, also
- * on failure.
- */
+/** Prints up to `max` messages of the DLQ and leaves them there (dlq/ops.ts browseDlq). */
 export async function peek(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string, max: number, raw: boolean, payloads?: PayloadStore): Promise<number> {
-  const held = new Map<string, string>(); // MessageId -> latest receipt handle
-  let shown = 0;
-  try {
-    while (shown < max) {
-      const msgs = await receive(sqs, h.dlqName, dlqUrl, max - shown, PEEK_HIDE_SEC);
-      let fresh = 0;
-      for (const m of msgs) {
-        const seen = held.has(m.MessageId!);
-        held.set(m.MessageId!, m.ReceiptHandle!);
-        if (seen || shown >= max) continue;
-        fresh++;
-        shown++;
-        process.stdout.write(formatMessage(m, shown, h, raw, await offloaded(m, payloads)));
-      }
-      if (fresh === 0) break;
-    }
-  } finally {
-    for (const p of await release(sqs, h.dlqName, dlqUrl, held)) process.stderr.write(`eventbus: ${p}\n`);
-  }
+  const { shown, problems } = await browseDlq(sqs, h, dlqUrl, {
+    max,
+    payloads,
+    onMessage: (m, n) => void process.stdout.write(formatMessage(m, n, raw)),
+  });
+  for (const p of problems) process.stderr.write(`eventbus: ${p}\n`);
   return shown;
 }
 
-/** An offloaded message's pointer, and its payload read from S3 (or why not); null for others. */
-export interface Offloaded {
-  pointer: PayloadPointer;
-  payload?: string;
-  error?: string;
-}
-
-/** Reads the payload of a peeked message that is a pointer (a claim check on S3). */
-async function offloaded(m: Message, payloads: PayloadStore | undefined): Promise<Offloaded | null> {
-  const pointer = findPointer({ body: m.Body ?? '', attributes: stringAttributes(m.MessageAttributes) });
-  if (!pointer) return null;
-  if (!payloads) return { pointer, error: 'no S3 client' };
-  try {
-    return { pointer, payload: await payloads.get(pointer.bucket, pointer.key) };
-  } catch (err) {
-    return { pointer, error: describeError(err) };
-  }
-}
-
 /** One peeked message as readable text: header, decoded event, message attributes, optionally the raw body. */
-export function formatMessage(m: Message, n: number, h: ResolvedHandler, raw: boolean, off: Offloaded | null = null): string {
-  const sys = m.Attributes ?? {};
-  const sentMs = sys.SentTimestamp !== undefined ? Number(sys.SentTimestamp) : undefined;
-  const { event, form } = decodeMessage({
-    messageId: m.MessageId!,
-    body: m.Body ?? '',
-    attributes: stringAttributes(m.MessageAttributes),
-    sentTimestampMs: sentMs,
-    queueArn: h.dlqName,
-    payload: off?.payload,
-  });
+export function formatMessage(m: DlqMessage, n: number, raw: boolean): string {
+  const sentMs = m.sentTimestampMs;
+  const off = m.offloaded;
   const lines = [
-    `--- #${n} message ${m.MessageId}`,
-    `  receive count: ${sys.ApproximateReceiveCount ?? '?'}`,
-    `  sent:          ${sentMs !== undefined && Number.isFinite(sentMs) ? `${new Date(sentMs).toISOString()} (SentTimestamp ${sentMs})` : '?'}`,
-    `  event type:    ${event.type ?? '(none)'}`,
-    `  event id:      ${event.id}`,
-    `  body form:     ${form}`,
+    `--- #${n} message ${m.messageId}`,
+    `  receive count: ${m.receiveCount ?? '?'}`,
+    `  sent:          ${sentMs !== null ? `${new Date(sentMs).toISOString()} (SentTimestamp ${sentMs})` : '?'}`,
+    `  event type:    ${m.event.type ?? '(none)'}`,
+    `  event id:      ${m.event.id}`,
+    `  body form:     ${m.form}`,
     ...(off
       ? [`  offloaded:     ${pointerUri(off.pointer)}${off.pointer.bytes !== null ? ` (${off.pointer.bytes} bytes)` : ''}${off.error !== undefined ? `, not read: ${off.error}` : ''}`]
       : []),
-    `  data:          ${shorten(safeJson(event.data))}`,
+    `  data:          ${shorten(safeJson(m.event.data))}`,
   ];
-  const reason = m.MessageAttributes?.[DEAD_LETTER_REASON_ATTRIBUTE]?.StringValue;
-  if (reason !== undefined) lines.push(`  dead-lettered: at once, ${reason}`);
-  const attrs = Object.entries(m.MessageAttributes ?? {});
+  if (m.deadLetterReason !== null) lines.push(`  dead-lettered: at once, ${m.deadLetterReason}`);
+  const attrs = Object.entries(m.attributes);
   lines.push(`  attributes:    ${attrs.length === 0 ? '(none)' : ''}`.trimEnd());
-  for (const [name, a] of attrs) lines.push(`    ${name} (${a.DataType ?? '?'}): ${attributeText(a)}`);
-  if (raw) lines.push(`  raw body:      ${m.Body ?? ''}`);
+  for (const [name, a] of attrs) lines.push(`    ${name} (${a.type}): ${a.value}`);
+  if (raw) lines.push(`  raw body:      ${m.body}`);
   return `${lines.join('\n')}\n`;
-}
-
-function stringAttributes(attrs: Record<string, MessageAttributeValue> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, a] of Object.entries(attrs ?? {})) if (typeof a.StringValue === 'string') out[k] = a.StringValue;
-  return out;
-}
-
-function attributeText(a: MessageAttributeValue): string {
-  if (a.StringValue !== undefined) return a.StringValue;
-  if (a.BinaryValue !== undefined) return `base64:${Buffer.from(a.BinaryValue).toString('base64')}`;
-  return '';
 }
 
 /** Data of a peeked message, at most this many characters (an offloaded event's data can be megabytes). */
@@ -403,170 +276,18 @@ function safeJson(v: unknown): string {
   }
 }
 
-export interface RedriveResult {
-  moved: number;
-  failed: number;
-  /** Copied to the source queue but not deleted from the DLQ (now in both). Counted in `moved` too. */
-  notDeleted: number;
-  errors: string[];
-}
-
-/**
- * Moves up to `max` messages (Infinity: all) from the DLQ back to the source queue: SendMessageBatch with the same body
- * and every message attribute, and only for the entries SQS accepted, DeleteMessageBatch from the DLQ.
- * A message whose send failed stays in the DLQ: it is kept hidden until the end (so it is not received
- * again in this run) and then made visible again. Stops at `max` or when a receive finds nothing new.
- *
- * SQS has a native redrive, StartMessageMoveTask (server-side, asynchronous, rate-limited with
- * MaxNumberOfMessagesPerSecond, tracked with ListMessageMoveTasks). It is not used: fauxqs 1.9.2 (the
- * embedded emulator of `npm start` and the tests) does not implement it, it has no "at most N"
- * limit, and its progress cannot be reported per message. Copy-then-delete is at-least-once like the
- * bus: a delete that fails after a successful copy leaves a duplicate, never a loss.
- */
+/** Moves up to `max` messages (Infinity: all) back to the source queue with a progress bar (dlq/ops.ts redriveDlq). */
 export async function redrive(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string, sourceUrl: string, max: number): Promise<RedriveResult> {
-  const result: RedriveResult = { moved: 0, failed: 0, notDeleted: 0, errors: [] };
-  const failedHeld = new Map<string, string>(); // MessageId -> latest receipt handle
-  const moved = new Set<string>();
-  const reasons = new Map<string, number>();
   // With no limit (--all) and no count from SQS the bar starts at 1 and grows with what is done.
   const progress = createProgress(h, await readDepth(sqs, h.dlqName, dlqUrl).then((d) => Math.min(max, d.visible ?? (Number.isFinite(max) ? max : 0))));
   try {
-    while (result.moved + result.failed < max) {
-      const msgs = await receive(sqs, h.dlqName, dlqUrl, max - result.moved - result.failed, REDRIVE_HIDE_SEC);
-      const fresh: Message[] = [];
-      const again: Message[] = [];
-      for (const m of msgs) {
-        const id = m.MessageId!;
-        if (failedHeld.has(id)) failedHeld.set(id, m.ReceiptHandle!);
-        else if (moved.has(id)) again.push(m);
-        else fresh.push(m);
-      }
-      // Already copied in this run (an SQS duplicate, or a delete that failed before): delete, do not copy again.
-      if (again.length) await deleteFromDlq(sqs, h, dlqUrl, again);
-      if (fresh.length === 0) break;
-
-      const sent = await sendToSource(sqs, h, sourceUrl, fresh);
-      const ok = fresh.filter((m) => sent.ok.has(m.MessageId!));
-      for (const m of fresh) {
-        const why = sent.failed.get(m.MessageId!);
-        if (why === undefined) continue;
-        result.failed++;
-        failedHeld.set(m.MessageId!, m.ReceiptHandle!);
-        reasons.set(why, (reasons.get(why) ?? 0) + 1);
-      }
-      for (const m of ok) moved.add(m.MessageId!);
-      result.moved += ok.length;
-      result.notDeleted += ok.length - (await deleteFromDlq(sqs, h, dlqUrl, ok));
-      progress.update(result.moved + result.failed, result, ok.length, fresh.length - ok.length);
-    }
+    return await redriveDlq(sqs, h, dlqUrl, sourceUrl, {
+      max,
+      onBatch: (r, movedNow, failedNow) => progress.update(r.moved + r.failed, r, movedNow, failedNow),
+    });
   } finally {
     progress.stop();
-    result.errors.push(...(await release(sqs, h.dlqName, dlqUrl, failedHeld)));
   }
-  for (const [why, n] of reasons) result.errors.unshift(`${n} message(s) could not be sent to ${h.queueName} and stay in ${h.dlqName}: ${why}`);
-  return result;
-}
-
-/** The SendMessageBatch entry that recreates a DLQ message on the source queue. */
-export function copyEntry(m: Message, id: string): SendMessageBatchRequestEntry {
-  const attrs: Record<string, MessageAttributeValue> = {};
-  for (const [name, a] of Object.entries(m.MessageAttributes ?? {})) {
-    // Why it was dead-lettered belongs to the DLQ copy, not to the message's next run.
-    if (name === DEAD_LETTER_REASON_ATTRIBUTE) continue;
-    attrs[name] = {
-      DataType: a.DataType,
-      ...(a.StringValue !== undefined ? { StringValue: a.StringValue } : {}),
-      ...(a.BinaryValue !== undefined ? { BinaryValue: a.BinaryValue } : {}),
-    };
-  }
-  const trace = m.Attributes?.AWSTraceHeader;
-  // A FIFO DLQ's message (an ordered handler's) goes back with its group, at the end of it. Its
-  // deduplication id is the DLQ message's id: the original one (the event id) may still be inside
-  // the source queue's 5-minute window, which would drop the copy silently. A standard queue's
-  // message keeps its fair-queue group (no deduplication id there).
-  const group = m.Attributes?.MessageGroupId;
-  const fifo = m.Attributes?.MessageDeduplicationId !== undefined || m.Attributes?.SequenceNumber !== undefined;
-  return {
-    Id: id,
-    MessageBody: m.Body ?? '',
-    ...(group ? { MessageGroupId: group } : {}),
-    ...(group && fifo ? { MessageDeduplicationId: m.MessageId } : {}),
-    ...(Object.keys(attrs).length ? { MessageAttributes: attrs } : {}),
-    ...(trace ? { MessageSystemAttributes: { AWSTraceHeader: { DataType: 'String', StringValue: trace } } } : {}),
-  };
-}
-
-/** Bytes an entry counts toward the batch limit: body plus attribute names, types and values. */
-function entryBytes(e: SendMessageBatchRequestEntry): number {
-  let n = Buffer.byteLength(e.MessageBody ?? '', 'utf8');
-  for (const [name, a] of Object.entries(e.MessageAttributes ?? {})) {
-    n += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(a.DataType ?? '', 'utf8');
-    n += a.StringValue !== undefined ? Buffer.byteLength(a.StringValue, 'utf8') : a.BinaryValue?.byteLength ?? 0;
-  }
-  return n;
-}
-
-/** Sends copies in batches of at most 10 entries and 256 KiB; per message: accepted, or the reason it was not. */
-async function sendToSource(
-  sqs: SQSClient,
-  h: ResolvedHandler,
-  sourceUrl: string,
-  msgs: Message[],
-): Promise<{ ok: Set<string>; failed: Map<string, string> }> {
-  const ok = new Set<string>();
-  const failed = new Map<string, string>();
-  const entries = msgs.map((m, i) => ({ m, e: copyEntry(m, String(i)) }));
-  const chunks: Array<typeof entries> = [];
-  let cur: typeof entries = [];
-  let bytes = 0;
-  for (const x of entries) {
-    const b = entryBytes(x.e);
-    if (cur.length && (cur.length >= BATCH_MAX_ENTRIES || bytes + b > BATCH_MAX_BYTES)) {
-      chunks.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(x);
-    bytes += b;
-  }
-  if (cur.length) chunks.push(cur);
-  for (const chunk of chunks) {
-    const byId = new Map(chunk.map((x) => [x.e.Id!, x.m.MessageId!]));
-    try {
-      const out = await sqs.send(new SendMessageBatchCommand({ QueueUrl: sourceUrl, Entries: chunk.map((x) => x.e) }));
-      for (const s of out.Successful ?? []) {
-        const id = byId.get(s.Id ?? '');
-        if (id !== undefined) ok.add(id);
-      }
-      for (const f of out.Failed ?? []) {
-        const id = byId.get(f.Id ?? '');
-        if (id !== undefined) failed.set(id, `${f.Code ?? 'Failed'}: ${f.Message ?? ''}`.trim());
-      }
-    } catch (err) {
-      const why = toAwsError('SendMessageBatch', h.queueName, err).message;
-      for (const id of byId.values()) failed.set(id, why);
-    }
-    // An entry SQS reported neither way is not known to be sent: treat it as failed (it stays in the DLQ).
-    for (const id of byId.values()) if (!ok.has(id) && !failed.has(id)) failed.set(id, 'no result for the entry in the SendMessageBatch response');
-  }
-  return { ok, failed };
-}
-
-/** Deletes messages from the DLQ; returns how many were deleted. */
-async function deleteFromDlq(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string, msgs: Message[]): Promise<number> {
-  let deleted = 0;
-  for (let i = 0; i < msgs.length; i += 10) {
-    const chunk = msgs.slice(i, i + 10);
-    try {
-      const out = await sqs.send(
-        new DeleteMessageBatchCommand({ QueueUrl: dlqUrl, Entries: chunk.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle! })) }),
-      );
-      deleted += out.Successful?.length ?? 0;
-    } catch (err) {
-      process.stderr.write(`eventbus: ${toAwsError('DeleteMessageBatch', h.dlqName, err).message}\n`);
-    }
-  }
-  return deleted;
 }
 
 interface Progress {

@@ -2,7 +2,7 @@
 // gets a deduplication id of its own (SQS refuses a FIFO send without a group; the original
 // deduplication id may still be in the source queue's 5-minute window). Broke: copies had neither.
 import t from 'tap';
-import { copyEntry } from '../../dist/cli/dlq.js';
+import { copyEntry } from '../../dist/dlq/ops.js';
 
 t.test('a FIFO DLQ message is copied with its group and a deduplication id of its own', async (t) => {
   const e = copyEntry({ MessageId: 'm-1', Body: '{}', Attributes: { MessageGroupId: 'order-7', MessageDeduplicationId: 'ev-1', SequenceNumber: '1' } }, '0');
