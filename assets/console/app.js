@@ -283,7 +283,7 @@ function DeadLetters({ info, queue }) {
     <div class="tabs" role="group" aria-label="queues">
       ${queues.map((q) => html`<button type="button" aria-pressed=${q.queue === current ? 'true' : 'false'} onClick=${() => (location.hash = `#/dlq/${encodeURIComponent(q.queue)}`)}>${q.queue}</button>`)}
     </div>
-    <${DlqBrowser} key=${current} queue=${current} dlqName=${queues.find((q) => q.queue === current).dlq} />`;
+    <${DlqBrowser} key=${current} queue=${current} dlqName=${queues.find((q) => q.queue === current).dlqName} />`;
 }
 
 function DlqBrowser({ queue, dlqName }) {

@@ -15,8 +15,15 @@ import type { ConsoleQueue, ConsoleSampler } from './sampler.js';
 export interface ConsoleDlq {
   /** Up to `max` messages of a queue's DLQ, released again at once (visibility 0). */
   browse(queue: string, max: number): Promise<{ messages: unknown[]; problems: string[] }>;
-  /** Moves the messages with these SQS message ids back to the queue (all of them with 'all'). */
-  redrive(queue: string, ids: readonly string[] | 'all'): Promise<{ moved: number; failed: number; notDeleted: number; movedIds: string[]; errors: string[] }>;
+  /**
+   * Moves the messages with these SQS message ids back to the queue (all of them with 'all'); with
+   * `store`, under the archive's redrive lock (one redrive per DLQ, the CLI's included).
+   */
+  redrive(
+    queue: string,
+    ids: readonly string[] | 'all',
+    store: (() => Promise<ArchiveStore>) | null,
+  ): Promise<{ moved: number; failed: number; notDeleted: number; movedIds: string[]; errors: string[]; aborted: boolean }>;
 }
 
 export interface ConsoleOptions {
@@ -186,12 +193,13 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
         const idsOk = Array.isArray(ids) && ids.length > 0 && ids.length <= MAX_REDRIVE_IDS && ids.every((i) => typeof i === 'string' && i.length > 0 && i.length <= 256);
         if (all === idsOk) return reply.code(400).send({ error: `give either "messageIds" (1 to ${MAX_REDRIVE_IDS} SQS message ids) or "all": true` });
         try {
-          const r = await o.dlq.redrive(queue, all ? 'all' : (ids as string[]));
+          const r = await o.dlq.redrive(queue, all ? 'all' : (ids as string[]), o.store);
           o.log.info({ queue, moved: r.moved, failed: r.failed, requested: all ? 'all' : (ids as string[]).length }, 'console: dead letters redriven');
           return r;
         } catch (err) {
           o.log.warn({ err, queue }, 'console: redrive failed');
-          return reply.code(502).send({ error: `redrive of ${queue} failed: ${(err as Error).message}` });
+          const locked = (err as { code?: string }).code === 'ERR_LOCKED';
+          return reply.code(locked ? 409 : 502).send({ error: locked ? (err as Error).message : `redrive of ${queue} failed: ${(err as Error).message}` });
         }
       });
 

@@ -10,6 +10,8 @@ export interface ConsoleQueue {
   events: string[] | null;
   /** The DLQ's name label in eventbus_queue_messages (`<queue>-dlq`); null when the queue has none. */
   dlq: string | null;
+  /** The DLQ's SQS name (with queuePrefix); null when the queue has none. */
+  dlqName: string | null;
   /** Its cap on this host (all processes together). */
   cap: number;
   ordered: boolean;

@@ -444,6 +444,7 @@ export class Supervisor {
       queue: q.queue,
       events: q.handler.events ?? null,
       dlq: q.dlqUrl ? `${q.queue}-dlq` : null,
+      dlqName: q.dlqUrl ? q.handler.dlqName : null,
       cap: this.#capacity?.capOf(q.queue) ?? q.handler.concurrency,
       ordered: q.handler.ordered,
     }));
@@ -465,6 +466,7 @@ export class Supervisor {
       dlq: consoleDlq({
         sqs: () => this.#clients?.sqs ?? null,
         queues: () => this.#queues.map((q) => ({ queue: q.queue, queueName: q.handler.queueName, dlqName: q.handler.dlqName, url: q.url, dlqUrl: q.dlqUrl })),
+        payloads: this.#payloads(this.#o.aws ?? { endpoint: this.#cfg.endpoint, region: this.#cfg.region })?.store,
         log: this.log,
       }),
       publish: this.#o.consolePublish
