@@ -55,10 +55,17 @@ export class FailureLog {
   readonly #items: ConsoleFailure[] = [];
   #next = 0;
   #total = 0;
+  readonly #listeners = new Set<(f: ConsoleFailure) => void>();
 
   constructor(readonly capacity = FAILURES_KEPT) {}
 
+  /** Calls `fn` with each failure added from now on (a cluster child forwards them to the primary). */
+  subscribe(fn: (f: ConsoleFailure) => void): void {
+    this.#listeners.add(fn);
+  }
+
   add(f: ConsoleFailure): void {
+    for (const l of this.#listeners) l(f);
     this.#total++;
     if (this.#items.length < this.capacity) this.#items.push(f);
     else this.#items[this.#next] = f;
