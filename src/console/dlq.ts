@@ -1,6 +1,7 @@
 // The console's dead-letter operations: src/dlq/ops.ts (the same code as `eventbus dlq peek` and
 // `redrive`), with the redrive run lock of the archive store when there is one.
-import type { SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { isNotFound, toAwsError } from '../errors.js';
 import { takeRunLock } from '../archive/lock.js';
 import type { ArchiveStore } from '../archive/store.js';
 import { browseDlq, redriveDlq, type DlqMessage } from '../dlq/ops.js';
@@ -69,5 +70,30 @@ export function consoleDlq(o: ConsoleDlqOptions): ConsoleDlq {
         await lock?.release();
       }
     },
+  };
+}
+
+/**
+ * Looks up the queues' URLs once for a process that did not resolve them itself (the cluster
+ * primary, `eventbus ingress`); a failed lookup is tried again at the next call.
+ */
+export function lazyDlqRefs(sqs: () => SQSClient, handlers: () => ReadonlyArray<{ queue: string; queueName: string; dlqName: string }>): () => Promise<DlqQueueRef[]> {
+  let refs: Promise<DlqQueueRef[]> | undefined;
+  const url = async (name: string) => {
+    try {
+      return (await sqs().send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl ?? null;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw toAwsError('GetQueueUrl', name, err);
+    }
+  };
+  return () => {
+    refs ??= Promise.all(handlers().map(async (h) => ({ queue: h.queue, queueName: h.queueName, dlqName: h.dlqName, url: (await url(h.queueName)) ?? '', dlqUrl: await url(h.dlqName) }))).catch(
+      (err: unknown) => {
+        refs = undefined;
+        throw err;
+      },
+    );
+    return refs;
   };
 }

@@ -22,6 +22,8 @@ export interface ExtraRoutesOptions {
   publisher(): Publisher | null;
   /** Serve /events (default: when archive.enabled). */
   events?: boolean;
+  /** The address it listens on, when not http.host (`eventbus ingress --host`). */
+  host?: string | undefined;
   /** The console's sources; served when console.enabled (README "Console"). */
   console?: (() => ConsoleParts) | undefined;
 }
@@ -52,10 +54,11 @@ export function extraRoutes(o: ExtraRoutesOptions): ExtraRoutes {
       `invalid config: http.apiToken must be set: the archive (archive.enabled) is served on GET /events at http.host ${cfg.http.host}, which is not loopback (set EVENTBUS_API_TOKEN, or http.host 127.0.0.1)`,
     );
   }
-  if (cfg.console.enabled && cfg.http.apiToken === null && !isLoopbackHost(cfg.http.host)) {
+  const host = o.host ?? cfg.http.host;
+  if (cfg.console.enabled && cfg.http.apiToken === null && !isLoopbackHost(host)) {
     throw new EventBusError(
       'ERR_CONFIG_INVALID',
-      `invalid config: http.apiToken must be set: the console (console.enabled) is served on /console at http.host ${cfg.http.host}, which is not loopback (set EVENTBUS_API_TOKEN, or http.host 127.0.0.1)`,
+      `invalid config: http.apiToken must be set: the console (console.enabled) is served on /console at http.host ${host}, which is not loopback (set EVENTBUS_API_TOKEN, or http.host 127.0.0.1)`,
     );
   }
   let store: Promise<ArchiveStore> | undefined;

@@ -13,12 +13,10 @@ import type { Supervisor } from './supervisor.js';
 import { extraRoutes, type ExtraRoutes } from '../http/routes.js';
 import { createAwsClients, type AwsClients } from '../aws.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';
-import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
-import { isNotFound, toAwsError } from '../errors.js';
 import type { ResolvedHandler } from '../handlers.js';
 import { FailureLog, type ConsoleFailure } from '../console/failures.js';
 import { ConsoleSampler, type ConsoleQueue } from '../console/sampler.js';
-import { consoleDlq, type DlqQueueRef } from '../console/dlq.js';
+import { consoleDlq, lazyDlqRefs } from '../console/dlq.js';
 import type { ConsoleParts } from '../http/routes.js';
 
 /** IPC between the primary and its children (own protocol: prom-client's clusterMetrics() drops the primary and fails on one slow child). */
@@ -91,7 +89,6 @@ export class ClusterPrimary {
   /** The console's failures, forwarded by the children (console.enabled). */
   readonly #failures: FailureLog | null;
   #sampler: ConsoleSampler | undefined;
-  #dlqRefs: Promise<DlqQueueRef[]> | undefined;
 
   constructor(cfg: Readonly<Config>, log: Logger) {
     this.#cfg = cfg;
@@ -171,29 +168,9 @@ export class ClusterPrimary {
       sampler: this.#sampler,
       failures: this.#failures,
       failuresNote: `Failures happen in the ${this.#cfg.processes} children and are forwarded here; each shows its child.`,
-      dlq: consoleDlq({ sqs: () => this.#own().clients.sqs, queues: () => this.#lookupDlqRefs(), log: this.#log }),
+      dlq: consoleDlq({ sqs: () => this.#own().clients.sqs, queues: lazyDlqRefs(() => this.#own().clients.sqs, () => this.#handlers), log: this.#log }),
       publish: null,
     };
-  }
-
-  /** The queues' URLs for the console's dead letters (looked up once; a failed lookup is tried again). */
-  #lookupDlqRefs(): Promise<DlqQueueRef[]> {
-    const sqs = this.#own().clients.sqs;
-    const url = async (name: string) => {
-      try {
-        return (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl ?? null;
-      } catch (err) {
-        if (isNotFound(err)) return null;
-        throw toAwsError('GetQueueUrl', name, err);
-      }
-    };
-    this.#dlqRefs ??= Promise.all(
-      this.#handlers.map(async (h) => ({ queue: h.queue, queueName: h.queueName, dlqName: h.dlqName, url: (await url(h.queueName)) ?? '', dlqUrl: await url(h.dlqName) })),
-    ).catch((err: unknown) => {
-      this.#dlqRefs = undefined;
-      throw err;
-    });
-    return this.#dlqRefs;
   }
 
   stop(reason = 'stop'): Promise<void> {
