@@ -39,7 +39,7 @@ export async function runDev(o: DevOptions): Promise<void> {
     config = loadConfig({
       file: o.config,
       defaults: { provision: true, 'http.host': '127.0.0.1', logLevel: 'info', 'archive.enabled': true, 'console.enabled': true, 'payloads.bucket': DEV_PAYLOAD_BUCKET },
-      overrides: { endpoint: emulator.endpoint, region: 'us-east-1', ...(o.httpPort ? { 'http.port': Number(o.httpPort) } : {}) },
+      overrides: { endpoint: emulator.endpoint, region: 'us-east-1', ...(o.httpPort ? { http: { port: Number(o.httpPort) } } : {}) },
     });
   } catch (err) {
     await emulator.stop();
