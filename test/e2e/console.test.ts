@@ -16,6 +16,9 @@ import { launchBrowser, pageTest, screenshot } from '../helpers/browser.js';
 // In the page (page.evaluate, waitForFunction): the browser's globals, untyped (no DOM lib here).
 declare const document: any, location: any, performance: any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+// The browser first: without one the file fails before it starts anything.
+const browser: Browser = await launchBrowser();
+t.teardown(() => browser.close());
 const emu = await emulator();
 t.teardown(() => emu.stop());
 const prefix = `${uniqueName('con')}-`;
@@ -57,6 +60,8 @@ const config = writeConfig({
   shutdownTimeoutMs: 5_000,
 });
 const sup = spawnNode('dist/supervisor/index.js', ['--config', config]);
+// A setup that throws below ends the file without its teardowns: never leave the child behind.
+process.once('exit', () => sup.kill());
 t.teardown(async () => {
   sup.child.kill('SIGTERM');
   const timer = setTimeout(() => sup.kill(), 15_000);
@@ -68,8 +73,6 @@ await sup.waitForOutput(/"msg":"supervisor running"/, 60_000);
 const base = `http://127.0.0.1:${/"port":(\d+)/.exec(listening)![1]}`;
 
 const publisher = createPublisher({ sns: emu.sns, topic, source: 'console-test' });
-const browser: Browser = await launchBrowser();
-t.teardown(() => browser.close());
 const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' });
 const page: Page = await context.newPage();
 
