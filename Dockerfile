@@ -38,6 +38,8 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/node_modules/zod ./node_modules/zod
 COPY package.json ./
 COPY bin ./bin
+# The web console's own page, script and styles (its libraries are in node_modules).
+COPY assets ./assets
 # Numeric, so that Kubernetes' runAsNonRoot can verify it (the node image's "node" user is 1000).
 USER 1000:1000
 EXPOSE 9464

@@ -82,6 +82,8 @@ export interface Config {
     deliveryCacheSize: number;
   };
   archive: { enabled: boolean; url: string | null };
+  /** The web console on the HTTP port (`/console`, README "Console"). */
+  console: { enabled: boolean };
   /** OpenTelemetry (issue 15): `setup` is a module loaded first in the main thread and in every worker thread. */
   telemetry: { setup: string | null };
   /** Large events on S3 (README "Large events"); `bucket` null = off (oversized events are an error). */
@@ -351,7 +353,7 @@ const schema = {
   http: {
     host: { doc: 'HTTP listen address', format: String, default: '0.0.0.0', env: 'EVENTBUS_HTTP_HOST' },
     port: { doc: 'HTTP port (0 = any free port)', format: 'port', default: 9464, env: 'EVENTBUS_HTTP_PORT' },
-    apiToken: { doc: 'bearer token for /events (required with the archive on a non-loopback http.host)', format: 'optional-secret', default: null as string | null, env: 'EVENTBUS_API_TOKEN', sensitive: true },
+    apiToken: { doc: 'bearer token for /events and /console (required with the archive or the console on a non-loopback http.host)', format: 'optional-secret', default: null as string | null, env: 'EVENTBUS_API_TOKEN', sensitive: true },
   },
   shutdownTimeoutMs: { doc: 'drain deadline after SIGTERM', format: 'positive-int', default: 25_000, env: 'EVENTBUS_SHUTDOWN_TIMEOUT_MS' },
   retry: {
@@ -383,6 +385,9 @@ const schema = {
   archive: {
     enabled: { doc: 'archive every event', format: Boolean, default: false, env: 'EVENTBUS_ARCHIVE' },
     url: { doc: 'archive store: unset = embedded under ./data; postgres://...', format: 'archive-url', default: null as string | null, env: 'EVENTBUS_ARCHIVE_URL', sensitive: true },
+  },
+  console: {
+    enabled: { doc: 'serve the web console on /console (on under npm start; a non-loopback http.host needs http.apiToken)', format: Boolean, default: false, env: 'EVENTBUS_CONSOLE_ENABLED' },
   },
   telemetry: {
     setup: {

@@ -120,6 +120,10 @@ export async function openPostgresArchive(url: string, o: OpenOptions = {}): Pro
       return r.rowCount === 1;
     },
     ...pageReaders(rows),
+    async getJson(id: string): Promise<string | null> {
+      const r = await query<{ event: string }>(`SELECT event::text AS event FROM ${TABLE} WHERE id = $1`, [id]);
+      return r.rows[0]?.event ?? null;
+    },
     async count(q): Promise<number> {
       const w = where(q, null);
       const r = await query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${TABLE} ${w.sql}`, w.params);

@@ -165,6 +165,9 @@ export async function openSqliteArchive(file: string, o: OpenOptions = {}): Prom
       return Number(r.changes) === 1;
     },
     ...pageReaders(rows),
+    async getJson(id: string): Promise<string | null> {
+      return (db.prepare('SELECT event FROM events WHERE id = ?').get(id) as { event: string } | undefined)?.event ?? null;
+    },
     async count(q): Promise<number> {
       const w = where(q, null);
       const row = db.prepare(`SELECT COUNT(*) AS n FROM events ${w.sql}`).get(...w.params) as { n: number | bigint };

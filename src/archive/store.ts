@@ -45,6 +45,8 @@ export interface ArchiveStore extends DeliveryLedger {
   query(q: ArchiveQuery): Promise<ArchivePage>;
   /** The same page with each event as its stored JSON text (GET /events writes them out unparsed). */
   queryJson(q: ArchiveQuery): Promise<{ events: string[]; nextCursor: string | null }>;
+  /** One event's stored JSON text by its id; null when it is not archived (the console's event view). */
+  getJson(id: string): Promise<string | null>;
   /** How many events match (ignores limit and cursor). */
   count(q: Omit<ArchiveQuery, 'limit' | 'cursor'>): Promise<number>;
   /**

@@ -38,15 +38,15 @@ export async function runDev(o: DevOptions): Promise<void> {
   try {
     config = loadConfig({
       file: o.config,
-      defaults: { provision: true, 'http.host': '127.0.0.1', logLevel: 'info', 'archive.enabled': true, 'payloads.bucket': DEV_PAYLOAD_BUCKET },
-      overrides: { endpoint: emulator.endpoint, region: 'us-east-1', ...(o.httpPort ? { 'http.port': Number(o.httpPort) } : {}) },
+      defaults: { provision: true, 'http.host': '127.0.0.1', logLevel: 'info', 'archive.enabled': true, 'console.enabled': true, 'payloads.bucket': DEV_PAYLOAD_BUCKET },
+      overrides: { endpoint: emulator.endpoint, region: 'us-east-1', ...(o.httpPort ? { http: { port: Number(o.httpPort) } } : {}) },
     });
   } catch (err) {
     await emulator.stop();
     failStart(err);
   }
   const log = createLogger({ level: config.logLevel, pretty: process.env.EVENTBUS_LOG_FORMAT !== 'json' });
-  const sup = new Supervisor({ config, log, pretty: process.env.EVENTBUS_LOG_FORMAT !== 'json', aws: emulator.aws });
+  const sup = new Supervisor({ config, log, pretty: process.env.EVENTBUS_LOG_FORMAT !== 'json', aws: emulator.aws, consolePublish: true });
   handleSignals(sup, log, config.shutdownTimeoutMs, () => emulator.stop());
   try {
     await sup.start();
@@ -62,6 +62,7 @@ export async function runDev(o: DevOptions): Promise<void> {
       `  eventbus dev: SNS/SQS emulator on ${emulator.endpoint}, topic "${config.topic}", ${sup.queues.length} queue(s): ${sup.queues
         .map((q) => `${q.queue} <- ${q.handler.events?.join(', ') ?? 'every event'}`)
         .join('; ')}`,
+      ...(config.console.enabled ? [`  console ${http}/console   (queues, failures, dead letters, events; in a browser)`] : []),
       `  metrics ${http}/metrics   health ${http}/healthz   ready ${http}/readyz`,
       ...(config.archive.enabled ? [`  archive ${http}/events   npm run eventbus -- events${portFlag ? ' --dev' + portFlag : ''}   (events replay: npm run eventbus -- replay --help)`] : []),
       '',

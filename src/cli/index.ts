@@ -51,7 +51,7 @@ export async function main(argv: string[]): Promise<void> {
     .command('dev')
     .description('run everything on an embedded SNS/SQS emulator (what `npm start` runs)')
     .option('--port <port>', 'emulator port on 127.0.0.1', '4566')
-    .option('--http-port <port>', 'HTTP port for /metrics, /healthz, /readyz (default: config http.port, 9464)')
+    .option('--http-port <port>', 'HTTP port for /console, /metrics, /healthz, /readyz (default: config http.port, 9464; 0 = a free one)')
     .option('--config <file>', 'JSON config file')
     .action(async (o: { port?: string; httpPort?: string; config?: string }) => {
       await runDev(o);

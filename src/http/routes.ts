@@ -9,6 +9,10 @@ import type { Publisher } from '../publisher/index.js';
 import { registerWebhookRoutes, webhookBodyLimit, webhooksEnabled } from '../publisher/webhooks.js';
 import { MemoryDeliveryLedger, type DeliveryLedger } from '../publisher/deliveries.js';
 import { describeArchive, openArchive, registerEventsRoute, resolveArchiveUrl, type ArchiveStore } from '../archive/index.js';
+import type { ConsoleOptions } from '../console/routes.js';
+
+/** What the console shows, from its host (supervisor, cluster primary, ingress); the rest comes from the config. */
+export type ConsoleParts = Omit<ConsoleOptions, 'apiToken' | 'log' | 'store' | 'version'>;
 
 export interface ExtraRoutesOptions {
   config: Readonly<Config>;
@@ -18,6 +22,10 @@ export interface ExtraRoutesOptions {
   publisher(): Publisher | null;
   /** Serve /events (default: when archive.enabled). */
   events?: boolean;
+  /** The address it listens on, when not http.host (`eventbus ingress --host`). */
+  host?: string | undefined;
+  /** The console's sources; served when console.enabled (README "Console"). */
+  console?: (() => ConsoleParts) | undefined;
 }
 
 export interface ExtraRoutes {
@@ -44,6 +52,13 @@ export function extraRoutes(o: ExtraRoutesOptions): ExtraRoutes {
     throw new EventBusError(
       'ERR_CONFIG_INVALID',
       `invalid config: http.apiToken must be set: the archive (archive.enabled) is served on GET /events at http.host ${cfg.http.host}, which is not loopback (set EVENTBUS_API_TOKEN, or http.host 127.0.0.1)`,
+    );
+  }
+  const host = o.host ?? cfg.http.host;
+  if (cfg.console.enabled && cfg.http.apiToken === null && !isLoopbackHost(host)) {
+    throw new EventBusError(
+      'ERR_CONFIG_INVALID',
+      `invalid config: http.apiToken must be set: the console (console.enabled) is served on /console at http.host ${host}, which is not loopback (set EVENTBUS_API_TOKEN, or http.host 127.0.0.1)`,
     );
   }
   let store: Promise<ArchiveStore> | undefined;
@@ -81,6 +96,17 @@ export function extraRoutes(o: ExtraRoutesOptions): ExtraRoutes {
         const d = describeArchive(archiveUrl);
         if (d.note) o.log.warn({ archive: d.store }, d.note);
         else o.log.info({ archive: d.store }, 'archive on; GET /events serves it');
+      }
+      if (cfg.console.enabled && o.console) {
+        const { registerConsole, CONSOLE_VERSION } = await import('../console/routes.js');
+        await registerConsole(app, {
+          ...o.console(),
+          apiToken: cfg.http.apiToken,
+          log: o.log,
+          store: cfg.archive.enabled ? openStore : null,
+          version: CONSOLE_VERSION,
+        });
+        o.log.info({ token: cfg.http.apiToken !== null }, 'console on /console');
       }
     },
     async close() {

@@ -13,13 +13,20 @@ import type { Supervisor } from './supervisor.js';
 import { extraRoutes, type ExtraRoutes } from '../http/routes.js';
 import { createAwsClients, type AwsClients } from '../aws.js';
 import { createPublisher, type Publisher } from '../publisher/index.js';
+import type { ResolvedHandler } from '../handlers.js';
+import { FailureLog, type ConsoleFailure } from '../console/failures.js';
+import { ConsoleSampler, type ConsoleQueue } from '../console/sampler.js';
+import { consoleDlq, lazyDlqRefs } from '../console/dlq.js';
+import type { ConsoleParts } from '../http/routes.js';
 
 /** IPC between the primary and its children (own protocol: prom-client's clusterMetrics() drops the primary and fails on one slow child). */
 type ToChild = { type: 'eventbus:metrics' | 'eventbus:readiness'; id: number } | { type: 'eventbus:shutdown' };
 type FromChild =
   | { type: 'eventbus:metrics'; id: number; metrics: metric[] }
   | { type: 'eventbus:readiness'; id: number; readiness: Readiness }
-  | { type: 'eventbus:started' };
+  | { type: 'eventbus:started' }
+  /** A handler failure for the primary's console (console.enabled). */
+  | { type: 'eventbus:failure'; failure: ConsoleFailure };
 
 /** How long the primary waits for a child's answer to a scrape or a readiness probe. */
 const CHILD_ANSWER_MS = 2_000;
@@ -37,6 +44,10 @@ export function serveChild(sup: Supervisor, onShutdown: () => void): void {
     } else if (msg?.type === 'eventbus:shutdown') {
       onShutdown();
     }
+  });
+  // The primary serves the console: failures happen here, in the children.
+  sup.failures?.subscribe((failure) => {
+    if (process.connected) process.send?.({ type: 'eventbus:failure', failure: { ...failure, child: Number(process.env.EVENTBUS_CHILD_INDEX) } } satisfies FromChild);
   });
   // The primary is gone (kill -9): stop rather than run unsupervised.
   process.on('disconnect', onShutdown);
@@ -74,12 +85,17 @@ export class ClusterPrimary {
   #nextId = 1;
   readonly #pending = new Map<number, (msg: FromChild) => void>();
   #stopping: Promise<void> | undefined;
+  #handlers: ResolvedHandler[] = [];
+  /** The console's failures, forwarded by the children (console.enabled). */
+  readonly #failures: FailureLog | null;
+  #sampler: ConsoleSampler | undefined;
 
   constructor(cfg: Readonly<Config>, log: Logger) {
     this.#cfg = cfg;
     this.#log = log;
     this.metrics = createMetrics();
     this.metrics.followReadiness(async () => (await this.#readiness()).ready);
+    this.#failures = cfg.console.enabled ? new FailureLog() : null;
   }
 
   get httpPort(): number | undefined {
@@ -91,6 +107,7 @@ export class ClusterPrimary {
     const cfg = this.#cfg;
     const n = cfg.processes;
     const handlers = await loadHandlers({ ...cfg, concurrency: cfg.hostConcurrency }, builtInHandlers(cfg));
+    this.#handlers = handlers;
     const problems: string[] = [];
     for (const h of handlers) {
       if (h.concurrency < n) problems.push(`queue ${h.queue}: concurrency ${h.concurrency} is below processes (${n}); each child needs at least one slot`);
@@ -114,13 +131,8 @@ export class ClusterPrimary {
           config: cfg,
           metrics: this.metrics,
           log: this.#log,
-          publisher: () => {
-            if (!this.#ingress) {
-              const clients = createAwsClients({ endpoint: cfg.endpoint, region: cfg.region });
-              this.#ingress = { clients, publisher: createPublisher({ sns: clients.sns, topic: cfg.topic, source: cfg.source, onPublished: (type, k) => this.metrics.published.inc({ event_type: type }, k) }) };
-            }
-            return this.#ingress.publisher;
-          },
+          publisher: () => this.#own().publisher,
+          console: () => this.#consoleParts(),
         });
         return this.#extras.register(app);
       },
@@ -130,7 +142,35 @@ export class ClusterPrimary {
       this.#slots.push({ index: i, worker: null, startedAt: 0, failures: 0 });
       this.#fork(this.#slots[i]!);
     }
+    this.#sampler?.start();
     this.#log.info({ processes: n, concurrency: cfg.concurrency, http: this.#http.port }, 'cluster primary running');
+  }
+
+  /** The primary's own clients and publisher (webhook ingress, the console's dead letters), made on first use. */
+  #own(): { clients: AwsClients; publisher: Publisher } {
+    if (!this.#ingress) {
+      const cfg = this.#cfg;
+      const clients = createAwsClients({ endpoint: cfg.endpoint, region: cfg.region });
+      this.#ingress = { clients, publisher: createPublisher({ sns: clients.sns, topic: cfg.topic, source: cfg.source, onPublished: (type, k) => this.metrics.published.inc({ event_type: type }, k) }) };
+    }
+    return this.#ingress;
+  }
+
+  /** The console of the whole host: the children's metrics aggregated, their failures forwarded. */
+  #consoleParts(): ConsoleParts {
+    const queues = (): ConsoleQueue[] =>
+      this.#handlers.map((h) => ({ queue: h.queue, events: h.events ?? null, dlq: `${h.queue}-dlq`, dlqName: h.dlqName, cap: h.concurrency, ordered: h.ordered }));
+    this.#sampler ??= new ConsoleSampler({ metrics: () => this.#aggregateJson(), queues });
+    return {
+      role: 'cluster primary',
+      processes: this.#cfg.processes,
+      queues,
+      sampler: this.#sampler,
+      failures: this.#failures,
+      failuresNote: `Failures happen in the ${this.#cfg.processes} children and are forwarded here; each shows its child.`,
+      dlq: consoleDlq({ sqs: () => this.#own().clients.sqs, queues: lazyDlqRefs(() => this.#own().clients.sqs, () => this.#handlers), log: this.#log }),
+      publish: null,
+    };
   }
 
   stop(reason = 'stop'): Promise<void> {
@@ -163,6 +203,7 @@ export class ClusterPrimary {
           }),
       ),
     );
+    this.#sampler?.stop();
     await this.#http?.close();
     await this.#extras?.close().catch(() => undefined);
     this.#ingress?.clients.sns.destroy();
@@ -178,6 +219,10 @@ export class ClusterPrimary {
 
   #onMessage(worker: Worker, msg: FromChild): void {
     if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'eventbus:failure') {
+      this.#failures?.add(msg.failure);
+      return;
+    }
     if (msg.type === 'eventbus:started') {
       const slot = this.#slots.find((s) => s.worker === worker);
       if (slot) this.#log.info({ child: slot.index, pid: worker.process.pid }, 'child running');
@@ -232,13 +277,22 @@ export class ClusterPrimary {
 
   /** Every child's metrics plus the primary's own, aggregated; a child that does not answer is left out, not the scrape. */
   async #aggregateMetrics(): Promise<string> {
+    return (await this.#aggregate()).metrics();
+  }
+
+  /** The same as JSON (the console's sampler). */
+  async #aggregateJson(): Promise<metric[]> {
+    return (await this.#aggregate()).getMetricsAsJSON() as Promise<metric[]>;
+  }
+
+  async #aggregate() {
     const answers = await this.#ask<Extract<FromChild, { type: 'eventbus:metrics' }>>('eventbus:metrics');
     const sets: metric[][] = [await this.metrics.registry.getMetricsAsJSON()];
     for (const a of answers) {
       if (a.answer) sets.push(a.answer.metrics);
       else if (!this.#draining) this.#log.warn({ child: a.index }, 'child did not answer the scrape');
     }
-    return AggregatorRegistry.aggregate(sets).metrics();
+    return AggregatorRegistry.aggregate(sets);
   }
 
   async #readiness(): Promise<Readiness> {

@@ -30,6 +30,9 @@ import { bucketPlanOf, lazyPayloadStore, payloadSettingsOf, s3SettingsOf } from 
 import { GroupGate } from './run/group-gate.js';
 import { resolveTopicArn } from '../publisher/topic.js';
 import { groupWarnings } from '../ordering-check.js';
+import { FailureLog, failureOf } from '../console/failures.js';
+import { ConsoleSampler, SAMPLE_INTERVAL_MS, type ConsoleQueue } from '../console/sampler.js';
+import { consoleDlq } from '../console/dlq.js';
 
 export interface SupervisorOptions {
   config: Readonly<Config>;
@@ -49,6 +52,8 @@ export interface SupervisorOptions {
   queueStatsIntervalMs?: number;
   /** Observes each message's outcome once it is settled with SQS (eventbus/testing's results). */
   onSettled?: DispatcherOptions['onSettled'];
+  /** The console's form that publishes a test event (`eventbus dev` only). */
+  consolePublish?: boolean;
 }
 
 type State = 'created' | 'starting' | 'running' | 'draining' | 'stopped';
@@ -82,6 +87,9 @@ export class Supervisor {
   #extras: ExtraRoutes | undefined;
   #stopping: Promise<void> | undefined;
   #startAbort = new AbortController();
+  /** The console's latest failures (console.enabled; a cluster child forwards them to the primary). */
+  readonly failures: FailureLog | null;
+  #sampler: ConsoleSampler | undefined;
 
   constructor(options: SupervisorOptions) {
     this.#o = options;
@@ -89,6 +97,7 @@ export class Supervisor {
     this.log = options.log ?? createLogger({ level: options.config.logLevel, pretty: options.pretty ?? false });
     this.metrics = options.metrics ?? createMetrics();
     this.metrics.followReadiness(() => this.readiness().ready);
+    this.failures = options.config.console.enabled ? new FailureLog() : null;
   }
 
   get state(): State {
@@ -192,7 +201,7 @@ export class Supervisor {
       if (!child) {
         // A cluster child has no port: the primary serves HTTP for all of them.
         // Webhook ingress and /events, when configured; webhooks answer 503 until the topic is resolved.
-        this.#extras = extraRoutes({ config: cfg, metrics: this.metrics, log: this.log, publisher: () => this.#publisher });
+        this.#extras = extraRoutes({ config: cfg, metrics: this.metrics, log: this.log, publisher: () => this.#publisher, console: () => this.#consoleParts() });
         const extras = this.#extras;
         // Its module (fastify) and start take the main thread ~50-100 ms, which otherwise waits
         // on the queue lookup and the threads: start-up to the first receive is not their sum.
@@ -277,7 +286,7 @@ export class Supervisor {
         failureEvents: this.#failureEvents,
         log: this.log,
         retry: cfg.retry,
-        onSettled: this.#o.onSettled,
+        onSettled: this.#onSettled(),
         gates: this.#gates,
       });
       for (const q of queues) {
@@ -312,10 +321,12 @@ export class Supervisor {
           metrics: this.metrics,
           log: this.log,
           onError: (queue) => this.metrics.sqsErrors.inc({ queue, operation: 'GetQueueAttributes' }),
-          ...(this.#o.queueStatsIntervalMs ? { intervalMs: this.#o.queueStatsIntervalMs } : {}),
+          // The console's overview shows depths at its own pace (2 s).
+          ...(this.#o.queueStatsIntervalMs ? { intervalMs: this.#o.queueStatsIntervalMs } : cfg.console.enabled ? { intervalMs: SAMPLE_INTERVAL_MS } : {}),
         });
         this.#queueStats.start();
       }
+      this.#sampler?.start();
       this.#state = 'running';
       this.#stateReason = null;
       this.log.info(
@@ -366,7 +377,10 @@ export class Supervisor {
         clearTimeout(timer);
       }
     };
-    await step('stop queue stats', () => this.#queueStats?.stop());
+    await step('stop queue stats', () => {
+      this.#queueStats?.stop();
+      this.#sampler?.stop();
+    });
     await step('stop pollers', () => Promise.all(this.#pollers.map((p) => p.stop())), drainUntil);
     // Messages waiting for their group: released now, like prefetched ones (no new start meanwhile).
     await step('release parked', () => Promise.all([...this.#gates.values()].map((g) => g.stop())), drainUntil);
@@ -411,6 +425,58 @@ export class Supervisor {
     });
     this.#state = 'stopped';
     if (this.#pollers.length) this.log.info({ ms: Date.now() - started }, 'stopped');
+  }
+
+  /** The settled-message observers: the caller's (eventbus/testing), and the console's failures. */
+  #onSettled(): DispatcherOptions['onSettled'] {
+    const caller = this.#o.onSettled;
+    const failures = this.failures;
+    if (!failures) return caller;
+    return (settled) => {
+      caller?.(settled);
+      const f = failureOf(settled);
+      if (f) failures.add(f);
+    };
+  }
+
+  /** The handler queues as the console lists them (empty until they are resolved). */
+  #consoleQueues(): ConsoleQueue[] {
+    return this.#queues.map((q) => ({
+      queue: q.queue,
+      events: q.handler.events ?? null,
+      dlq: q.dlqUrl ? `${q.queue}-dlq` : null,
+      dlqName: q.dlqUrl ? q.handler.dlqName : null,
+      cap: this.#capacity?.capOf(q.queue) ?? q.handler.concurrency,
+      ordered: q.handler.ordered,
+    }));
+  }
+
+  /** What the console shows of this supervisor (its HTTP port serves it). */
+  #consoleParts(): import('../http/routes.js').ConsoleParts {
+    this.#sampler ??= new ConsoleSampler({
+      metrics: () => this.metrics.registry.getMetricsAsJSON(),
+      queues: () => this.#consoleQueues(),
+      threads: () => this.#pool?.threadReadings() ?? [],
+    });
+    return {
+      role: 'supervisor',
+      processes: 1,
+      queues: () => this.#consoleQueues(),
+      sampler: this.#sampler,
+      failures: this.failures,
+      dlq: consoleDlq({
+        sqs: () => this.#clients?.sqs ?? null,
+        queues: () => this.#queues.map((q) => ({ queue: q.queue, queueName: q.handler.queueName, dlqName: q.handler.dlqName, url: q.url, dlqUrl: q.dlqUrl })),
+        payloads: this.#payloads(this.#o.aws ?? { endpoint: this.#cfg.endpoint, region: this.#cfg.region })?.store,
+        log: this.log,
+      }),
+      publish: this.#o.consolePublish
+        ? async (type, data) => {
+            if (!this.#publisher) throw new Error('the topic is not resolved yet');
+            return { id: (await this.#publisher.createEvent(type, data as never)).id };
+          }
+        : null,
+    };
   }
 
   /** The main thread's publisher's large events (webhook ingress, failure events); null without a bucket. */

@@ -20,6 +20,8 @@ export function storeContract(t: Test, open: () => Promise<ArchiveStore>): void 
     t.equal(page.events.length, 1);
     t.same(page.events[0], e, 'the stored document is the event as sent');
     t.equal(await s.count({}), 1);
+    t.same(JSON.parse((await s.getJson('same-id')) ?? 'null'), e, 'getJson: one event by id (the console)');
+    t.equal(await s.getJson('no-such-id'), null);
   });
 
   t.test('feed order, filters and cursor paging', async (t) => {

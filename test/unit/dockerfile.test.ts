@@ -91,6 +91,17 @@ t.test('the image runs as a numeric non-root user, node dist/supervisor in exec 
   t.ok(of(final, 'COPY').map(copyOf).some((c) => c.sources.includes('package.json')), 'package.json is in the image (version, self-imports of the handlers)');
 });
 
+t.test('the image holds what the published package holds (package.json "files": bin, assets, ...)', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { files: string[] };
+  const copied = of(final, 'COPY')
+    .map(copyOf)
+    .flatMap((c) => [c.dest, ...c.sources])
+    .map((p) => p.replace(/^\.?\/(app\/)?/, '').replace(/\/$/, ''));
+  const needed = pkg.files.filter((f) => !f.startsWith('!') && !f.startsWith('metrics/')).map((f) => f.replace(/\/$/, ''));
+  t.ok(needed.length >= 3, 'files names bin, dist and assets at least');
+  for (const f of needed) t.ok(copied.includes(f), `${f} is copied into the image`);
+});
+
 t.test('what the Dockerfile copies from the context exists and is not in .dockerignore', async (t) => {
   for (const s of stages) {
     for (const c of of(s, 'COPY').map(copyOf)) {

@@ -1,3 +1,4 @@
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { decodeMessage } from '../../event/index.js';
@@ -193,6 +194,11 @@ export class HandlerPool {
 
   get threads(): number {
     return this.#pool.threads.length;
+  }
+
+  /** Each live thread's event-loop utilization so far (the console's thread load). */
+  threadReadings(): Array<{ id: string; elu: EventLoopUtilization }> {
+    return this.#pool.threads.map((w) => ({ id: String(w.threadId), elu: w.performance.eventLoopUtilization() }));
   }
 
   /**

@@ -1,0 +1,99 @@
+// The console's dead-letter operations: src/dlq/ops.ts (the same code as `eventbus dlq peek` and
+// `redrive`), with the redrive run lock of the archive store when there is one.
+import { GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { isNotFound, toAwsError } from '../errors.js';
+import { takeRunLock } from '../archive/lock.js';
+import type { ArchiveStore } from '../archive/store.js';
+import { browseDlq, redriveDlq, type DlqMessage } from '../dlq/ops.js';
+import type { Logger } from '../log.js';
+import type { PayloadStore } from '../payloads/index.js';
+import type { ConsoleDlq } from './routes.js';
+
+export interface DlqQueueRef {
+  queue: string;
+  queueName: string;
+  dlqName: string;
+  url: string;
+  dlqUrl: string | null;
+}
+
+export interface ConsoleDlqOptions {
+  /** null until the supervisor's clients exist. */
+  sqs(): SQSClient | null;
+  /** The handler queues with their URLs (looked up or provisioned by the supervisor). */
+  queues(): DlqQueueRef[] | Promise<DlqQueueRef[]>;
+  /** Reads offloaded events' payloads (payloads.bucket). */
+  payloads?: PayloadStore | undefined;
+  log: Logger;
+}
+
+/** A browsed message as the API returns it: without the receipt handle and the raw SQS message. */
+export type ConsoleDlqMessage = Omit<DlqMessage, 'raw' | 'body'>;
+
+export function consoleDlq(o: ConsoleDlqOptions): ConsoleDlq {
+  const find = async (queue: string) => {
+    const sqs = o.sqs();
+    const ref = (await o.queues()).find((q) => q.queue === queue);
+    if (!sqs || !ref) throw new Error(`queue ${queue} is not resolved yet (the supervisor is starting)`);
+    if (!ref.dlqUrl) throw new Error(`queue ${queue} has no DLQ`);
+    return { sqs, ref, dlqUrl: ref.dlqUrl };
+  };
+  return {
+    async browse(queue, max) {
+      const { sqs, ref, dlqUrl } = await find(queue);
+      const messages: ConsoleDlqMessage[] = [];
+      // Released (visibility 0) as soon as the browse ends, as `dlq peek` does.
+      const r = await browseDlq(sqs, ref, dlqUrl, {
+        max,
+        ...(o.payloads ? { payloads: o.payloads } : {}),
+        onMessage: (m) => {
+          const { raw, body, ...rest } = m;
+          void raw;
+          void body;
+          messages.push(rest);
+        },
+      });
+      return { messages, problems: r.problems };
+    },
+    async redrive(queue, ids, store) {
+      const { sqs, ref, dlqUrl } = await find(queue);
+      // One redrive per DLQ at a time, with the CLI's too, where an archive store can hold the lock.
+      const lock = store ? await takeRunLock(await store(), `redrive:${ref.dlqName}`, `redrive of ${ref.dlqName} from the console`) : null;
+      try {
+        const r = await redriveDlq(sqs, ref, dlqUrl, ref.url, {
+          max: ids === 'all' ? Infinity : ids.length,
+          ...(ids === 'all' ? {} : { only: new Set(ids) }),
+          ...(lock ? { signal: lock.signal } : {}),
+        });
+        return { moved: r.moved, failed: r.failed, notDeleted: r.notDeleted, movedIds: r.movedIds, errors: r.errors, aborted: r.aborted };
+      } finally {
+        await lock?.release();
+      }
+    },
+  };
+}
+
+/**
+ * Looks up the queues' URLs once for a process that did not resolve them itself (the cluster
+ * primary, `eventbus ingress`); a failed lookup is tried again at the next call.
+ */
+export function lazyDlqRefs(sqs: () => SQSClient, handlers: () => ReadonlyArray<{ queue: string; queueName: string; dlqName: string }>): () => Promise<DlqQueueRef[]> {
+  let refs: Promise<DlqQueueRef[]> | undefined;
+  const url = async (name: string) => {
+    try {
+      return (await sqs().send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl ?? null;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw toAwsError('GetQueueUrl', name, err);
+    }
+  };
+  return () => {
+    refs ??= Promise.all(handlers().map(async (h) => ({ queue: h.queue, queueName: h.queueName, dlqName: h.dlqName, url: (await url(h.queueName)) ?? '', dlqUrl: await url(h.dlqName) }))).catch(
+      (err: unknown) => {
+        refs = undefined;
+        throw err;
+      },
+    );
+    return refs;
+  };
+}
