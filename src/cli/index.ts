@@ -2,7 +2,8 @@ import { builtInHandlers } from '../built-ins.js';
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { bucketPlanOf, lazyPayloadStore, payloadSettingsOf, s3SettingsOf } from '../payloads/index.js';
-import { redactConfig } from '../config.js';
+import { configOrigins, redactConfig } from '../config.js';
+import { configSourceRows, formatSourceTable } from './config-sources.js';
 import { EventBusError } from '../errors.js';
 import { loadHandlers } from '../handlers.js';
 import { createPublisher } from '../publisher/index.js';
@@ -145,9 +146,32 @@ export async function main(argv: string[]): Promise<void> {
     }
   });
 
-  common(program.command('config').description('print the effective config (secrets redacted)')).action((o: CommonOptions) => {
+  common(
+    program
+      .command('config')
+      .description('print the effective config as a config file (secrets as "[redacted]"); --sources: where each value came from')
+      .option('--sources', 'a table of every key: its value and where it came from (default, the config file, an env var, a flag)')
+      .option('--json', 'with --sources: a JSON array of {key, value, origin, file?, env?, flag?, derived?} (the config itself is always JSON)')
+      .addHelpText(
+        'after',
+        [
+          '',
+          'The output loads back as a config file (`eventbus --config printed.json ...`, `node dist/supervisor',
+          '--config printed.json`), except that each secret is printed as "[redacted]": loading that fails',
+          'naming the key, until the secret itself is put back (or given by its env var, which wins). Derived',
+          'defaults (threads, tasksPerThread from the cores; fifoTopic from topic; source from the host name)',
+          'are printed as computed on this host: remove them from a file meant for other hosts.',
+        ].join('\n'),
+      ),
+  ).action((o: CommonOptions & { sources?: boolean; json?: boolean }) => {
     const ctx = commandContext(o);
-    process.stdout.write(`${JSON.stringify(redactConfig(ctx.config), null, 2)}\n`);
+    const printed = redactConfig(ctx.config);
+    if (!o.sources) {
+      process.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
+      return;
+    }
+    const rows = configSourceRows(printed, configOrigins(ctx.config), o.dev ? '--dev' : undefined);
+    process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatSourceTable(rows)}\n`);
   });
 
   registerStatus(program, common);
