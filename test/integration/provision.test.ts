@@ -38,6 +38,8 @@ const MUTATING = new Set([
   'DeleteQueueCommand',
   'DeleteTopicCommand',
   'SetTopicAttributesCommand',
+  'TagQueueCommand',
+  'TagResourceCommand',
 ]);
 
 /** A ResolvedHandler as loadHandlers would make it, with test defaults. */
