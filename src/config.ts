@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { EventBusError } from './errors.js';
 import { usableCores } from './cpus.js';
-import { redactDsn } from './redact.js';
+import { REDACTED, redactDsn } from './redact.js';
 import { SNS_MAX_BYTES } from './event/encode.js';
 
 /** Per-queue overrides of a handler's declaration (`queues.<name>.*`). */
@@ -98,6 +98,10 @@ export interface Config {
     endpoint: string | null;
   };
   queues: Record<string, QueueOverride>;
+  /** SQS settings of what `eventbus provision` creates: `kmsKeyId` null = SQS-managed encryption (SSE-SQS). */
+  sqs: { kmsKeyId: string | null };
+  /** Tags `eventbus provision` puts on the topics, queues, DLQs and the payloads bucket (AWS tag rules). */
+  tags: Record<string, string>;
   /** Set in a cluster child: its index and the number of children; caps are this child's share. */
   child: { index: number; count: number } | null;
   /** The host-wide global cap (= concurrency outside a cluster child): the default per-queue cap before splitting. */
@@ -148,6 +152,19 @@ convict.addFormat({
   },
 });
 convict.addFormat({
+  name: 'kms-key-id',
+  validate(v: unknown) {
+    if (v === null) return;
+    if (typeof v !== 'string' || v.trim() === '') throw new Error('must be a KMS key id, key ARN, alias name (alias/...) or alias ARN');
+    // SNS cannot deliver to a queue encrypted with the AWS managed key: its key policy cannot be
+    // changed to let sns.amazonaws.com use it (AWS SNS Developer Guide, "Encrypting messages ... SSE").
+    if (/(^|:)alias\/aws\/sqs$/.test(v)) throw new Error('the AWS managed key alias/aws/sqs cannot be used: SNS cannot send to a queue encrypted with it; use a customer managed key whose policy allows sns.amazonaws.com, or unset it for SQS-managed encryption');
+    if (!/^(arn:[a-z-]+:kms:[a-z0-9-]+:\d{12}:(key|alias)\/[A-Za-z0-9/_+=.@-]+|alias\/[A-Za-z0-9/_-]+|[A-Za-z0-9-]{1,2048})$/.test(v)) {
+      throw new Error('must be a KMS key id, key ARN, alias name (alias/...) or alias ARN');
+    }
+  },
+});
+convict.addFormat({
   name: 'csv',
   validate(v: unknown) {
     if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new Error('must be a list of strings');
@@ -172,6 +189,9 @@ convict.addFormat({
 });
 // convict merges nested objects only under format Object, so these two keys are validated here.
 const objectFormats: Record<string, (v: unknown) => void> = {
+  tags(v: unknown) {
+    checkTags(v);
+  },
   queues(v: unknown) {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('must be an object of queue names');
     for (const [queue, o] of Object.entries(v)) {
@@ -406,7 +426,56 @@ const schema = {
     endpoint: { doc: 'S3 endpoint of its own (default: endpoint)', format: 'optional-string', default: null as string | null, env: 'EVENTBUS_PAYLOADS_ENDPOINT' },
   },
   queues: { doc: 'per-queue overrides', format: Object, default: {} as Record<string, QueueOverride> },
+  sqs: {
+    kmsKeyId: {
+      doc: 'KMS key (id, ARN or alias) that encrypts the queues and DLQs provision creates; unset = SQS-managed encryption (SSE-SQS)',
+      format: 'kms-key-id',
+      default: null as string | null,
+      env: 'EVENTBUS_SQS_KMS_KEY_ID',
+    },
+  },
+  // Its env var (EVENTBUS_TAGS, `k=v,k2=v2`) is read in loadConfig: convict would not parse it into an object.
+  tags: { doc: 'tags put on the topics, queues, DLQs and payloads bucket that provision creates or updates', format: Object, default: {} as Record<string, string> },
 };
+
+/** The env var of `tags`: `key=value` pairs separated by commas (AWS tags cannot contain a comma). */
+export const TAGS_ENV = 'EVENTBUS_TAGS';
+/** AWS tag limits (SQS, SNS and S3 alike): keys 1-128 characters, values at most 256, 50 tags per resource. */
+export const TAG_KEY_MAX = 128;
+export const TAG_VALUE_MAX = 256;
+export const TAGS_MAX = 50;
+/** The characters AWS allows in tag keys and values: letters, digits, white space and `_ . : / = + - @`. */
+const TAG_CHARS_RE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
+
+/** Checks `tags` against the AWS tag rules; the error names the tag. */
+export function checkTags(v: unknown): void {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('must be an object of tag names to string values');
+  const entries = Object.entries(v);
+  if (entries.length > TAGS_MAX) throw new Error(`has ${entries.length} tags; AWS allows at most ${TAGS_MAX} per resource`);
+  for (const [key, value] of entries) {
+    const len = [...key].length;
+    if (len < 1 || len > TAG_KEY_MAX) throw new Error(`tag key "${key}" must be 1-${TAG_KEY_MAX} characters`);
+    if (/^aws:/i.test(key)) throw new Error(`tag key "${key}": the aws: prefix is reserved for AWS`);
+    if (!TAG_CHARS_RE.test(key)) throw new Error(`tag key "${key}" may hold only letters, digits, spaces and _ . : / = + - @`);
+    if (typeof value !== 'string') throw new Error(`tag ${key} must have a string value`);
+    if ([...value].length > TAG_VALUE_MAX) throw new Error(`tag ${key}: the value must be at most ${TAG_VALUE_MAX} characters`);
+    if (!TAG_CHARS_RE.test(value)) throw new Error(`tag ${key}: the value may hold only letters, digits, spaces and _ . : / = + - @`);
+  }
+}
+
+/** Parses EVENTBUS_TAGS (`team=payments,env=prod`; a value may contain `=`, not `,`). */
+export function parseTagsEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',')) {
+    if (pair.trim() === '') continue;
+    const eq = pair.indexOf('=');
+    if (eq < 0) throw new Error(`${TAGS_ENV}: "${pair.trim()}" is not key=value (the format is key=value,key2=value2)`);
+    const key = pair.slice(0, eq).trim();
+    if (Object.hasOwn(out, key)) throw new Error(`${TAGS_ENV}: tag key "${key}" is given twice`);
+    out[key] = pair.slice(eq + 1).trim();
+  }
+  return out;
+}
 
 export interface LoadConfigOptions {
   /** A JSON config file; defaults to $EVENTBUS_CONFIG. */
@@ -418,6 +487,8 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** In a cluster child: split the host's caps and default threads across the children. */
   child?: { index: number; count: number };
+  /** The command-line flag behind `overrides` and `defaults` (e.g. `--dev`), for configOrigins. */
+  flag?: string;
 }
 
 /** This child's share of a per-host cap split exactly across `count` children. */
@@ -426,23 +497,106 @@ export function shareOf(cap: number, child: { index: number; count: number } | n
   return Math.floor(cap / child.count) + (child.index < cap % child.count ? 1 : 0);
 }
 
+/**
+ * Where a key's value came from (`eventbus config --sources`): its default (`derived`: computed at
+ * load, e.g. from the cores), the config file, an env var (named: `<VAR>_FILE` when read from a
+ * file), or a command-line flag (`overrides`/`defaults` of loadConfig).
+ */
+export type ConfigOrigin =
+  | { kind: 'default'; derived?: string }
+  | { kind: 'file'; file: string }
+  | { kind: 'env'; env: string }
+  | { kind: 'flag'; flag?: string };
+
+/** The origin of every key of a loaded config, by dotted key; kept beside the frozen config. */
+const ORIGINS = new WeakMap<object, Record<string, ConfigOrigin>>();
+
+/** Where each key of a config returned by loadConfig came from (see ConfigOrigin), in schema order. */
+export function configOrigins(cfg: Readonly<Config>): Record<string, ConfigOrigin> {
+  const o = ORIGINS.get(cfg);
+  if (!o) throw new Error('configOrigins: not a config returned by loadConfig');
+  return o;
+}
+
+type SchemaNode = Record<string, unknown>;
+const isLeaf = (n: SchemaNode): boolean => Object.hasOwn(n, 'default');
+
+/** Every key of the schema (dotted), in declaration order; an object-valued key (`queues`) is one key. */
+function schemaKeys(node: SchemaNode = schema as unknown as SchemaNode, at = ''): string[] {
+  return Object.entries(node).flatMap(([k, v]) => {
+    const key = at ? `${at}.${k}` : k;
+    return isLeaf(v as SchemaNode) ? [key] : schemaKeys(v as SchemaNode, key);
+  });
+}
+
+function schemaNode(key: string): SchemaNode | undefined {
+  let node: SchemaNode | undefined = schema as unknown as SchemaNode;
+  for (const p of key.split('.')) node = node?.[p] as SchemaNode | undefined;
+  return node;
+}
+
+/** `values` (nested and/or dotted keys) as [dotted schema key, value] pairs, nested objects walked down to the schema's keys. */
+function flattenToKeys(values: Record<string, unknown>, at = ''): Array<[string, unknown]> {
+  return Object.entries(values).flatMap(([k, v]): Array<[string, unknown]> => {
+    const key = at ? `${at}.${k}` : k;
+    const node = schemaNode(key);
+    if (node && !isLeaf(node) && typeof v === 'object' && v !== null && !Array.isArray(v)) return flattenToKeys(v as Record<string, unknown>, key);
+    return [[key, v]];
+  });
+}
+
+function hasPath(obj: unknown, key: string): boolean {
+  let node = obj;
+  for (const p of key.split('.')) {
+    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, p)) return false;
+    node = (node as Record<string, unknown>)[p];
+  }
+  return true;
+}
+
+/** The secret keys and their env vars, for the `[redacted]` check. */
+const REDACTABLE: Array<{ key: string; env: string; holds: (v: unknown) => boolean }> = [
+  { key: 'http.apiToken', env: 'EVENTBUS_API_TOKEN', holds: (v) => v === REDACTED },
+  { key: 'webhooks.stripe.secrets', env: 'EVENTBUS_STRIPE_WEBHOOK_SECRETS', holds: (v) => Array.isArray(v) && v.includes(REDACTED) },
+  { key: 'archive.url', env: 'EVENTBUS_ARCHIVE_URL', holds: (v) => typeof v === 'string' && v.includes(REDACTED) },
+];
+
+/**
+ * Refuses the `[redacted]` placeholder that `eventbus config` prints in place of a secret, naming
+ * the key: a printed config loaded back must not run with "[redacted]" as its API token or password.
+ */
+function refuseRedacted(c: { get(key: never): unknown }, sources: Record<string, WebhookSource>): void {
+  const hint = (env: string) => `\`eventbus config\` prints that in place of a secret: put the secret itself there, or set ${env} (or ${env}_FILE)`;
+  for (const r of REDACTABLE) {
+    if (r.holds(c.get(r.key as never))) throw new Error(`${r.key} holds "${REDACTED}": ${hint(r.env)}`);
+  }
+  for (const [name, s] of Object.entries(sources)) {
+    if (s.secrets.includes(REDACTED)) throw new Error(`webhooks.sources.${name}.secrets holds "${REDACTED}": ${hint(sourceSecretsEnv(name))}`);
+  }
+}
+
 /** Loads file + env, validates strictly (unknown keys fail), fills computed defaults, freezes. */
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
+  const rawEnv = options.env ?? process.env;
   let env: NodeJS.ProcessEnv;
   try {
-    env = readSecretFiles(options.env ?? process.env);
+    env = readSecretFiles(rawEnv);
   } catch (err) {
     throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
   }
   const c = convict(schema, { env: env as Record<string, string> });
   let sources: Record<string, WebhookSource>;
+  const file = options.file ?? env.EVENTBUS_CONFIG;
+  const overrides = flattenToKeys(options.overrides ?? {});
+  const defaultsSet = new Set<string>();
   try {
     if (options.defaults) {
       for (const [k, v] of Object.entries(options.defaults)) {
-        if (!setByEnv(k, env)) c.set(k as never, v as never);
+        if (setByEnv(k, env)) continue;
+        c.set(k as never, v as never);
+        defaultsSet.add(k);
       }
     }
-    const file = options.file ?? env.EVENTBUS_CONFIG;
     if (file) {
       try {
         c.loadFile(file);
@@ -450,7 +604,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
         throw new Error(`config file ${file}: ${(err as Error).message}`);
       }
     }
-    if (options.overrides) c.load(options.overrides as never);
+    if (env[TAGS_ENV] !== undefined) c.set('tags' as never, parseTagsEnv(env[TAGS_ENV]) as never);
+    // Key by key with set(): load() would apply the env vars again over them (convict's env wins over
+    // loaded objects), and overrides are what the command line or the caller insists on.
+    for (const [k, v] of overrides) c.set(k as never, v as never);
     c.validate({ allowed: 'strict' });
     for (const [key, check] of Object.entries(objectFormats)) {
       try {
@@ -460,6 +617,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
       }
     }
     sources = normaliseSources(c.get('webhooks.sources' as never), env);
+    refuseRedacted(c, sources);
   } catch (err) {
     throw new EventBusError('ERR_CONFIG_INVALID', `invalid config: ${oneLine(err)}`, { cause: err });
   }
@@ -471,7 +629,53 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   const tasksPerThread = raw.tasksPerThread ?? Math.ceil(concurrency / threads);
   const cfg: Config = { ...raw, fifoTopic: raw.fifoTopic || `${raw.topic}.fifo`, webhooks: { ...raw.webhooks, sources }, concurrency, hostConcurrency: raw.concurrency, threads, tasksPerThread, child };
   crossCheck(cfg);
-  return deepFreeze(cfg);
+  const frozen = deepFreeze(cfg);
+  ORIGINS.set(frozen, originsOf({ file, rawEnv, env, overrides: new Set(overrides.map(([k]) => k)), defaultsSet, raw, sources, flag: options.flag }));
+  return frozen;
+}
+
+function originsOf(o: {
+  file: string | undefined;
+  rawEnv: NodeJS.ProcessEnv;
+  env: NodeJS.ProcessEnv;
+  overrides: Set<string>;
+  defaultsSet: Set<string>;
+  raw: { threads: number | null; tasksPerThread: number | null; fifoTopic: string; source: string };
+  sources: Record<string, WebhookSource>;
+  flag: string | undefined;
+}): Record<string, ConfigOrigin> {
+  let fileObj: unknown = {};
+  if (o.file) {
+    try {
+      fileObj = JSON.parse(readFileSync(o.file, 'utf8'));
+    } catch {
+      // convict read it; a format JSON.parse does not take shows as not from the file
+    }
+  }
+  const envNamed = (name: string): ConfigOrigin => ({ kind: 'env', env: o.rawEnv[`${name}_FILE`] !== undefined ? `${name}_FILE` : name });
+  const flag: ConfigOrigin = o.flag ? { kind: 'flag', flag: o.flag } : { kind: 'flag' };
+  const derived: Record<string, string | undefined> = {
+    threads: o.raw.threads === null ? 'the usable cores' : undefined,
+    tasksPerThread: o.raw.tasksPerThread === null ? 'ceil(concurrency / threads)' : undefined,
+    fifoTopic: o.raw.fifoTopic === '' ? '<topic>.fifo' : undefined,
+    source: 'the host name',
+  };
+  const out: Record<string, ConfigOrigin> = {};
+  for (const key of schemaKeys()) {
+    const envName = (schemaNode(key)?.env as string | undefined) ?? (key === 'tags' ? TAGS_ENV : undefined);
+    if (o.overrides.has(key)) out[key] = flag;
+    else if (envName !== undefined && o.env[envName] !== undefined) out[key] = envNamed(envName);
+    else if (o.file && hasPath(fileObj, key)) out[key] = { kind: 'file', file: o.file };
+    else if (o.defaultsSet.has(key)) out[key] = flag;
+    else out[key] = derived[key] ? { kind: 'default', derived: derived[key] } : { kind: 'default' };
+    if (key === 'webhooks.sources') {
+      for (const name of Object.keys(o.sources)) {
+        const v = sourceSecretsEnv(name);
+        if (o.env[v] !== undefined) out[`webhooks.sources.${name}.secrets`] = envNamed(v);
+      }
+    }
+  }
+  return out;
 }
 
 function setByEnv(key: string, env: NodeJS.ProcessEnv): boolean {
@@ -527,12 +731,33 @@ function deepFreeze<T>(o: T): T {
   return o;
 }
 
-/** The effective config with secrets replaced, for `eventbus config` and the start log. */
+/**
+ * The effective config as a config file (`eventbus config`): every key the loader takes and nothing
+ * else (not `child` nor `hostConcurrency`, which loading computes; `concurrency` is the host's),
+ * webhook sources in the file's form, and each secret replaced by `[redacted]`, which loadConfig
+ * refuses with the key's name, so a printed config loaded back never runs with a placeholder secret.
+ * Derived defaults (threads, tasksPerThread, fifoTopic, source) are printed as computed here.
+ */
 export function redactConfig(cfg: Config): Record<string, unknown> {
-  const copy = JSON.parse(JSON.stringify(cfg)) as Record<string, any>;
-  if (copy.http?.apiToken) copy.http.apiToken = '[redacted]';
-  if (copy.webhooks?.stripe?.secrets?.length) copy.webhooks.stripe.secrets = copy.webhooks.stripe.secrets.map(() => '[redacted]');
-  for (const s of Object.values(copy.webhooks?.sources ?? {}) as Array<{ secrets?: string[] }>) if (s.secrets) s.secrets = s.secrets.map(() => '[redacted]');
+  const { child: _child, hostConcurrency, ...rest } = JSON.parse(JSON.stringify(cfg)) as Config;
+  const copy = { ...rest, concurrency: hostConcurrency } as Record<string, any>;
+  if (copy.http?.apiToken) copy.http.apiToken = REDACTED;
+  if (copy.webhooks?.stripe?.secrets?.length) copy.webhooks.stripe.secrets = copy.webhooks.stripe.secrets.map(() => REDACTED);
+  copy.webhooks.sources = Object.fromEntries(
+    Object.entries(cfg.webhooks.sources).map(([name, s]) => [
+      name,
+      {
+        secrets: s.secrets.map(() => REDACTED),
+        header: s.header,
+        ...(s.timestampHeader !== null ? { timestampHeader: s.timestampHeader, toleranceSec: s.toleranceSec } : {}),
+        ...(s.deliveryIdHeader !== null ? { deliveryIdHeader: s.deliveryIdHeader } : {}),
+        signedPayload: s.signedPayload,
+      },
+    ]),
+  );
   if (copy.archive?.url) copy.archive.url = redactDsn(String(copy.archive.url));
-  return copy;
+  // In the schema's order, as a hand-written file would be.
+  const ordered: Record<string, unknown> = {};
+  for (const k of Object.keys(schema)) if (k in copy) ordered[k] = copy[k];
+  return ordered;
 }

@@ -2,11 +2,12 @@ import { builtInHandlers } from '../built-ins.js';
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { bucketPlanOf, lazyPayloadStore, payloadSettingsOf, s3SettingsOf } from '../payloads/index.js';
-import { redactConfig } from '../config.js';
+import { configOrigins, redactConfig } from '../config.js';
+import { configSourceRows, formatSourceTable } from './config-sources.js';
 import { EventBusError } from '../errors.js';
 import { loadHandlers } from '../handlers.js';
 import { createPublisher } from '../publisher/index.js';
-import { formatActions, provision } from '../publisher/provision.js';
+import { formatActions, provision, provisionJson } from '../publisher/provision.js';
 import { iamPolicies } from '../publisher/iam.js';
 import { UsageError, commandContext, devHint, exitQuietlyOnBrokenPipe, type CommonOptions } from './common.js';
 import { runDev } from './dev.js';
@@ -65,6 +66,7 @@ export async function main(argv: string[]): Promise<void> {
       .option('--prune', 'remove subscriptions of queues no handler owns (never queues)')
       .option('--print-iam [policy]', 'print the least-privilege IAM policies for these handlers as JSON and change nothing: worker, provisioner, or both (default)')
       .option('--account <id>', 'AWS account id for the ARNs of --print-iam (default: the account of a topic configured as an ARN)')
+      .option('--json', 'print the plan (--dry-run) or what was done as JSON: {dryRun, topicArn, fifoTopicArn, actions: [{kind, type, name, resource, detail}], counts, queues}')
       .addHelpText(
         'after',
         [
@@ -76,9 +78,16 @@ export async function main(argv: string[]): Promise<void> {
           'handler queues and DLQs, subscribe only sqs endpoints that are those queues, and change or remove',
           'subscriptions of the topic only. The region and account come from the topic ARN, else from config',
           'region (AWS_REGION) and --account. Regenerate after adding or renaming a handler.',
+          '',
+          'Queues and DLQs are encrypted at rest: SQS-managed keys (SSE-SQS) by default, the KMS key of config',
+          'sqs.kmsKeyId (EVENTBUS_SQS_KMS_KEY_ID) when set; config tags (EVENTBUS_TAGS=k=v,k2=v2) go on the',
+          'topics, queues, DLQs and payloads bucket. Reruns converge both (shown as ~ update in --dry-run):',
+          'tags are added or updated, never removed; a queue encrypted with a KMS key is kept so without',
+          'sqs.kmsKeyId. --json: kind is create|update|delete|ok, type is topic|queue|queue policy|',
+          'subscription|bucket|bucket lifecycle|tags topic|tags queue|tags bucket.',
         ].join('\n'),
       ),
-  ).action(async (o: CommonOptions & { dryRun?: boolean; prune?: boolean; printIam?: string | boolean; account?: string }) => {
+  ).action(async (o: CommonOptions & { dryRun?: boolean; prune?: boolean; printIam?: string | boolean; account?: string; json?: boolean }) => {
     const ctx = commandContext(o);
     const handlers = await loadHandlers(ctx.config, builtInHandlers(ctx.config));
     if (o.printIam !== undefined) {
@@ -86,7 +95,7 @@ export async function main(argv: string[]): Promise<void> {
       if (which !== 'both' && which !== 'worker' && which !== 'provisioner') throw new UsageError(`--print-iam takes worker or provisioner (or nothing for both), got "${which}"`);
       let policies;
       try {
-        policies = iamPolicies({ handlers, topic: ctx.config.topic, fifoTopic: ctx.config.fifoTopic, region: ctx.config.region ?? process.env.AWS_REGION, account: o.account, payloads: ctx.config.payloads });
+        policies = iamPolicies({ handlers, topic: ctx.config.topic, fifoTopic: ctx.config.fifoTopic, region: ctx.config.region ?? process.env.AWS_REGION, account: o.account, payloads: ctx.config.payloads, kmsKeyId: ctx.config.sqs.kmsKeyId });
       } catch (err) {
         if ((err as EventBusError).code === 'ERR_USAGE') throw new UsageError((err as Error).message);
         throw err;
@@ -95,8 +104,18 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     try {
-      const r = await provision(ctx.clients(), { topic: ctx.config.topic, fifoTopic: ctx.config.fifoTopic, handlers, dryRun: o.dryRun === true, prune: o.prune === true, payloads: bucketPlanOf(ctx.aws, ctx.config) });
-      process.stdout.write(`${o.dryRun ? 'plan (dry run, nothing changed):\n' : ''}${formatActions(r.actions)}\n`);
+      const r = await provision(ctx.clients(), {
+        topic: ctx.config.topic,
+        fifoTopic: ctx.config.fifoTopic,
+        handlers,
+        dryRun: o.dryRun === true,
+        prune: o.prune === true,
+        payloads: bucketPlanOf(ctx.aws, ctx.config),
+        kmsKeyId: ctx.config.sqs.kmsKeyId,
+        tags: ctx.config.tags,
+      });
+      if (o.json) process.stdout.write(`${JSON.stringify(provisionJson(r, o.dryRun === true), null, 2)}\n`);
+      else process.stdout.write(`${o.dryRun ? 'plan (dry run, nothing changed):\n' : ''}${formatActions(r.actions)}\n`);
     } catch (err) {
       throw withHint(err, o.dev);
     }
@@ -145,9 +164,32 @@ export async function main(argv: string[]): Promise<void> {
     }
   });
 
-  common(program.command('config').description('print the effective config (secrets redacted)')).action((o: CommonOptions) => {
+  common(
+    program
+      .command('config')
+      .description('print the effective config as a config file (secrets as "[redacted]"); --sources: where each value came from')
+      .option('--sources', 'a table of every key: its value and where it came from (default, the config file, an env var, a flag)')
+      .option('--json', 'with --sources: a JSON array of {key, value, origin, file?, env?, flag?, derived?} (the config itself is always JSON)')
+      .addHelpText(
+        'after',
+        [
+          '',
+          'The output loads back as a config file (`eventbus --config printed.json ...`, `node dist/supervisor',
+          '--config printed.json`), except that each secret is printed as "[redacted]": loading that fails',
+          'naming the key, until the secret itself is put back (or given by its env var, which wins). Derived',
+          'defaults (threads, tasksPerThread from the cores; fifoTopic from topic; source from the host name)',
+          'are printed as computed on this host: remove them from a file meant for other hosts.',
+        ].join('\n'),
+      ),
+  ).action((o: CommonOptions & { sources?: boolean; json?: boolean }) => {
     const ctx = commandContext(o);
-    process.stdout.write(`${JSON.stringify(redactConfig(ctx.config), null, 2)}\n`);
+    const printed = redactConfig(ctx.config);
+    if (!o.sources) {
+      process.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
+      return;
+    }
+    const rows = configSourceRows(printed, configOrigins(ctx.config), o.dev ? '--dev' : undefined);
+    process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatSourceTable(rows)}\n`);
   });
 
   registerStatus(program, common);

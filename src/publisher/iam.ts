@@ -30,6 +30,25 @@ export interface IamTarget {
   account?: string | null | undefined;
   /** `payloads.*` (README "Large events"): with a bucket, its S3 actions are added. */
   payloads?: { bucket: string | null; prefix: string } | null | undefined;
+  /** Config `sqs.kmsKeyId`: the workers may use that key (the queues are encrypted with it). */
+  kmsKeyId?: string | null | undefined;
+}
+
+/**
+ * The KMS statement of the workers for queues encrypted with `kmsKeyId`: receiving needs
+ * kms:Decrypt, and sending to a DLQ (dead-lettered at once) kms:GenerateDataKey and kms:Decrypt (the
+ * SQS Developer Guide, "Key management": producers and consumers). IAM needs the key's ARN: a key id
+ * is made one in the topic's region and account; an alias is matched with kms:ResourceAliases.
+ */
+function kmsStatement(keyId: string, partition: string, region: string, account: string): PolicyStatement {
+  const Action = ['kms:Decrypt', 'kms:GenerateDataKey'];
+  if (/^arn:[^:]+:kms:[^:]*:\d{12}:key\//.test(keyId)) return { Sid: 'EncryptedQueuesKey', Effect: 'Allow', Action, Resource: keyId };
+  const alias = /^(?:arn:([^:]+):kms:([^:]*):(\d{12}):)?(alias\/.+)$/.exec(keyId);
+  if (alias) {
+    const [, p = partition, r = region, a = account, name] = alias;
+    return { Sid: 'EncryptedQueuesKey', Effect: 'Allow', Action, Resource: `arn:${p}:kms:${r}:${a}:key/*`, Condition: { 'ForAnyValue:StringEquals': { 'kms:ResourceAliases': name! } } };
+  }
+  return { Sid: 'EncryptedQueuesKey', Effect: 'Allow', Action, Resource: `arn:${partition}:kms:${region}:${account}:key/${keyId}` };
 }
 
 const ACCOUNT_RE = /^\d{12}$/;
@@ -80,8 +99,16 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
     ? [{ Sid: 'OffloadedPayloads', Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: `${bucketArn}/${t.payloads!.prefix}*` }]
     : [];
   const provisionerS3: PolicyStatement[] = bucket
-    ? [{ Sid: 'ProvisionPayloadsBucket', Effect: 'Allow', Action: ['s3:CreateBucket', 's3:GetLifecycleConfiguration', 's3:ListBucket', 's3:PutLifecycleConfiguration'], Resource: bucketArn }]
+    ? [
+        {
+          Sid: 'ProvisionPayloadsBucket',
+          Effect: 'Allow',
+          Action: ['s3:CreateBucket', 's3:GetBucketTagging', 's3:GetLifecycleConfiguration', 's3:ListBucket', 's3:PutBucketTagging', 's3:PutLifecycleConfiguration'],
+          Resource: bucketArn,
+        },
+      ]
     : [];
+  const workerKms: PolicyStatement[] = t.kmsKeyId ? [kmsStatement(t.kmsKeyId, partition, region, account)] : [];
   return {
     worker: {
       Version: '2012-10-17',
@@ -98,6 +125,7 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
         // Both topics: an event with a groupId goes to the FIFO topic too (ordered handlers).
         { Sid: 'PublishEvents', Effect: 'Allow', Action: ['sns:Publish'], Resource: topics },
         ...workerS3,
+        ...workerKms,
         ...listTopics,
       ],
     },
@@ -107,10 +135,16 @@ export function iamPolicies(t: IamTarget): { worker: PolicyDocument; provisioner
         {
           Sid: 'ProvisionHandlerQueues',
           Effect: 'Allow',
-          Action: ['sqs:CreateQueue', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SetQueueAttributes'],
+          // TagQueue: tags on CreateQueue need it too; ListQueueTags: tags are converged, never removed.
+          Action: ['sqs:CreateQueue', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ListQueueTags', 'sqs:SetQueueAttributes', 'sqs:TagQueue'],
           Resource: [...queues, ...dlqs].sort(),
         },
-        { Sid: 'ProvisionTopic', Effect: 'Allow', Action: ['sns:CreateTopic', 'sns:GetTopicAttributes', 'sns:ListSubscriptionsByTopic'], Resource: topics },
+        {
+          Sid: 'ProvisionTopic',
+          Effect: 'Allow',
+          Action: ['sns:CreateTopic', 'sns:GetTopicAttributes', 'sns:ListSubscriptionsByTopic', 'sns:ListTagsForResource', 'sns:TagResource'],
+          Resource: topics,
+        },
         {
           Sid: 'SubscribeHandlerQueuesOnly',
           Effect: 'Allow',

@@ -5,15 +5,17 @@
 import {
   CreateBucketCommand,
   GetBucketLifecycleConfigurationCommand,
+  GetBucketTaggingCommand,
   HeadBucketCommand,
   PutBucketLifecycleConfigurationCommand,
+  PutBucketTaggingCommand,
   type BucketLocationConstraint,
   type LifecycleRule,
 } from '@aws-sdk/client-s3';
 import type { AwsSettings } from '../aws.js';
 import { awsErrorName, toAwsError } from '../errors.js';
 import { createS3Client } from '../payloads/client.js';
-import type { ProvisionAction } from './provision.js';
+import { describeTags, tagDiff, type ProvisionAction } from './provision.js';
 
 export interface BucketPlan {
   bucket: string;
@@ -21,6 +23,8 @@ export interface BucketPlan {
   retentionDays: number;
   /** The S3 client's settings (payloads.endpoint, else the endpoint). */
   s3: AwsSettings;
+  /** Config `tags`: merged into the bucket's tag set (PutBucketTagging replaces the set: others are kept). */
+  tags?: Readonly<Record<string, string>> | undefined;
 }
 
 /** The stable ID of our lifecycle rule: reruns replace it; other rules of the bucket are kept. */
@@ -80,6 +84,8 @@ export async function ensureBucket(plan: BucketPlan, dryRun: boolean, done: (a: 
     const resource = `bucket lifecycle ${bucket}`;
     if (ours && sameRule(ours, rule)) {
       actions.push({ kind: 'ok', resource, detail: ruleText });
+      const tagged = await ensureBucketTags(s3, plan, exists, dryRun, done);
+      if (tagged) actions.push(tagged);
       return actions;
     }
     const kept = others.length ? `, kept ${others.length} other rule${others.length === 1 ? '' : 's'}` : '';
@@ -94,10 +100,49 @@ export async function ensureBucket(plan: BucketPlan, dryRun: boolean, done: (a: 
       }
     }
     actions.push(done(action));
+    const tagged = await ensureBucketTags(s3, plan, exists, dryRun, done);
+    if (tagged) actions.push(tagged);
     return actions;
   } finally {
     s3.destroy();
   }
+}
+
+/**
+ * Merges our tags into the bucket's tag set (read first: PutBucketTagging replaces the whole set,
+ * and tags we did not set are kept). Null when no tags are configured.
+ */
+async function ensureBucketTags(s3: ReturnType<typeof createS3Client>, plan: BucketPlan, exists: boolean, dryRun: boolean, done: (a: ProvisionAction) => ProvisionAction): Promise<ProvisionAction | null> {
+  const want = plan.tags ?? {};
+  if (Object.keys(want).length === 0) return null;
+  const { bucket } = plan;
+  let have: Record<string, string> = {};
+  if (exists) {
+    try {
+      const got = await s3.send(new GetBucketTaggingCommand({ Bucket: bucket }));
+      have = Object.fromEntries((got.TagSet ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+    } catch (err) {
+      if (awsErrorName(err) !== 'NoSuchTagSet') throw toAwsError('GetBucketTagging', bucket, err);
+    }
+  }
+  const resource = `tags bucket ${bucket}`;
+  const diff = tagDiff(have, want);
+  if (!diff) return { kind: 'ok', resource, detail: describeTags(want) };
+  const kept = Object.keys(have).filter((k) => !(k in want)).length;
+  const action: ProvisionAction = {
+    kind: exists && Object.keys(have).length ? 'update' : 'create',
+    resource,
+    detail: `${diff.detail}${kept ? `, kept ${kept} other tag${kept === 1 ? '' : 's'}` : ''}`,
+  };
+  if (!dryRun) {
+    const TagSet = Object.entries({ ...have, ...want }).map(([Key, Value]) => ({ Key, Value }));
+    try {
+      await s3.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet } }));
+    } catch (err) {
+      throw toAwsError('PutBucketTagging', bucket, err);
+    }
+  }
+  return done(action);
 }
 
 function sameRule(a: LifecycleRule, b: LifecycleRule): boolean {

@@ -2,7 +2,9 @@ import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
   GetQueueUrlCommand,
+  ListQueueTagsCommand,
   SetQueueAttributesCommand,
+  TagQueueCommand,
   type QueueAttributeName,
 } from '@aws-sdk/client-sqs';
 import {
@@ -10,8 +12,10 @@ import {
   GetSubscriptionAttributesCommand,
   GetTopicAttributesCommand,
   ListSubscriptionsByTopicCommand,
+  ListTagsForResourceCommand,
   SetSubscriptionAttributesCommand,
   SubscribeCommand,
+  TagResourceCommand,
   UnsubscribeCommand,
   type Subscription,
 } from '@aws-sdk/client-sns';
@@ -65,6 +69,13 @@ export interface ProvisionOptions {
   log?: Logger;
   /** The payloads bucket (README "Large events"): created with its lifecycle rule. Unset: no bucket. */
   payloads?: BucketPlan | null | undefined;
+  /**
+   * Server-side encryption of the queues and DLQs (config `sqs.kmsKeyId`): a KMS key, or null/unset
+   * for SQS-managed keys (SSE-SQS). A queue already encrypted with a KMS key is left so when unset.
+   */
+  kmsKeyId?: string | null | undefined;
+  /** Tags (config `tags`) put on the topics, queues, DLQs and bucket: added or updated, never removed. */
+  tags?: Readonly<Record<string, string>> | undefined;
 }
 
 /** The message attribute publishers set and subscriptions filter on. */
@@ -135,6 +146,38 @@ export function formatActions(actions: ProvisionAction[]): string {
   return lines.join('\n');
 }
 
+/** The resource types of ProvisionAction.resource (`<type> <name>`), longest first for matching. */
+const RESOURCE_TYPES = ['bucket lifecycle', 'queue policy', 'subscription', 'tags bucket', 'tags queue', 'tags topic', 'bucket', 'queue', 'topic'] as const;
+
+/** One action of `provision --json`: the stable shape documented in README ("Running in production"). */
+export interface ProvisionJsonAction {
+  kind: ProvisionAction['kind'];
+  /** What kind of resource: one of RESOURCE_TYPES. */
+  type: string;
+  /** Its name (a queue's SQS name, a topic's, a bucket's). */
+  name: string;
+  /** `<type> <name>`, as in the text output. */
+  resource: string;
+  detail: string;
+}
+
+/** `eventbus provision --json`: what was done, or in a dry run what would be. */
+export function provisionJson(r: ProvisionResult, dryRun: boolean) {
+  const actions: ProvisionJsonAction[] = r.actions.map((a) => {
+    const type = RESOURCE_TYPES.find((t) => a.resource.startsWith(`${t} `)) ?? a.resource.split(' ')[0]!;
+    return { kind: a.kind, type, name: a.resource.slice(type.length + 1), resource: a.resource, detail: a.detail };
+  });
+  const count = (k: ProvisionAction['kind']) => r.actions.filter((a) => a.kind === k).length;
+  return {
+    dryRun,
+    topicArn: r.topicArn,
+    fifoTopicArn: r.fifoTopicArn,
+    actions,
+    counts: { create: count('create'), update: count('update'), delete: count('delete'), ok: count('ok') },
+    queues: r.queues,
+  };
+}
+
 /**
  * Creates or updates the topology of SPEC "Provisioning": the topic; per handler the DLQ, the queue
  * (visibility timeout, redrive), the queue-policy statement that lets the topic send (merged into
@@ -168,7 +211,7 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
     policies.set(h, policy);
   }
 
-  const p = new Provisioner(clients, dryRun, opts.log);
+  const p = new Provisioner(clients, dryRun, opts.log, { kmsKeyId: opts.kmsKeyId ?? null, tags: opts.tags ?? {} });
   const actions: ProvisionAction[] = [];
 
   // Topics: the standard one, and the FIFO one of events published with a groupId. The FIFO topic is
@@ -176,9 +219,11 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
   // handler of another service may subscribe to it.
   const topic = await p.ensureTopic(opts.topic);
   actions.push(topic.action);
+  if (topic.tags) actions.push(topic.tags);
   const topicArn = topic.arn;
   const fifo = await p.ensureTopic(fifoTopic, true);
   actions.push(fifo.action);
+  if (fifo.tags) actions.push(fifo.tags);
   const fifoTopicArn = fifo.arn;
 
   // Subscriptions already on the topics (none when a dry run would create them).
@@ -199,6 +244,8 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
       fifoQueue,
     );
     acts.push(dlq.action);
+    const dlqTags = await p.queueTags(h.dlqName, dlq.created ? NEW_RESOURCE : dlq.url);
+    if (dlqTags) acts.push(dlqTags);
     const redrive = { deadLetterTargetArn: dlq.arn, maxReceiveCount: h.maxReceiveCount };
     const queue = await p.ensureQueue(h.queueName, [
       { name: 'VisibilityTimeout', want: String(h.visibilityTimeoutSec), label: `VisibilityTimeout=${h.visibilityTimeoutSec}` },
@@ -211,6 +258,8 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
       },
     ], fifoQueue);
     acts.push(queue.action);
+    const queueTags = await p.queueTags(h.queueName, queue.created ? NEW_RESOURCE : queue.url);
+    if (queueTags) acts.push(queueTags);
     acts.push(await p.ensureQueuePolicy(h.queueName, queue.url, queue.arn, queue.policy, via.arn, via.topic));
     const sub = via.subs.find((s) => s.Endpoint === queue.arn);
     const subscribed = await p.ensureSubscription(h.queueName, via.arn, queue.arn, sub?.SubscriptionArn ?? null, policies.get(h) ?? null, fifoQueue ? topicName(fifoTopic) : null);
@@ -232,7 +281,7 @@ export async function provision(clients: AwsClients, opts: ProvisionOptions): Pr
   // The payloads bucket and its lifecycle rule (the S3 SDK is loaded only when one is configured).
   if (opts.payloads) {
     const { ensureBucket } = await import('./provision-bucket.js');
-    actions.push(...(await ensureBucket(opts.payloads, dryRun, (a) => {
+    actions.push(...(await ensureBucket({ ...opts.payloads, tags: opts.tags ?? {} }, dryRun, (a) => {
       if (a.kind !== 'ok' && !dryRun) opts.log?.info({ resource: a.resource, kind: a.kind, detail: a.detail }, 'provisioned');
       return a;
     })));
@@ -259,6 +308,8 @@ interface WantedAttribute {
 }
 
 interface EnsuredQueue {
+  /** Created by this run (with our tags), or to be created by a dry run. */
+  created: boolean;
   url: string;
   arn: string;
   /** The queue's Policy attribute (undefined for none or a new queue). */
@@ -270,11 +321,15 @@ class Provisioner {
   readonly #c: AwsClients;
   readonly #dryRun: boolean;
   readonly #log: Logger | undefined;
+  readonly #kmsKeyId: string | null;
+  readonly #tags: Readonly<Record<string, string>>;
 
-  constructor(clients: AwsClients, dryRun: boolean, log: Logger | undefined) {
+  constructor(clients: AwsClients, dryRun: boolean, log: Logger | undefined, settings: { kmsKeyId: string | null; tags: Readonly<Record<string, string>> }) {
     this.#c = clients;
     this.#dryRun = dryRun;
     this.#log = log;
+    this.#kmsKeyId = settings.kmsKeyId;
+    this.#tags = settings.tags;
   }
 
   /** Runs one SDK call, wrapping its failure with the operation and target. */
@@ -292,7 +347,7 @@ class Provisioner {
     return action;
   }
 
-  async ensureTopic(topic: string, fifo = false): Promise<{ arn: string; exists: boolean; action: ProvisionAction }> {
+  async ensureTopic(topic: string, fifo = false): Promise<{ arn: string; exists: boolean; action: ProvisionAction; tags: ProvisionAction | null }> {
     const name = topicName(topic);
     const resource = `topic ${name}`;
     const kind = fifo ? 'SNS FIFO topic (ContentBasedDeduplication off: the event id deduplicates)' : 'SNS topic';
@@ -312,11 +367,13 @@ class Provisioner {
         if (!(err instanceof EventBusError && err.code === 'ERR_TOPIC_NOT_FOUND')) throw err;
       }
     }
-    if (arn) return { arn, exists: true, action: { kind: 'ok', resource, detail: arn } };
-    if (this.#dryRun) return { arn: NEW_RESOURCE, exists: false, action: { kind: 'create', resource, detail: kind } };
+    if (arn) return { arn, exists: true, action: { kind: 'ok', resource, detail: arn }, tags: await this.#topicTags(name, arn) };
+    const tagged = Object.keys(this.#tags).length ? `, tags ${describeTags(this.#tags)}` : '';
+    if (this.#dryRun) return { arn: NEW_RESOURCE, exists: false, action: { kind: 'create', resource, detail: `${kind}${tagged}` }, tags: null };
     // CreateTopic is idempotent: a topic another host created meanwhile is returned as is.
     const attributes = fifo ? { Attributes: { FifoTopic: 'true', ContentBasedDeduplication: 'false' } } : {};
-    const out = await this.#call('CreateTopic', name, () => this.#c.sns.send(new CreateTopicCommand({ Name: name, ...attributes })));
+    const tags = Object.keys(this.#tags).length ? { Tags: Object.entries(this.#tags).map(([Key, Value]) => ({ Key, Value })) } : {};
+    const out = await this.#call('CreateTopic', name, () => this.#c.sns.send(new CreateTopicCommand({ Name: name, ...attributes, ...tags })));
     const created = out.TopicArn;
     if (!created) throw toAwsError('CreateTopic', name, new Error('no TopicArn in the response'));
     if (isTopicArn(topic) && created !== topic) {
@@ -325,7 +382,55 @@ class Provisioner {
         `SNS topic ${topic} does not exist, and these credentials/region create ${created} instead: configure the topic by name, or fix the region/account`,
       );
     }
-    return { arn: created, exists: true, action: this.#done({ kind: 'create', resource, detail: `${kind} ${created}` }) };
+    return { arn: created, exists: true, action: this.#done({ kind: 'create', resource, detail: `${kind} ${created}${tagged}` }), tags: null };
+  }
+
+  /** Adds or updates our tags on an existing topic (ListTagsForResource, TagResource); null when there are none to set. */
+  async #topicTags(name: string, arn: string): Promise<ProvisionAction | null> {
+    if (Object.keys(this.#tags).length === 0) return null;
+    const got = await this.#call('ListTagsForResource', arn, () => this.#c.sns.send(new ListTagsForResourceCommand({ ResourceArn: arn })));
+    const have = Object.fromEntries((got.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+    const resource = `tags topic ${name}`;
+    const diff = tagDiff(have, this.#tags);
+    if (!diff) return { kind: 'ok', resource, detail: describeTags(this.#tags) };
+    if (!this.#dryRun) {
+      await this.#call('TagResource', arn, () => this.#c.sns.send(new TagResourceCommand({ ResourceArn: arn, Tags: Object.entries(diff.set).map(([Key, Value]) => ({ Key, Value })) })));
+    }
+    return this.#done({ kind: 'update', resource, detail: diff.detail });
+  }
+
+  /** Adds or updates our tags on an existing queue (ListQueueTags, TagQueue); null when there are none to set. */
+  async queueTags(queueName: string, url: string): Promise<ProvisionAction | null> {
+    if (Object.keys(this.#tags).length === 0 || url === NEW_RESOURCE) return null;
+    const got = await this.#call('ListQueueTags', queueName, () => this.#c.sqs.send(new ListQueueTagsCommand({ QueueUrl: url })));
+    const resource = `tags queue ${queueName}`;
+    const diff = tagDiff(got.Tags ?? {}, this.#tags);
+    if (!diff) return { kind: 'ok', resource, detail: describeTags(this.#tags) };
+    if (!this.#dryRun) await this.#call('TagQueue', queueName, () => this.#c.sqs.send(new TagQueueCommand({ QueueUrl: url, Tags: diff.set })));
+    return this.#done({ kind: 'update', resource, detail: diff.detail });
+  }
+
+  /** The encryption wanted for a new queue: SSE-KMS with the configured key, else SSE-SQS. */
+  #encryptionOnCreate(): Record<string, string> {
+    return this.#kmsKeyId ? { KmsMasterKeyId: this.#kmsKeyId } : { SqsManagedSseEnabled: 'true' };
+  }
+
+  /**
+   * The change that brings an existing queue's encryption in line, or null: with a KMS key, its
+   * KmsMasterKeyId; without one, SSE-SQS on an unencrypted queue, and a queue already encrypted with
+   * some KMS key is kept (eventbus never weakens encryption set elsewhere). A backend that reports
+   * neither attribute (an emulator) is left as is.
+   */
+  #encryptionDrift(got: Partial<Record<string, string>>): { attrs: Record<string, string>; detail: string } | null {
+    const key = got.KmsMasterKeyId ?? '';
+    const sqsManaged = got.SqsManagedSseEnabled;
+    const now = key ? `SSE-KMS ${key}` : sqsManaged === 'true' ? 'SSE-SQS' : sqsManaged === undefined ? 'not reported' : 'unencrypted';
+    if (this.#kmsKeyId) {
+      if (key === this.#kmsKeyId) return null;
+      return { attrs: { KmsMasterKeyId: this.#kmsKeyId }, detail: `encryption ${now} -> SSE-KMS ${this.#kmsKeyId}` };
+    }
+    if (key || sqsManaged === 'true' || sqsManaged === undefined) return null;
+    return { attrs: { SqsManagedSseEnabled: 'true' }, detail: `encryption ${now} -> SSE-SQS (SqsManagedSseEnabled=true)` };
   }
 
   async listSubscriptions(topicArn: string): Promise<Subscription[]> {
@@ -345,7 +450,9 @@ class Provisioner {
   async ensureQueue(queueName: string, wanted: WantedAttribute[], fifo = false): Promise<EnsuredQueue> {
     const resource = `queue ${queueName}`;
     // FifoQueue is set only at creation (SQS cannot change it; a .fifo name is always a FIFO queue).
-    const describeAll = [...(fifo ? ['FIFO'] : []), ...wanted.map((w) => w.label)].join(', ');
+    const encryption = this.#kmsKeyId ? `SSE-KMS ${this.#kmsKeyId}` : 'SSE-SQS';
+    const tagged = Object.keys(this.#tags).length ? [`tags ${describeTags(this.#tags)}`] : [];
+    const describeAll = [...(fifo ? ['FIFO'] : []), ...wanted.map((w) => w.label), encryption].join(', ');
     let url: string | undefined;
     try {
       url = (await this.#c.sqs.send(new GetQueueUrlCommand({ QueueName: queueName }))).QueueUrl;
@@ -353,31 +460,33 @@ class Provisioner {
       if (!isNotFound(err)) throw toAwsError('GetQueueUrl', queueName, err);
     }
     if (!url) {
-      const action: ProvisionAction = { kind: 'create', resource, detail: describeAll };
-      if (this.#dryRun) return { url: NEW_RESOURCE, arn: NEW_RESOURCE, policy: undefined, action };
-      const attrs: Record<string, string> = Object.fromEntries(wanted.map((w) => [w.name, w.want]));
+      const action: ProvisionAction = { kind: 'create', resource, detail: [describeAll, ...tagged].join(', ') };
+      if (this.#dryRun) return { created: true, url: NEW_RESOURCE, arn: NEW_RESOURCE, policy: undefined, action };
+      const attrs: Record<string, string> = { ...Object.fromEntries(wanted.map((w) => [w.name, w.want])), ...this.#encryptionOnCreate() };
       if (fifo) attrs.FifoQueue = 'true';
+      const tags = Object.keys(this.#tags).length ? { tags: { ...this.#tags } } : {};
       const created = await this.#call('CreateQueue', queueName, () =>
-        this.#c.sqs.send(new CreateQueueCommand({ QueueName: queueName, Attributes: attrs })),
+        this.#c.sqs.send(new CreateQueueCommand({ QueueName: queueName, Attributes: attrs, ...tags })),
       );
       const newUrl = created.QueueUrl;
       if (!newUrl) throw toAwsError('CreateQueue', queueName, new Error('no QueueUrl in the response'));
       const got = await this.#attributes(queueName, newUrl, ['QueueArn', 'Policy']);
-      return { url: newUrl, arn: required(got, 'QueueArn', queueName), policy: got.Policy, action: this.#done(action) };
+      return { created: true, url: newUrl, arn: required(got, 'QueueArn', queueName), policy: got.Policy, action: this.#done(action) };
     }
     const foundUrl = url;
-    const got = await this.#attributes(queueName, foundUrl, ['QueueArn', 'Policy', ...wanted.map((w) => w.name)]);
+    const got = await this.#attributes(queueName, foundUrl, ['QueueArn', 'Policy', ...wanted.map((w) => w.name), 'SqsManagedSseEnabled', 'KmsMasterKeyId']);
     const arn = required(got, 'QueueArn', queueName);
     const diff = wanted.filter((w) => !(w.equal ? w.equal(got[w.name]) : got[w.name] === w.want));
-    if (diff.length === 0) return { url: foundUrl, arn, policy: got.Policy, action: { kind: 'ok', resource, detail: describeAll } };
+    const sse = this.#encryptionDrift(got);
+    if (diff.length === 0 && !sse) return { created: false, url: foundUrl, arn, policy: got.Policy, action: { kind: 'ok', resource, detail: describeAll } };
     const show = (w: WantedAttribute, v: string | undefined) => (w.show ? w.show(v) : (v ?? 'unset'));
-    const detail = diff.map((w) => `${w.name} ${show(w, got[w.name])} -> ${show(w, w.want)}`).join(', ');
+    const detail = [...diff.map((w) => `${w.name} ${show(w, got[w.name])} -> ${show(w, w.want)}`), ...(sse ? [sse.detail] : [])].join(', ');
     const action: ProvisionAction = { kind: 'update', resource, detail };
     if (!this.#dryRun) {
-      const attrs = Object.fromEntries(diff.map((w) => [w.name, w.want]));
+      const attrs = { ...Object.fromEntries(diff.map((w) => [w.name, w.want])), ...sse?.attrs };
       await this.#call('SetQueueAttributes', queueName, () => this.#c.sqs.send(new SetQueueAttributesCommand({ QueueUrl: foundUrl, Attributes: attrs })));
     }
-    return { url: foundUrl, arn, policy: got.Policy, action: this.#done(action) };
+    return { created: false, url: foundUrl, arn, policy: got.Policy, action: this.#done(action) };
   }
 
   async #attributes(queueName: string, url: string, names: QueueAttributeName[]): Promise<Partial<Record<string, string>>> {
@@ -503,6 +612,26 @@ class Provisioner {
     }
     return this.#done({ kind: 'delete', resource, detail: `not owned by any handler: unsubscribe ${arn} (the queue is kept)` });
   }
+}
+
+/** `k=v, k2=v2`, sorted by key. */
+export function describeTags(tags: Readonly<Record<string, string>>): string {
+  return Object.keys(tags)
+    .sort()
+    .map((k) => `${k}=${tags[k]}`)
+    .join(', ');
+}
+
+/** Our tags that are missing or differ on a resource (others are never touched), or null. */
+export function tagDiff(have: Readonly<Record<string, string>>, want: Readonly<Record<string, string>>): { set: Record<string, string>; detail: string } | null {
+  const set: Record<string, string> = {};
+  const parts: string[] = [];
+  for (const k of Object.keys(want).sort()) {
+    if (have[k] === want[k]) continue;
+    set[k] = want[k]!;
+    parts.push(have[k] === undefined ? `add ${k}=${want[k]}` : `${k} ${have[k]} -> ${want[k]}`);
+  }
+  return parts.length ? { set, detail: parts.join(', ') } : null;
 }
 
 interface PolicyStatement {

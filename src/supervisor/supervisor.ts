@@ -520,7 +520,7 @@ export class Supervisor {
     const clients = this.#clients!;
     if (this.#cfg.provision) {
       const aws = this.#o.aws ?? { endpoint: this.#cfg.endpoint, region: this.#cfg.region };
-      const r = await provision(clients, { topic: this.#cfg.topic, fifoTopic: this.#cfg.fifoTopic, handlers, log: this.log, payloads: bucketPlanOf(aws, this.#cfg) });
+      const r = await provision(clients, { topic: this.#cfg.topic, fifoTopic: this.#cfg.fifoTopic, handlers, log: this.log, payloads: bucketPlanOf(aws, this.#cfg), kmsKeyId: this.#cfg.sqs.kmsKeyId, tags: this.#cfg.tags });
       const byQueue = new Map(r.queues.map((q) => [q.queue, q]));
       return {
         topicArn: r.topicArn,

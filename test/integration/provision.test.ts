@@ -38,6 +38,8 @@ const MUTATING = new Set([
   'DeleteQueueCommand',
   'DeleteTopicCommand',
   'SetTopicAttributesCommand',
+  'TagQueueCommand',
+  'TagResourceCommand',
 ]);
 
 /** A ResolvedHandler as loadHandlers would make it, with test defaults. */
@@ -186,7 +188,7 @@ t.test('first run creates the whole topology; a second run changes nothing', asy
     ],
     'every resource created, in handler order',
   );
-  t.equal(action(r1, `queue ${email.queueName}`)?.detail, `VisibilityTimeout=30, redrive to ${email.dlqName} after 5`);
+  t.equal(action(r1, `queue ${email.queueName}`)?.detail, `VisibilityTimeout=30, redrive to ${email.dlqName} after 5, SSE-SQS`);
   const topics = (await emu.sns.send(new ListTopicsCommand({}))).Topics ?? [];
   t.ok(topics.some((x) => x.TopicArn === r1.topicArn), 'the topic exists with the reported ARN');
   t.match(r1.topicArn, new RegExp(`:${topic}$`));
@@ -434,7 +436,7 @@ t.test('a dry run on a fresh emulator creates nothing and lists the create actio
   const plan = formatActions(r.actions);
   t.match(plan, `+ create topic ${topic}`);
   t.match(plan, `+ create topic ${topic}.fifo (SNS FIFO topic`);
-  t.match(plan, `+ create queue ${email.queueName} (VisibilityTimeout=30, redrive to ${email.dlqName} after 5)`);
+  t.match(plan, `+ create queue ${email.queueName} (VisibilityTimeout=30, redrive to ${email.dlqName} after 5, SSE-SQS)`);
   t.match(plan, `+ create subscription ${email.queueName} (event-type in [USER_CREATED], SNS envelope)`);
   t.match(plan, `+ create subscription ${audit.queueName} (every event (no filter), SNS envelope)`);
   t.match(plan, /10 to create, 0 to update, 0 to delete, 0 ok$/);
