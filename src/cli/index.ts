@@ -8,7 +8,7 @@ import { loadHandlers } from '../handlers.js';
 import { createPublisher } from '../publisher/index.js';
 import { formatActions, provision } from '../publisher/provision.js';
 import { iamPolicies } from '../publisher/iam.js';
-import { UsageError, commandContext, devHint, exitQuietlyOnBrokenPipe, type CommonOptions } from './common.js';
+import { UsageError, checkAwsOptions, commandContext, devHint, exitQuietlyOnBrokenPipe, type CommonOptions } from './common.js';
 import { runDev } from './dev.js';
 import { registerDlq } from './dlq.js';
 import { registerStatus } from './status.js';
@@ -24,7 +24,9 @@ function common(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'JSON config file (default: $EVENTBUS_CONFIG)')
     .option('--dev', 'use the running `npm start` emulator (127.0.0.1:4566) instead of AWS')
-    .addOption(new Option('--dev-port <port>', 'port of the `npm start` emulator').default(undefined));
+    .addOption(new Option('--dev-port <port>', 'port of the `npm start` emulator').default(undefined))
+    .option('--region <region>', 'AWS region (overrides config region and AWS_REGION; ignored with --dev)')
+    .option('--profile <name>', 'profile of ~/.aws/config and ~/.aws/credentials for credentials and region (as AWS_PROFILE; ignored with --dev)');
 }
 
 /** Runs the eventbus CLI; exit status 0 ok, 1 failure, 2 usage. */
@@ -45,6 +47,10 @@ export async function main(argv: string[]): Promise<void> {
     if (global === undefined) return;
     if (!action.options.some((opt) => opt.long === '--config')) throw new UsageError(`--config does not apply to \`${action.name()}\``);
     action.setOptionValue('config', global);
+  });
+  // --region/--profile of the commands that talk to AWS (common()): checked before the command runs.
+  program.hook('preAction', async (_program, action) => {
+    if (action.options.some((opt) => opt.long === '--profile')) await checkAwsOptions(action.opts<CommonOptions>());
   });
 
   program
