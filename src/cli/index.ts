@@ -117,8 +117,9 @@ export async function main(argv: string[]): Promise<void> {
       .option('--source <source>', 'CloudEvents source (default: config source)')
       .option('--id <id>', 'event id (default: a new UUID)')
       .option('--subject <subject>', 'CloudEvents subject')
-      .option('--group <groupId>', 'message group: ordered handlers get the events of a group in order (also to fifoTopic)'),
-  ).action(async (type: string, json: string | undefined, o: CommonOptions & { source?: string; id?: string; subject?: string; group?: string }) => {
+      .option('--group <groupId>', 'message group: ordered handlers get the events of a group in order (also to fifoTopic)')
+      .option('--json', 'print {"id", "type", "source", "time", "subject", "groupId", "topics"} of the published event on stdout'),
+  ).action(async (type: string, json: string | undefined, o: CommonOptions & { source?: string; id?: string; subject?: string; group?: string; json?: boolean }) => {
     let data: unknown = {};
     if (json !== undefined) {
       let text = json;
@@ -145,7 +146,12 @@ export async function main(argv: string[]): Promise<void> {
     });
     try {
       const event = await publisher.createEvent(type, data, { ...(o.id ? { id: o.id } : {}), ...(o.subject ? { subject: o.subject } : {}), ...(o.group !== undefined ? { groupId: o.group } : {}) });
-      process.stdout.write(`published ${event.type} ${event.id}\n`);
+      if (o.json) {
+        // A grouped event goes to the FIFO topic too (publisher/index.ts publishOne).
+        const groupId = o.group ?? null;
+        const topics = groupId !== null && ctx.config.fifoTopic ? [ctx.config.fifoTopic, ctx.config.topic] : [ctx.config.topic];
+        process.stdout.write(`${JSON.stringify({ id: event.id, type: event.type, source: event.source, time: event.time ?? null, subject: event.subject ?? null, groupId, topics })}\n`);
+      } else process.stdout.write(`published ${event.type} ${event.id}\n`);
     } catch (err) {
       throw withHint(err, o.dev);
     }
