@@ -43,7 +43,8 @@ export function clientConfig(s: AwsSettings, maxSockets: number, env: Readonly<R
   const sdkRetryEnv = Boolean(env.AWS_MAX_ATTEMPTS?.trim() || env.AWS_RETRY_MODE?.trim());
   return {
     ...(s.endpoint ? { endpoint: s.endpoint } : {}),
-    ...(s.region ? { region: s.region } : s.endpoint ? { region: DEV_REGION } : {}),
+    // An endpoint alone (an emulator) gets the emulator's region; with a profile, the profile's region applies.
+    ...(s.region ? { region: s.region } : s.endpoint && !s.profile ? { region: DEV_REGION } : {}),
     ...(s.credentials ? { credentials: s.credentials } : {}),
     ...(s.profile && !s.credentials ? { profile: s.profile } : {}),
     ...(sdkRetryEnv ? {} : { maxAttempts: DEFAULT_MAX_ATTEMPTS }),

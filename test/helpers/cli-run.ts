@@ -14,6 +14,7 @@ export interface CliRun {
 }
 
 export interface CliOptions {
+  /** Added to the child's environment; a variable set to '' is removed from it. */
   env?: Record<string, string>;
   /** Written to stdin, then stdin is closed (default: stdin is /dev/null). */
   stdin?: string;
@@ -24,16 +25,18 @@ export interface CliOptions {
 
 /** Runs the CLI to its end (killed after `timeoutMs`, default 60 s, and at the test's end). */
 export function runCli(t: Test, args: string[], o: CliOptions = {}): Promise<CliRun> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    ...o.env,
+  };
+  for (const [k, v] of Object.entries(env)) if (v === '') delete env[k];
   const child = spawn(process.execPath, [join(ROOT, 'bin/eventbus.js'), ...args], {
     cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '/tmp',
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      AWS_REGION: 'us-east-1',
-      ...o.env,
-    },
+    env,
     stdio: [o.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
   let stdout = '';
