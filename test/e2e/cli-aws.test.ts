@@ -162,3 +162,28 @@ t.test('dlq redrive --native where the endpoint has the API: the request, then t
   t.match(r.stderr, /message move task started/);
   t.match(r.stderr, /redrive \(native\) .*orders-dlq -> .*orders: moved 5 of ~5/, 'progress on stderr');
 });
+
+t.test('dlq redrive --native: Ctrl-C cancels the task (CancelMessageMoveTask), reports it, exits 130', async (t) => {
+  let cancelled = false;
+  const { proxy, config } = await proxied(t, (r) => {
+    if (r.operation === 'StartMessageMoveTask') return { status: 200, body: { TaskHandle: 'task-handle-2' } };
+    if (r.operation === 'CancelMessageMoveTask') {
+      cancelled = true;
+      return { status: 200, body: { ApproximateNumberOfMessagesMoved: 3 } };
+    }
+    if (r.operation === 'ListMessageMoveTasks') {
+      const result = cancelled
+        ? { Status: 'CANCELLED', ApproximateNumberOfMessagesMoved: 3, ApproximateNumberOfMessagesToMove: 50, StartedTimestamp: Date.now() - 100 }
+        : { TaskHandle: 'task-handle-2', Status: 'RUNNING', ApproximateNumberOfMessagesMoved: 3, ApproximateNumberOfMessagesToMove: 50, StartedTimestamp: Date.now() - 100 };
+      return { status: 200, body: { Results: [result] } };
+    }
+    return undefined;
+  });
+  const r = await runCli(t, ['dlq', 'redrive', 'orders', '--native', '--json', '--config', config], {
+    onStderr: { when: /redrive \(native\) .*: moved 3/, then: (c) => c.kill('SIGINT') },
+  });
+  t.equal(r.code, 130, r.stderr);
+  t.same(proxy.requests('CancelMessageMoveTask').map((x) => x.body), [{ TaskHandle: 'task-handle-2' }], 'the task is cancelled by its handle');
+  t.match(jsonLines(t, r)[0], { mode: 'native', aborted: true, signal: 'SIGINT', moved: 3, task: { status: 'CANCELLED' } });
+  t.match(r.stderr, /stopped by SIGINT: the task was cancelled after moving ~3; .* message\(s\) still in .*orders-dlq\. Run the same command again/);
+});
