@@ -489,6 +489,8 @@ export interface DumpSummary {
   file: string;
   dumped: number;
   deleted: number;
+  /** Stopped by a signal: the file is incomplete and nothing was deleted. */
+  aborted: boolean;
   problems: string[];
 }
 
@@ -507,11 +509,14 @@ async function dumpCommand(sqs: SQSClient, handler: ResolvedHandler, dlqUrl: str
   }
   const startedMs = Date.now();
   const estimate = await heldIn(sqs, handler.dlqName, dlqUrl);
-  let r: { shown: number; problems: string[]; deleted: number };
+  let r: { shown: number; problems: string[]; deleted: number; aborted: boolean };
+  // Ctrl-C: stop receiving and make what was read visible again at once (not after DUMP_HIDE_SEC).
+  const interrupt = onInterrupt(`the dump of ${handler.dlqName}`);
   try {
     r = await browseDlq(sqs, handler, dlqUrl, {
       max,
       hideSec: DUMP_HIDE_SEC,
+      signal: interrupt.signal,
       onMessage: (m) => {
         const line = `${JSON.stringify(toDumpRecord(m, queue, handler.dlqName))}\n`;
         if (toStdout) process.stdout.write(line);
@@ -528,6 +533,8 @@ async function dumpCommand(sqs: SQSClient, handler: ResolvedHandler, dlqUrl: str
     const e = withHint(err, o.dev) as Error;
     if (!toStdout) e.message += ` (${o.to} is incomplete; nothing was deleted from ${handler.dlqName})`;
     throw e;
+  } finally {
+    interrupt.dispose();
   }
   if (!toStdout) {
     fsyncSync(fd);
@@ -537,14 +544,21 @@ async function dumpCommand(sqs: SQSClient, handler: ResolvedHandler, dlqUrl: str
   if (Date.now() - startedMs > DUMP_HIDE_SEC * 1000) {
     process.stderr.write(`eventbus: warning: the dump took longer than ${DUMP_HIDE_SEC} s, so messages it had read became visible again and some may be missing from it: compare its ${r.shown} lines with \`eventbus status\`\n`);
   }
-  const summary: DumpSummary = { queue, dlqName: handler.dlqName, file: o.to, dumped: r.shown, deleted: r.deleted, problems: r.problems };
+  const sig = interrupt.received();
+  if (r.aborted && sig) {
+    process.stderr.write(
+      `eventbus: stopped by ${sig}: ${o.to === '-' ? 'the output' : o.to} holds ${r.shown} message(s) and is incomplete; nothing was deleted from ${handler.dlqName} and what was read is visible again. Dump again to a new file.\n`,
+    );
+  }
+  const summary: DumpSummary = { queue, dlqName: handler.dlqName, file: o.to, dumped: r.shown, deleted: r.deleted, aborted: r.aborted, problems: r.problems };
   if (o.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else {
     const where = toStdout ? 'stdout' : o.to;
     const fate = o.delete ? `deleted ${r.deleted} of them from ${handler.dlqName}` : `they stay in ${handler.dlqName}`;
     process.stderr.write(`eventbus: dumped ${r.shown} message(s)${estimate !== null && max === Infinity ? ` (the DLQ held ~${estimate})` : ''} to ${where}; ${fate}\n`);
   }
-  if (o.delete && r.deleted < r.shown) process.exitCode = 1;
+  if (r.aborted && sig) process.exitCode = SIGNAL_EXIT[sig];
+  else if (o.delete && r.deleted < r.shown) process.exitCode = 1;
 }
 
 function writeAll(fd: number, text: string): void {
@@ -567,6 +581,8 @@ export interface RequeueSummary {
   failures: Array<{ line: number; messageId: string; error: string }>;
   /** From stdin, a bad line stops the run: its number (null when the input was read to the end). */
   stoppedAtLine: number | null;
+  /** Stopped by a signal between batches (resume with --from-line: the last line sent + 1). */
+  aborted: boolean;
 }
 
 /** One dump line read for a requeue. */
@@ -638,7 +654,7 @@ async function requeueCommand(
   const targetName = o.toDlq ? handler.dlqName : handler.queueName;
   const targetUrl = o.toDlq ? dlqUrl : await sourceUrlOf(sqs, handler, o);
   const fifo = targetName.endsWith('.fifo');
-  const summary: RequeueSummary = { queue, target: targetName, lines: 0, sent: 0, failed: 0, duplicates: 0, failures: [], stoppedAtLine: null };
+  const summary: RequeueSummary = { queue, target: targetName, lines: 0, sent: 0, failed: 0, duplicates: 0, failures: [], stoppedAtLine: null, aborted: false };
   const seen = new Set<string>();
   let batch: DumpLine[] = [];
   let lastSentLine = fromLine - 1;
@@ -659,8 +675,10 @@ async function requeueCommand(
     }
   };
   let stopped: BadLineError | null = null;
+  const interrupt = onInterrupt('the requeue');
   try {
     for await (const x of dumpLines(o.from, fromLine, check)) {
+      if (interrupt.signal.aborted) break;
       summary.lines++;
       if (seen.has(x.record.messageId)) {
         summary.duplicates++;
@@ -676,7 +694,11 @@ async function requeueCommand(
     await flush();
     stopped = err;
     summary.stoppedAtLine = err.line;
+  } finally {
+    interrupt.dispose();
   }
+  const sig = interrupt.received();
+  summary.aborted = sig !== null;
   for (const f of summary.failures.slice(0, 50)) process.stderr.write(`eventbus: ${source} line ${f.line} (message ${f.messageId}): not sent: ${f.error}\n`);
   if (summary.failures.length > 50) process.stderr.write(`eventbus: ... and ${summary.failures.length - 50} more failed line(s)\n`);
   if (stopped) {
@@ -684,9 +706,11 @@ async function requeueCommand(
       `eventbus: ${source} ${stopped.message}: stopped there; lines up to ${lastSentLine} were sent. Fix it and resume with --from-line ${stopped.line}\n`,
     );
   }
+  if (sig) process.stderr.write(`eventbus: stopped by ${sig}: lines up to ${lastSentLine} were sent; resume with --from-line ${lastSentLine + 1}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else process.stdout.write(`requeued ${summary.sent} message(s) to ${targetName}, failed ${summary.failed}${summary.duplicates ? `, ${summary.duplicates} duplicate line(s) skipped` : ''}\n`);
-  if (stopped) process.exitCode = 2;
+  if (sig) process.exitCode = SIGNAL_EXIT[sig];
+  else if (stopped) process.exitCode = 2;
   else if (summary.failed > 0) process.exitCode = 1;
 }
 

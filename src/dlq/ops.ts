@@ -129,6 +129,8 @@ export interface BrowseOptions {
    * is on disk). Not called when browsing or onMessage failed: then everything is released.
    */
   deleteShown?(): Promise<boolean>;
+  /** Stops browsing between receives (then nothing is deleted; everything held is released). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -138,14 +140,24 @@ export interface BrowseOptions {
  * empty receive, or on a receive of only already-seen messages. Everything is released (visibility
  * 0) at the end, also on failure. Returns how many were passed to onMessage and the release problems.
  */
-export async function browseDlq(sqs: SQSClient, pair: DlqPair, dlqUrl: string, o: BrowseOptions): Promise<{ shown: number; problems: string[]; deleted: number }> {
+export async function browseDlq(
+  sqs: SQSClient,
+  pair: DlqPair,
+  dlqUrl: string,
+  o: BrowseOptions,
+): Promise<{ shown: number; problems: string[]; deleted: number; aborted: boolean }> {
   const held = new Map<string, string>(); // MessageId -> latest receipt handle
   const shownIds: string[] = [];
   let shown = 0;
   let deleted = 0;
+  let aborted = false;
   let problems: string[] = [];
   try {
     while (shown < o.max) {
+      if (o.signal?.aborted) {
+        aborted = true;
+        break;
+      }
       const msgs = await receive(sqs, pair.dlqName, dlqUrl, o.max - shown, o.hideSec ?? BROWSE_HIDE_SEC);
       let fresh = 0;
       for (const m of msgs) {
@@ -159,7 +171,7 @@ export async function browseDlq(sqs: SQSClient, pair: DlqPair, dlqUrl: string, o
       }
       if (fresh === 0) break;
     }
-    if (o.deleteShown && shownIds.length > 0 && (await o.deleteShown())) {
+    if (!aborted && o.deleteShown && shownIds.length > 0 && (await o.deleteShown())) {
       const r = await deleteHandles(sqs, pair.dlqName, dlqUrl, new Map(shownIds.map((id) => [id, held.get(id)!])));
       for (const id of r.deleted) held.delete(id);
       deleted = r.deleted.length;
@@ -168,7 +180,7 @@ export async function browseDlq(sqs: SQSClient, pair: DlqPair, dlqUrl: string, o
   } finally {
     problems = [...problems, ...(await releaseMessages(sqs, pair.dlqName, dlqUrl, held))];
   }
-  return { shown, problems, deleted };
+  return { shown, problems, deleted, aborted };
 }
 
 /** Deletes messages by their latest receipt handles; never throws (what failed is described). */

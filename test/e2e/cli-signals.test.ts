@@ -120,3 +120,35 @@ t.test('replay stops on SIGINT between batches, says how to resume; the resumed 
   t.equal(got.length, n, 'both runs together sent every event');
   t.equal(new Set(got).size, n, 'each archived event once');
 });
+
+t.test('dlq dump stops on SIGINT: exit 130, nothing deleted, what it read visible again at once', async (t) => {
+  const { w, config } = await slowWorld(t);
+  const dir = mkdtempSync(join(tmpdir(), 'eventbus-sig-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'dump.jsonl');
+  const r = await runCli(t, ['dlq', 'dump', 'orders', '--to', file, '--delete', '--json', '--config', config], {
+    onStart: (child) => {
+      // The signal once the dump has written its first lines (the file exists from the start).
+      const timer = setInterval(() => {
+        let text = '';
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch {
+          return;
+        }
+        if (text.includes('\n')) {
+          clearInterval(timer);
+          child.kill('SIGINT');
+        }
+      }, 10);
+      child.on('exit', () => clearInterval(timer));
+    },
+  });
+  t.equal(r.code, 130, r.stderr);
+  const [s] = jsonLines(t, r);
+  t.match(s, { aborted: true, deleted: 0 });
+  t.ok(s!.dumped > 0 && s!.dumped < TOTAL, `stopped mid-way (${s!.dumped} of ${TOTAL})`);
+  t.match(r.stderr, /stopped by SIGINT: .* holds \d+ message\(s\) and is incomplete; nothing was deleted/);
+  const a = (await w.emu.sqs.send(new GetQueueAttributesCommand({ QueueUrl: w.url('orders', true), AttributeNames: ['ApproximateNumberOfMessages'] }))).Attributes ?? {};
+  t.equal(Number(a.ApproximateNumberOfMessages), TOTAL, 'all visible in the DLQ right away (not hidden for the dump\'s 5 min)');
+});

@@ -18,6 +18,8 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** Written to stdin, then stdin is closed (default: stdin is /dev/null). */
   stdin?: string;
+  /** Called with the child once it is spawned. */
+  onStart?(child: ChildProcess): void;
   /** Called with the child as soon as stderr matches `when`. */
   onStderr?: { when: RegExp; then(child: ChildProcess): void };
   timeoutMs?: number;
@@ -51,6 +53,7 @@ export function runCli(t: Test, args: string[], o: CliOptions = {}): Promise<Cli
     }
   });
   if (o.stdin !== undefined) child.stdin!.end(o.stdin);
+  o.onStart?.(child);
   const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 60_000);
   t.teardown(() => {
     clearTimeout(timer);
