@@ -390,6 +390,8 @@ const NATIVE_POLL_MS = 2_000;
 const NATIVE_DONE = new Set(['COMPLETED', 'CANCELLED', 'FAILED']);
 /** After a cancel, how long to wait for the task to say CANCELLED before reporting what is known. */
 const NATIVE_CANCEL_WAIT_MS = 30_000;
+/** How long a started task may be missing from ListMessageMoveTasks before the CLI gives up following it. */
+const NATIVE_LIST_WAIT_MS = 60_000;
 
 async function nativeRedriveCommand(queue: string, o: DlqOptions, rate: number | undefined): Promise<void> {
   const { sqs, handler, dlqUrl } = await resolve(queue, o);
@@ -443,7 +445,20 @@ async function nativeRedriveCommand(queue: string, o: DlqOptions, rate: number |
         errors.push(`the task did not report CANCELLED within ${NATIVE_CANCEL_WAIT_MS / 1000} s (last status ${last?.status ?? 'unknown'})`);
         break;
       }
-      await new Promise<void>((r) => setTimeout(r, cancelAt !== null ? 500 : NATIVE_POLL_MS));
+      if (!last && Date.now() - startedMs > NATIVE_LIST_WAIT_MS) {
+        errors.push(`ListMessageMoveTasks did not list the task within ${NATIVE_LIST_WAIT_MS / 1000} s; it may still run in SQS: \`aws sqs list-message-move-tasks --source-arn ${dlqArn}\``);
+        break;
+      }
+      // The wait ends early on Ctrl-C, so the cancel goes out at once.
+      await new Promise<void>((r) => {
+        const t = setTimeout(done, cancelAt !== null ? 500 : NATIVE_POLL_MS);
+        function done() {
+          clearTimeout(t);
+          interrupt.signal.removeEventListener('abort', done);
+          r();
+        }
+        if (cancelAt === null) interrupt.signal.addEventListener('abort', done);
+      });
     }
   } catch (err) {
     throw withHint(err, o.dev);
@@ -458,7 +473,7 @@ async function nativeRedriveCommand(queue: string, o: DlqOptions, rate: number |
   const remaining = sig ? await heldIn(sqs, handler.dlqName, dlqUrl) : null;
   if (sig) {
     process.stderr.write(
-      `eventbus: stopped by ${sig}: the task was cancelled after moving ~${last?.moved ?? 0}; ${remaining ?? 'an unknown number of'} message(s) still in ${handler.dlqName}. ` +
+      `eventbus: stopped by ${sig}: the task ${status === 'CANCELLED' ? 'was cancelled' : `ended ${status}`} after moving ~${last?.moved ?? 0}; ${remaining ?? 'an unknown number of'} message(s) still in ${handler.dlqName}. ` +
         'Run the same command again to move what is left.\n',
     );
   }
