@@ -31,10 +31,10 @@ async function drainIds(w: OpsWorld, url: string): Promise<string[]> {
 
 /**
  * The ops world with TOTAL messages in orders' DLQ, and a config whose endpoint is a proxy that
- * adds 25 ms to every call: a redrive of TOTAL then takes seconds (30 batches of three calls), so
+ * adds `latencyMs` (25) to every call: a redrive of TOTAL then takes seconds (30 batches of three calls), so
  * a signal sent at its first progress line arrives mid-way even on a fast machine.
  */
-async function slowWorld(t: Test): Promise<{ w: OpsWorld; config: string }> {
+async function slowWorld(t: Test, latencyMs = 25): Promise<{ w: OpsWorld; config: string }> {
   const w = await opsWorld(t, 'sig');
   for (let i = 0; i < TOTAL; i += 10) {
     await w.emu.sqs.send(
@@ -46,7 +46,7 @@ async function slowWorld(t: Test): Promise<{ w: OpsWorld; config: string }> {
   }
   const proxy = await faultProxy(w.emu.endpoint);
   t.teardown(() => proxy.close());
-  proxy.setFault('latency', { latencyMs: 25 });
+  proxy.setFault('latency', { latencyMs });
   const dir = mkdtempSync(join(tmpdir(), 'eventbus-sig-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const config = join(dir, 'config.json');
@@ -151,4 +151,40 @@ t.test('dlq dump stops on SIGINT: exit 130, nothing deleted, what it read visibl
   t.match(r.stderr, /stopped by SIGINT: .* holds \d+ message\(s\) and is incomplete; nothing was deleted/);
   const a = (await w.emu.sqs.send(new GetQueueAttributesCommand({ QueueUrl: w.url('orders', true), AttributeNames: ['ApproximateNumberOfMessages'] }))).Attributes ?? {};
   t.equal(Number(a.ApproximateNumberOfMessages), TOTAL, 'all visible in the DLQ right away (not hidden for the dump\'s 5 min)');
+});
+
+t.test('dlq requeue stops on SIGINT after the batch being sent; --from-line as printed sends the rest, none twice', async (t) => {
+  // One call per batch of 10 (not three as in a redrive): 60 ms each keeps the run near 2 s.
+  const { w, config } = await slowWorld(t, 60);
+  const dir = mkdtempSync(join(tmpdir(), 'eventbus-sig-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'dump.jsonl');
+  const dump = await runCli(t, ['dlq', 'dump', 'orders', '--to', file, '--delete', '--config', w.config]);
+  t.equal(dump.code, 0, dump.stderr);
+  t.equal(readFileSync(file, 'utf8').trimEnd().split('\n').length, TOTAL);
+  const r = await runCli(t, ['dlq', 'requeue', 'orders', '--from', file, '--json', '--config', config], {
+    onStart: (child) => {
+      // The signal once the first batch reached the queue.
+      const timer = setInterval(() => {
+        void held(w, w.url('orders')).then((n) => {
+          if (n > 0 && child.exitCode === null) {
+            clearInterval(timer);
+            child.kill('SIGINT');
+          }
+        });
+      }, 20);
+      child.on('exit', () => clearInterval(timer));
+    },
+  });
+  t.equal(r.code, 130, r.stderr);
+  const [s] = jsonLines(t, r);
+  t.match(s, { aborted: true, failed: 0 });
+  t.ok(s!.sent > 0 && s!.sent < TOTAL, `stopped mid-way (${s!.sent} of ${TOTAL})`);
+  const from = Number(/resume with --from-line (\d+)/.exec(r.stderr)?.[1]);
+  t.equal(from, s!.sent + 1, `the resume line follows the last line sent (${r.stderr})`);
+  const rest = await runCli(t, ['dlq', 'requeue', 'orders', '--from', file, '--from-line', String(from), '--config', w.config]);
+  t.equal(rest.code, 0, rest.stderr);
+  const ids = await drainIds(w, w.url('orders'));
+  t.equal(ids.length, TOTAL, 'both runs together sent every line');
+  t.equal(new Set(ids).size, TOTAL, 'none twice');
 });
