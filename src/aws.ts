@@ -7,6 +7,8 @@ export interface AwsSettings {
   region: string | null;
   /** Explicit credentials (the embedded emulator); unset = the SDK's default chain. */
   credentials?: { accessKeyId: string; secretAccessKey: string } | undefined;
+  /** A profile of the shared config/credentials files for the default chain (as AWS_PROFILE, for these clients only). */
+  profile?: string | undefined;
   /** Sockets per client: long polls hold one each for up to 20 s. */
   maxSockets?: number;
 }
@@ -41,8 +43,10 @@ export function clientConfig(s: AwsSettings, maxSockets: number, env: Readonly<R
   const sdkRetryEnv = Boolean(env.AWS_MAX_ATTEMPTS?.trim() || env.AWS_RETRY_MODE?.trim());
   return {
     ...(s.endpoint ? { endpoint: s.endpoint } : {}),
-    ...(s.region ? { region: s.region } : s.endpoint ? { region: DEV_REGION } : {}),
+    // An endpoint alone (an emulator) gets the emulator's region; with a profile, the profile's region applies.
+    ...(s.region ? { region: s.region } : s.endpoint && !s.profile ? { region: DEV_REGION } : {}),
     ...(s.credentials ? { credentials: s.credentials } : {}),
+    ...(s.profile && !s.credentials ? { profile: s.profile } : {}),
     ...(sdkRetryEnv ? {} : { maxAttempts: DEFAULT_MAX_ATTEMPTS }),
     requestHandler: {
       requestTimeout: CALL_TIMEOUT_MS,

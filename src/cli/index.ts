@@ -9,7 +9,7 @@ import { loadHandlers } from '../handlers.js';
 import { createPublisher } from '../publisher/index.js';
 import { formatActions, provision, provisionJson } from '../publisher/provision.js';
 import { iamPolicies } from '../publisher/iam.js';
-import { UsageError, commandContext, devHint, exitQuietlyOnBrokenPipe, type CommonOptions } from './common.js';
+import { UsageError, checkAwsOptions, commandContext, devHint, exitQuietlyOnBrokenPipe, type CommonOptions } from './common.js';
 import { runDev } from './dev.js';
 import { registerDlq } from './dlq.js';
 import { registerStatus } from './status.js';
@@ -25,7 +25,9 @@ function common(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'JSON config file (default: $EVENTBUS_CONFIG)')
     .option('--dev', 'use the running `npm start` emulator (127.0.0.1:4566) instead of AWS')
-    .addOption(new Option('--dev-port <port>', 'port of the `npm start` emulator').default(undefined));
+    .addOption(new Option('--dev-port <port>', 'port of the `npm start` emulator').default(undefined))
+    .option('--region <region>', 'AWS region (overrides config region and AWS_REGION; ignored with --dev)')
+    .option('--profile <name>', 'profile of ~/.aws/config and ~/.aws/credentials for credentials and region (as AWS_PROFILE; ignored with --dev)');
 }
 
 /** Runs the eventbus CLI; exit status 0 ok, 1 failure, 2 usage. */
@@ -46,6 +48,10 @@ export async function main(argv: string[]): Promise<void> {
     if (global === undefined) return;
     if (!action.options.some((opt) => opt.long === '--config')) throw new UsageError(`--config does not apply to \`${action.name()}\``);
     action.setOptionValue('config', global);
+  });
+  // --region/--profile of the commands that talk to AWS (common()): checked before the command runs.
+  program.hook('preAction', async (_program, action) => {
+    if (action.options.some((opt) => opt.long === '--profile')) await checkAwsOptions(action.opts<CommonOptions>());
   });
 
   program
@@ -130,8 +136,9 @@ export async function main(argv: string[]): Promise<void> {
       .option('--source <source>', 'CloudEvents source (default: config source)')
       .option('--id <id>', 'event id (default: a new UUID)')
       .option('--subject <subject>', 'CloudEvents subject')
-      .option('--group <groupId>', 'message group: ordered handlers get the events of a group in order (also to fifoTopic)'),
-  ).action(async (type: string, json: string | undefined, o: CommonOptions & { source?: string; id?: string; subject?: string; group?: string }) => {
+      .option('--group <groupId>', 'message group: ordered handlers get the events of a group in order (also to fifoTopic)')
+      .option('--json', 'print {"id", "type", "source", "time", "subject", "groupId", "topics"} of the published event on stdout'),
+  ).action(async (type: string, json: string | undefined, o: CommonOptions & { source?: string; id?: string; subject?: string; group?: string; json?: boolean }) => {
     let data: unknown = {};
     if (json !== undefined) {
       let text = json;
@@ -158,7 +165,12 @@ export async function main(argv: string[]): Promise<void> {
     });
     try {
       const event = await publisher.createEvent(type, data, { ...(o.id ? { id: o.id } : {}), ...(o.subject ? { subject: o.subject } : {}), ...(o.group !== undefined ? { groupId: o.group } : {}) });
-      process.stdout.write(`published ${event.type} ${event.id}\n`);
+      if (o.json) {
+        // A grouped event goes to the FIFO topic too (publisher/index.ts publishOne).
+        const groupId = o.group ?? null;
+        const topics = groupId !== null && ctx.config.fifoTopic ? [ctx.config.fifoTopic, ctx.config.topic] : [ctx.config.topic];
+        process.stdout.write(`${JSON.stringify({ id: event.id, type: event.type, source: event.source, time: event.time ?? null, subject: event.subject ?? null, groupId, topics })}\n`);
+      } else process.stdout.write(`published ${event.type} ${event.id}\n`);
     } catch (err) {
       throw withHint(err, o.dev);
     }

@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import { PublishBatchCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { EventBusError, describeError, toAwsError } from '../errors.js';
 import type { ArchiveQuery, ArchiveStore } from '../archive/index.js';
@@ -18,6 +17,8 @@ import { REPLAY_TRACEPARENT, REPLAY_TRACESTATE, TRACEPARENT, TRACESTATE, endPubl
 import { UsageError, commandContext, devHint, type CommonOptions } from './common.js';
 import { filterOf, openConfiguredArchive, formatEvent, type FilterOptions } from './events.js';
 import { queueUrlOrNull } from './status.js';
+import { createProgress, type Progress } from './progress.js';
+import { SIGNAL_EXIT, onInterrupt } from './interrupt.js';
 
 export const DEFAULT_RATE = 50;
 /** The extension that names the archived event a replay copies. */
@@ -38,10 +39,12 @@ export interface ReplayOptions {
   /** Events per second (> 0). */
   rate: number;
   dryRun?: boolean;
-  /** Where the progress bar goes; drawn only when it is a TTY. */
+  /** Where progress goes: a bar when it is a TTY, else a line every few seconds (none in a dry run). */
   progress?: NodeJS.WritableStream & { isTTY?: boolean };
   /** Dry run listing. */
   out?: NodeJS.WritableStream;
+  /** Dry run: called with each of the first 20 events instead of listing them on `out`. */
+  sample?: (ev: CloudEvent) => void;
   /** Also replay events that are themselves replays (default: skipped). */
   includeReplays?: boolean;
   sleep?: (ms: number) => Promise<void>;
@@ -51,8 +54,13 @@ export interface ReplayOptions {
    * live traffic archived meanwhile, nor the replay's own copies that the topic brings back.
    */
   snapshotMs?: number;
-  /** Stops the run between batches (the run lock was lost). */
+  /** Stops the run between batches (the run lock was lost): replay() rejects. */
   signal?: AbortSignal;
+  /**
+   * Stops the run between batches and resolves with what was done (`aborted`, `resumeSinceMs`):
+   * Ctrl-C. A batch being sent completes.
+   */
+  stop?: AbortSignal;
   /**
    * Large events: where archived payloads are read (`dataref`) and copies too large for SNS are
    * offloaded (`settings` null: such a copy fails, naming payloads.bucket).
@@ -67,7 +75,19 @@ export interface ReplayResult {
   skippedReplays: number;
   errors: string[];
   ms: number;
+  /** Stopped by `stop` before the end. */
+  aborted: boolean;
+  /**
+   * After a stop: the event time (ms) of the first event not sent; `--since` this (with the same
+   * `--until`, which this run fixed at `untilMs`) replays what is left. null when nothing is left.
+   */
+  resumeSinceMs: number | null;
+  /** The time bound this run used (the given --until, else the start). */
+  untilMs: number;
 }
+
+/** Thrown inside replay() to leave its loops when `stop` is aborted. */
+class Stopped extends Error {}
 
 /**
  * The copy of an archived event that a replay sends: new id, `replayof`, attribute replayed=true.
@@ -101,15 +121,17 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const started = Date.now();
   const filter = { ...o.filter, untilMs: o.filter.untilMs ?? started, archivedByMs: o.snapshotMs ?? started };
   const total = await o.store.count(filter);
-  const result: ReplayResult = { matched: 0, sent: 0, failed: 0, skippedReplays: 0, errors: [], ms: 0 };
-  const tty = o.progress?.isTTY === true && !o.dryRun;
-  const bar = tty
-    ? new cliProgress.SingleBar(
-        { stream: o.progress as NodeJS.WritableStream, format: 'replay |{bar}| {value}/{total} events | {speed}/s | failed {failed} | ETA {eta_formatted}', hideCursor: true, clearOnComplete: false, etaBuffer: 50 },
-        cliProgress.Presets.shades_classic,
-      )
-    : null;
-  bar?.start(total, 0, { speed: '0', failed: 0 });
+  const result: ReplayResult = { matched: 0, sent: 0, failed: 0, skippedReplays: 0, errors: [], ms: 0, aborted: false, resumeSinceMs: null, untilMs: filter.untilMs };
+  const progress: Progress | null =
+    o.progress && !o.dryRun
+      ? createProgress({
+          stream: o.progress,
+          barFormat: 'replay |{bar}| {value}/{total} events | {speed}/s | failed {failed} | ETA {eta_formatted}',
+          line: (done, tot, p) => `eventbus: replay: ${done} of ${tot ?? '?'} event(s) done (${p.speed}/s, failed ${p.failed})`,
+          total,
+          payload: { speed: '0', failed: 0 },
+        })
+      : null;
   const size = batchSizeFor(o.rate);
   let index = 0;
   let batch: CloudEvent[] = [];
@@ -117,17 +139,22 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
   const flush = async () => {
     if (batch.length === 0) return;
     const items = batch;
-    batch = [];
     const last = index + items.length - 1;
     const wait = started + (last * 1000) / o.rate - Date.now();
-    if (wait > 0) await sleep(wait);
+    if (wait > 0) await sleepUnlessStopped(sleep, wait, o.stop);
     o.signal?.throwIfAborted();
+    if (o.stop?.aborted) {
+      result.aborted = true;
+      result.resumeSinceMs = Date.parse(items[0]!.time ?? '') || null;
+      throw new Stopped();
+    }
+    batch = [];
     index += items.length;
     const ok = await send(o.target!, items, result.errors, o.payloads);
     result.sent += ok;
     result.failed += items.length - ok;
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
-    bar?.update(result.sent + result.failed, { speed: (result.sent / secs).toFixed(1), failed: result.failed });
+    progress?.update(result.sent + result.failed, { speed: (result.sent / secs).toFixed(1), failed: result.failed });
   };
 
   let cursor: string | null = null;
@@ -138,13 +165,16 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       for (const ev of page.events) {
         if (!o.includeReplays && typeof ev[REPLAY_OF_EXTENSION] === 'string') {
           result.skippedReplays++;
-          // The count included it; the bar's total should not.
-          bar?.setTotal(bar.getTotal() - 1);
+          // The count included it; the progress total should not.
+          progress?.shrink(1);
           continue;
         }
         result.matched++;
         if (o.dryRun) {
-          if (result.matched <= 20) o.out?.write(`  ${formatEvent(ev, 60)}\n`);
+          if (result.matched <= 20) {
+            if (o.sample) o.sample(ev);
+            else o.out?.write(`  ${formatEvent(ev, 60)}\n`);
+          }
           continue;
         }
         batch.push(ev);
@@ -152,11 +182,27 @@ export async function replay(o: ReplayOptions): Promise<ReplayResult> {
       }
     } while (cursor !== null);
     if (!o.dryRun) await flush();
+  } catch (err) {
+    if (!(err instanceof Stopped)) throw err;
   } finally {
-    bar?.stop();
+    progress?.stop();
   }
   result.ms = Date.now() - started;
   return result;
+}
+
+/** Sleeps `ms`, or less when `stop` is aborted meanwhile (a slow --rate must not hold Ctrl-C). */
+function sleepUnlessStopped(sleep: (ms: number) => Promise<void>, ms: number, stop: AbortSignal | undefined): Promise<void> {
+  if (!stop) return sleep(ms);
+  if (stop.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      stop.removeEventListener('abort', done);
+      resolve();
+    };
+    stop.addEventListener('abort', done);
+    void sleep(ms).then(done);
+  });
 }
 
 /** An archived event whole: one the archive kept without its data (`dataref`, over its inline size) is read back from S3. */
@@ -243,6 +289,24 @@ interface ReplayCliOptions extends CommonOptions, FilterOptions {
   rate?: string;
   dryRun?: boolean;
   includeReplays?: boolean;
+  json?: boolean;
+}
+
+/** What `replay --json` prints (docs/CLI.md). */
+export interface ReplaySummary {
+  dryRun: boolean;
+  target: { kind: 'topic' | 'queue'; name: string };
+  rate: number;
+  matched: number;
+  sent: number;
+  failed: number;
+  skippedReplays: number;
+  ms: number;
+  aborted: boolean;
+  signal: 'SIGINT' | 'SIGTERM' | null;
+  /** After a stop: the options that replay what is left (null otherwise). */
+  resume: { since: string; until: string } | null;
+  errors: string[];
 }
 
 export function registerReplay(program: Command, common: (cmd: Command) => Command): void {
@@ -259,6 +323,7 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
       .option('--dry-run', 'count and list what would be replayed; send nothing')
       .option('--include-replays', 'also replay events that are themselves replays (skipped by default)')
       .option('--archive-url <url>', 'archive store (default: config archive.url, else ./data/archive.sqlite)')
+      .option('--json', 'print the summary as one JSON object on stdout (a dry run: with the first 20 events)')
       .addHelpText(
         'after',
         [
@@ -266,7 +331,12 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
           'A replayed event gets a new id, the CloudEvents extension "replayof" = the archived event\'s id, and',
           'the SNS/SQS message attribute replayed=true; its type, source, time and data are unchanged.',
           '--to-queue sends straight to that SQS queue (the handler runs even if its events filter would not',
-          'match: use --type). A progress bar is drawn on a terminal. Exit 1 when any event failed.',
+          'match: use --type). Progress goes to stderr: a bar on a terminal, else a line every 5 s and at the',
+          'end. Exit 1 when any event failed.',
+          '',
+          'Ctrl-C (SIGINT) or SIGTERM stops after the batch being sent, prints what was sent and the --since and',
+          '--until that replay what is left (events at exactly that --since time may be sent again), and exits',
+          '130 (143). A second Ctrl-C stops at once.',
           '',
           'What a replay sends is fixed when it starts: events archived from then on (live traffic, and the',
           'copies a replay to the topic brings back into the archive) are not replayed, whatever --until says.',
@@ -303,10 +373,13 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
     if (!o.dryRun && ctx.config.telemetry.setup) await loadTelemetrySetup(setupUrl(ctx.config.telemetry.setup));
     const store = await openConfiguredArchive(o);
     let lock: HeldLock | null = null;
+    let interrupt: ReturnType<typeof onInterrupt> | null = null;
     try {
       // One replay per topic at a time (a replay to a queue too: the topic feeds that queue).
       if (!o.dryRun) lock = await takeRunLock(store, `replay:${topicName(ctx.config.topic)}`, `replay to ${targetName}`);
-      if (o.dryRun) process.stdout.write(`dry run: nothing is sent. Events that would be replayed to ${targetName}:\n`);
+      if (o.dryRun && !o.json) process.stdout.write(`dry run: nothing is sent. Events that would be replayed to ${targetName}:\n`);
+      const sample: CloudEvent[] = [];
+      interrupt = o.dryRun ? null : onInterrupt('the replay');
       const r = await replay({
         store,
         filter,
@@ -315,20 +388,48 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
         dryRun: o.dryRun === true,
         progress: process.stderr,
         out: process.stdout,
+        ...(o.json ? { sample: (ev: CloudEvent) => void sample.push(ev) } : {}),
         includeReplays: o.includeReplays === true,
         payloads: { settings: payloadSettingsOf(ctx.config), store: lazyPayloadStore(s3SettingsOf(ctx.aws, ctx.config)) },
         ...(lock ? { snapshotMs: lock.takenAtMs, signal: lock.signal } : {}),
+        ...(interrupt ? { stop: interrupt.signal } : {}),
       });
+      interrupt?.dispose();
+      const sig = interrupt?.received() ?? null;
       const skipped = r.skippedReplays ? ` (${r.skippedReplays} replayed event(s) skipped; --include-replays to send them)` : '';
+      const resume = r.aborted && r.resumeSinceMs !== null ? { since: new Date(r.resumeSinceMs).toISOString(), until: new Date(r.untilMs).toISOString() } : null;
+      if (o.json) {
+        const summary: ReplaySummary = {
+          dryRun: o.dryRun === true,
+          target: { kind: o.toQueue ? 'queue' : 'topic', name: o.toQueue ?? ctx.config.topic },
+          rate,
+          matched: r.matched,
+          sent: r.sent,
+          failed: r.failed,
+          skippedReplays: r.skippedReplays,
+          ms: r.ms,
+          aborted: r.aborted,
+          signal: r.aborted ? sig : null,
+          resume,
+          errors: r.errors,
+        };
+        process.stdout.write(`${JSON.stringify(o.dryRun ? { ...summary, events: sample } : summary)}\n`);
+      }
       if (o.dryRun) {
+        if (o.json) return;
         if (r.matched > 20) process.stdout.write(`  ... and ${r.matched - 20} more\n`);
         process.stdout.write(`${r.matched} event(s) would be replayed to ${targetName} at ${rate}/s (about ${Math.ceil(r.matched / rate)} s)${skipped}\n`);
         return;
       }
       for (const e of r.errors.slice(0, 20)) process.stderr.write(`eventbus: ${e}\n`);
-      process.stdout.write(`replayed ${r.sent} of ${r.matched} event(s) to ${targetName} in ${(r.ms / 1000).toFixed(1)} s, failed ${r.failed}${skipped}\n`);
-      if (r.failed > 0) process.exitCode = 1;
+      if (!o.json) process.stdout.write(`replayed ${r.sent} of ${r.matched} event(s) to ${targetName} in ${(r.ms / 1000).toFixed(1)} s, failed ${r.failed}${skipped}\n`);
+      if (r.aborted && sig) {
+        const how = resume ? `to replay what is left, run the same command with --since ${resume.since} --until ${resume.until}` : 'nothing is left to replay';
+        process.stderr.write(`eventbus: stopped by ${sig}: sent ${r.sent}, failed ${r.failed}; ${how}\n`);
+        process.exitCode = SIGNAL_EXIT[sig];
+      } else if (r.failed > 0) process.exitCode = 1;
     } finally {
+      interrupt?.dispose();
       await lock?.release();
       await flushTelemetry(5_000);
       await store.close();
@@ -337,3 +438,4 @@ export function registerReplay(program: Command, common: (cmd: Command) => Comma
     }
   });
 }
+

@@ -2,16 +2,20 @@
 // consuming it, and move messages back to their source queue (copy, then delete). No printing here:
 // callers format what they get.
 import {
+  CancelMessageMoveTaskCommand,
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ListMessageMoveTasksCommand,
   ReceiveMessageCommand,
+  StartMessageMoveTaskCommand,
   SendMessageBatchCommand,
   type Message,
   type MessageAttributeValue,
   type SendMessageBatchRequestEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { describeError, toAwsError } from '../errors.js';
+import { awsErrorName, describeError, toAwsError } from '../errors.js';
 import { DEAD_LETTER_REASON_ATTRIBUTE, decodeMessage, findPointer, type PayloadPointer } from '../event/index.js';
 import type { CloudEvent } from '../types.js';
 import type { PayloadStore } from '../payloads/index.js';
@@ -117,6 +121,16 @@ export interface BrowseOptions {
   payloads?: PayloadStore;
   /** Called for each message, in order, as it is received. */
   onMessage(m: DlqMessage, n: number): void | Promise<void>;
+  /** How long each received message stays hidden while browsing, in seconds (default BROWSE_HIDE_SEC). */
+  hideSec?: number;
+  /**
+   * Called once, after every message was passed to onMessage without error: true deletes the shown
+   * messages from the DLQ instead of making them visible again (`dlq dump --delete`, once its file
+   * is on disk). Not called when browsing or onMessage failed: then everything is released.
+   */
+  deleteShown?(): Promise<boolean>;
+  /** Stops browsing between receives (then nothing is deleted; everything held is released). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -126,13 +140,25 @@ export interface BrowseOptions {
  * empty receive, or on a receive of only already-seen messages. Everything is released (visibility
  * 0) at the end, also on failure. Returns how many were passed to onMessage and the release problems.
  */
-export async function browseDlq(sqs: SQSClient, pair: DlqPair, dlqUrl: string, o: BrowseOptions): Promise<{ shown: number; problems: string[] }> {
+export async function browseDlq(
+  sqs: SQSClient,
+  pair: DlqPair,
+  dlqUrl: string,
+  o: BrowseOptions,
+): Promise<{ shown: number; problems: string[]; deleted: number; aborted: boolean }> {
   const held = new Map<string, string>(); // MessageId -> latest receipt handle
+  const shownIds: string[] = [];
   let shown = 0;
+  let deleted = 0;
+  let aborted = false;
   let problems: string[] = [];
   try {
     while (shown < o.max) {
-      const msgs = await receive(sqs, pair.dlqName, dlqUrl, o.max - shown, BROWSE_HIDE_SEC);
+      if (o.signal?.aborted) {
+        aborted = true;
+        break;
+      }
+      const msgs = await receive(sqs, pair.dlqName, dlqUrl, o.max - shown, o.hideSec ?? BROWSE_HIDE_SEC);
       let fresh = 0;
       for (const m of msgs) {
         const seen = held.has(m.MessageId!);
@@ -140,14 +166,42 @@ export async function browseDlq(sqs: SQSClient, pair: DlqPair, dlqUrl: string, o
         if (seen || shown >= o.max) continue;
         fresh++;
         shown++;
+        shownIds.push(m.MessageId!);
         await o.onMessage(decodeDlqMessage(m, pair, await offloaded(m, o.payloads)), shown);
       }
       if (fresh === 0) break;
     }
+    if (!aborted && o.deleteShown && shownIds.length > 0 && (await o.deleteShown())) {
+      const r = await deleteHandles(sqs, pair.dlqName, dlqUrl, new Map(shownIds.map((id) => [id, held.get(id)!])));
+      for (const id of r.deleted) held.delete(id);
+      deleted = r.deleted.length;
+      problems.push(...r.problems);
+    }
   } finally {
-    problems = await releaseMessages(sqs, pair.dlqName, dlqUrl, held);
+    problems = [...problems, ...(await releaseMessages(sqs, pair.dlqName, dlqUrl, held))];
   }
-  return { shown, problems };
+  return { shown, problems, deleted, aborted };
+}
+
+/** Deletes messages by their latest receipt handles; never throws (what failed is described). */
+async function deleteHandles(sqs: SQSClient, queueName: string, url: string, handles: Map<string, string>): Promise<{ deleted: string[]; problems: string[] }> {
+  const deleted: string[] = [];
+  const problems: string[] = [];
+  const entries = [...handles.entries()];
+  for (let i = 0; i < entries.length; i += 10) {
+    const chunk = entries.slice(i, i + 10);
+    try {
+      const out = await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: url, Entries: chunk.map(([, handle], j) => ({ Id: String(j), ReceiptHandle: handle })) }));
+      for (const s of out.Successful ?? []) {
+        const id = chunk[Number(s.Id)]?.[0];
+        if (id !== undefined) deleted.push(id);
+      }
+      for (const f of out.Failed ?? []) problems.push(`could not delete message ${chunk[Number(f.Id)]?.[0] ?? f.Id} from ${queueName} (${f.Code}: ${f.Message ?? ''}); it stays there`);
+    } catch (err) {
+      problems.push(`could not delete ${chunk.length} message(s) from ${queueName} (${describeError(err)}); they stay there`);
+    }
+  }
+  return { deleted, problems };
 }
 
 /** Reads the payload of a message that is a pointer (a claim check on S3); null for others. */
@@ -395,4 +449,237 @@ async function deleteFromDlq(sqs: SQSClient, pair: DlqPair, dlqUrl: string, msgs
     }
   }
   return deleted;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dump files (`dlq dump`, `dlq requeue`): one JSON object per line, enough to recreate the message.
+
+/** The version of a dump line's shape; a reader refuses lines of another version. */
+export const DUMP_VERSION = 1;
+
+/** A message attribute in a dump line: a string value, or a binary one in base64. */
+export type DumpAttribute = { dataType: string; stringValue: string } | { dataType: string; binaryBase64: string };
+
+/** One line of a dump file. `event` and `form` are for people reading it; requeue uses the rest. */
+export interface DumpRecord {
+  v: typeof DUMP_VERSION;
+  /** The logical handler queue and the DLQ it was dumped from. */
+  queue: string;
+  dlqName: string;
+  /** The DLQ message's SQS MessageId (a FIFO copy's deduplication id). */
+  messageId: string;
+  body: string;
+  messageAttributes: Record<string, DumpAttribute>;
+  /** MessageGroupId (FIFO or fair queue), MessageDeduplicationId (FIFO), AWSTraceHeader; null when absent. */
+  groupId: string | null;
+  deduplicationId: string | null;
+  traceHeader: string | null;
+  sentTimestampMs: number | null;
+  receiveCount: number | null;
+  deadLetterReason: string | null;
+  /** The decoded event (as the supervisor would see it) and the body's form. */
+  event: CloudEvent;
+  form: string;
+}
+
+/** A DLQ message as a dump line (without the newline). */
+export function toDumpRecord(m: DlqMessage, queue: string, dlqName: string): DumpRecord {
+  const attrs: Record<string, DumpAttribute> = {};
+  for (const [name, a] of Object.entries(m.raw.MessageAttributes ?? {})) {
+    attrs[name] =
+      a.BinaryValue !== undefined
+        ? { dataType: a.DataType ?? 'Binary', binaryBase64: Buffer.from(a.BinaryValue).toString('base64') }
+        : { dataType: a.DataType ?? 'String', stringValue: a.StringValue ?? '' };
+  }
+  const sys = m.raw.Attributes ?? {};
+  return {
+    v: DUMP_VERSION,
+    queue,
+    dlqName,
+    messageId: m.messageId,
+    body: m.body,
+    messageAttributes: attrs,
+    groupId: sys.MessageGroupId ?? null,
+    deduplicationId: sys.MessageDeduplicationId ?? null,
+    traceHeader: sys.AWSTraceHeader ?? null,
+    sentTimestampMs: m.sentTimestampMs,
+    receiveCount: m.receiveCount,
+    deadLetterReason: m.deadLetterReason,
+    event: m.event,
+    form: m.form,
+  };
+}
+
+/** Parses and checks one dump line; throws an Error saying what is wrong (the caller adds the line number). */
+export function parseDumpRecord(text: string): DumpRecord {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`not JSON (${(err as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
+  const r = v as Record<string, unknown>;
+  if (r.v !== DUMP_VERSION) throw new Error(`"v" must be ${DUMP_VERSION} (a dump of this eventbus version), got ${JSON.stringify(r.v)}`);
+  if (typeof r.messageId !== 'string' || r.messageId === '') throw new Error('"messageId" must be a non-empty string');
+  if (typeof r.body !== 'string' || r.body === '') throw new Error('"body" must be a non-empty string (SQS rejects an empty body)');
+  for (const key of ['groupId', 'deduplicationId', 'traceHeader', 'deadLetterReason'] as const) {
+    if (r[key] !== undefined && r[key] !== null && typeof r[key] !== 'string') throw new Error(`"${key}" must be a string or null`);
+  }
+  const attrs = r.messageAttributes ?? {};
+  if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs)) throw new Error('"messageAttributes" must be an object');
+  for (const [name, a] of Object.entries(attrs as Record<string, unknown>)) {
+    const x = a as Record<string, unknown> | null;
+    const ok =
+      typeof x === 'object' && x !== null && typeof x.dataType === 'string' && (typeof x.stringValue === 'string' || typeof x.binaryBase64 === 'string');
+    if (!ok) throw new Error(`message attribute "${name}" must be {"dataType", "stringValue"} or {"dataType", "binaryBase64"}`);
+  }
+  return r as unknown as DumpRecord;
+}
+
+/**
+ * The SendMessageBatch entry that recreates a dumped message, on its handler queue or (`toDlq`) back
+ * on its DLQ, as a redrive's copy would be (dlq/ops.ts copyEntry): same body and attributes, its
+ * group, a FIFO copy deduplicated by the DLQ message's id (a re-run within SQS's 5-minute window sends
+ * nothing twice), the dead-letter reason kept only on the way back to the DLQ.
+ */
+export function requeueEntry(r: DumpRecord, id: string, o: { toDlq: boolean; fifo: boolean }): SendMessageBatchRequestEntry {
+  const attrs: Record<string, MessageAttributeValue> = {};
+  for (const [name, a] of Object.entries(r.messageAttributes ?? {})) {
+    attrs[name] = 'binaryBase64' in a ? { DataType: a.dataType, BinaryValue: Buffer.from(a.binaryBase64, 'base64') } : { DataType: a.dataType, StringValue: a.stringValue };
+  }
+  const m: Message = {
+    MessageId: r.messageId,
+    Body: r.body,
+    MessageAttributes: attrs,
+    Attributes: {
+      ...(r.groupId ? { MessageGroupId: r.groupId } : {}),
+      ...(r.deduplicationId ? { MessageDeduplicationId: r.deduplicationId } : {}),
+      ...(r.traceHeader ? { AWSTraceHeader: r.traceHeader } : {}),
+    },
+  };
+  const e = copyEntry(m, id);
+  if (o.toDlq && attrs[DEAD_LETTER_REASON_ATTRIBUTE]) e.MessageAttributes = { ...(e.MessageAttributes ?? {}), [DEAD_LETTER_REASON_ATTRIBUTE]: attrs[DEAD_LETTER_REASON_ATTRIBUTE] };
+  if (o.fifo) {
+    e.MessageDeduplicationId ??= r.messageId;
+    // A FIFO queue needs a group; a message dumped from a standard DLQ has none.
+    e.MessageGroupId ??= r.event?.id ?? r.messageId;
+  }
+  return e;
+}
+
+/** Sends entries (at most 10 and 256 KiB a call); per entry Id: accepted, or why not. Never throws. */
+export async function sendEntries(sqs: SQSClient, queueName: string, url: string, entries: SendMessageBatchRequestEntry[]): Promise<{ ok: Set<string>; failed: Map<string, string> }> {
+  const ok = new Set<string>();
+  const failed = new Map<string, string>();
+  const chunks: SendMessageBatchRequestEntry[][] = [];
+  let cur: SendMessageBatchRequestEntry[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    const b = entryBytes(e);
+    if (cur.length && (cur.length >= BATCH_MAX_ENTRIES || bytes + b > BATCH_MAX_BYTES)) {
+      chunks.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(e);
+    bytes += b;
+  }
+  if (cur.length) chunks.push(cur);
+  for (const chunk of chunks) {
+    try {
+      const out = await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: chunk }));
+      for (const s of out.Successful ?? []) if (s.Id !== undefined) ok.add(s.Id);
+      for (const f of out.Failed ?? []) if (f.Id !== undefined) failed.set(f.Id, `${f.Code ?? 'Failed'}: ${f.Message ?? ''}`.trim());
+    } catch (err) {
+      const why = toAwsError('SendMessageBatch', queueName, err).message;
+      for (const e of chunk) failed.set(e.Id!, why);
+    }
+    for (const e of chunk) if (!ok.has(e.Id!) && !failed.has(e.Id!)) failed.set(e.Id!, 'no result for the entry in the SendMessageBatch response');
+  }
+  return { ok, failed };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Native redrive: SQS StartMessageMoveTask, a server-side move from a DLQ to a queue.
+
+/** Status of a message move task, as ListMessageMoveTasks reports it. */
+export interface MoveTaskStatus {
+  /** RUNNING, COMPLETED, CANCELLING, CANCELLED or FAILED. */
+  status: string;
+  moved: number;
+  /** The DLQ's approximate message count when the task started; null when not reported. */
+  toMove: number | null;
+  failureReason: string | null;
+}
+
+/** Error names of a backend that has no StartMessageMoveTask (fauxqs answers InvalidAction "Unknown action"). */
+const UNSUPPORTED = new Set(['InvalidAction', 'UnsupportedOperation', 'UnknownOperationException', 'NotImplemented']);
+
+/** Thrown by startMoveTask when the endpoint does not implement the message move task API. */
+export class MoveTaskUnsupportedError extends Error {}
+
+/** The queue's ARN (GetQueueAttributes QueueArn). */
+export async function queueArnOf(sqs: SQSClient, queueName: string, url: string): Promise<string> {
+  try {
+    const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }));
+    const arn = out.Attributes?.QueueArn;
+    if (!arn) throw new Error('no QueueArn in the response');
+    return arn;
+  } catch (err) {
+    throw toAwsError('GetQueueAttributes', queueName, err);
+  }
+}
+
+/**
+ * Starts a server-side move of every message of the DLQ to the source queue (StartMessageMoveTask;
+ * `ratePerSec` → MaxNumberOfMessagesPerSecond, else SQS's own rate). Returns the task handle;
+ * MoveTaskUnsupportedError when the endpoint has no such operation.
+ */
+export async function startMoveTask(sqs: SQSClient, pair: DlqPair, dlqArn: string, sourceArn: string, ratePerSec?: number): Promise<string> {
+  try {
+    const out = await sqs.send(
+      new StartMessageMoveTaskCommand({ SourceArn: dlqArn, DestinationArn: sourceArn, ...(ratePerSec !== undefined ? { MaxNumberOfMessagesPerSecond: ratePerSec } : {}) }),
+    );
+    if (!out.TaskHandle) throw new Error('no TaskHandle in the response');
+    return out.TaskHandle;
+  } catch (err) {
+    const name = awsErrorName(err);
+    if (UNSUPPORTED.has(name) || /unknown (action|operation)/i.test((err as Error)?.message ?? '')) {
+      throw new MoveTaskUnsupportedError(`${name}: ${(err as Error).message}`);
+    }
+    throw toAwsError('StartMessageMoveTask', pair.dlqName, err);
+  }
+}
+
+/**
+ * The status of the task started at `startedMs` (or with this handle) on the DLQ: ListMessageMoveTasks
+ * reports the most recent tasks first, and a task's handle only while it runs, so a finished one is
+ * recognised by its start time. Null when the list does not show it (yet).
+ */
+export async function moveTaskStatus(sqs: SQSClient, pair: DlqPair, dlqArn: string, handle: string, startedMs: number): Promise<MoveTaskStatus | null> {
+  let results;
+  try {
+    results = (await sqs.send(new ListMessageMoveTasksCommand({ SourceArn: dlqArn, MaxResults: 10 }))).Results ?? [];
+  } catch (err) {
+    throw toAwsError('ListMessageMoveTasks', pair.dlqName, err);
+  }
+  // Clocks differ: a task counts as ours if it started at most a minute before we asked.
+  const r = results.find((x) => x.TaskHandle === handle) ?? results.find((x) => !x.TaskHandle && (x.StartedTimestamp ?? 0) >= startedMs - 60_000);
+  if (!r) return null;
+  return {
+    status: r.Status ?? 'UNKNOWN',
+    moved: r.ApproximateNumberOfMessagesMoved ?? 0,
+    toMove: r.ApproximateNumberOfMessagesToMove ?? null,
+    failureReason: r.FailureReason ?? null,
+  };
+}
+
+/** Cancels a running move task (messages moved so far stay moved). */
+export async function cancelMoveTask(sqs: SQSClient, pair: DlqPair, handle: string): Promise<number | null> {
+  try {
+    return (await sqs.send(new CancelMessageMoveTaskCommand({ TaskHandle: handle }))).ApproximateNumberOfMessagesMoved ?? null;
+  } catch (err) {
+    throw toAwsError('CancelMessageMoveTask', pair.dlqName, err);
+  }
 }

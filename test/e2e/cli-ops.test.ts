@@ -217,7 +217,8 @@ t.test('dlq redrive moves messages back with body and attributes; --max limits',
   const five = await env.cli('dlq', 'redrive', 'orders', '--max', '5');
   t.equal(five.code, 0, five.out);
   t.match(five.stdout, /^moved 5, failed 0$/m);
-  t.match(five.stdout, /orders-dlq -> .*orders: batch \+5 moved, \+0 failed/, 'plain progress lines when stdout is not a terminal');
+  t.match(five.out, /redrive .*orders-dlq -> .*orders: 5 of ~5 done \(moved 5, failed 0\)/, 'a plain progress line when stderr is not a terminal');
+  t.notMatch(five.stdout, /done \(moved/, 'progress is not on stdout (issue 20: stdout keeps only data)');
   t.same(await env.depth(dlq), { visible: 7, inFlight: 0, delayed: 0 }, '--max 5 left 7 in the DLQ');
   t.same(await env.depth(source), { visible: 5, inFlight: 0, delayed: 0 });
 

@@ -128,7 +128,7 @@ t.test('an unencrypted queue gets SSE-SQS (SetQueueAttributes, as sent; fauxqs r
   });
   // fauxqs 1.9.2 takes SqsManagedSseEnabled on CreateQueue only (docs/fauxqs.md); AWS takes it on both.
   await t.rejects(provision(clients, { topic, handlers: [h] }), { code: 'ERR_AWS', message: new RegExp(`SetQueueAttributes.*${h.queueName}`) });
-  const sets = proxy.requests('SetQueueAttributes').map((r) => JSON.parse(r.body) as { QueueUrl: string; Attributes: Record<string, string> });
+  const sets = proxy.requests('SetQueueAttributes').map((r) => r.body as { QueueUrl: string; Attributes: Record<string, string> });
   const set = sets.find((s) => s.QueueUrl.endsWith(`/${h.queueName}`) && 'SqsManagedSseEnabled' in s.Attributes);
   t.same(set?.Attributes, { RedrivePolicy: set?.Attributes.RedrivePolicy, SqsManagedSseEnabled: 'true' }, 'the drift fixed in one call: SSE-SQS on, nothing else about encryption');
   t.notOk(sets.some((s) => 'KmsMasterKeyId' in s.Attributes), 'no KMS key sent');
@@ -148,7 +148,7 @@ t.test('the payloads bucket gets the tags (PutBucketTagging, as sent: fauxqs doe
   const puts = proxy.requests().filter((x) => x.method === 'PUT' && /[?&]tagging/.test(x.url));
   t.equal(puts.length, 1, 'one PutBucketTagging');
   t.match(puts[0]!.url, new RegExp(`^/${bucket}/?\\?tagging`), "on the bucket");
-  for (const [k, v] of Object.entries(TAGS)) t.match(puts[0]!.body, `<Tag><Key>${k}</Key><Value>${v}</Value></Tag>`, `${k} in the TagSet`);
+  for (const [k, v] of Object.entries(TAGS)) t.match(puts[0]!.text, `<Tag><Key>${k}</Key><Value>${v}</Value></Tag>`, `${k} in the TagSet`);
   t.equal(puts[0]!.status, 200, 'the emulator accepted it');
   // On a rerun the set is read first (GetBucketTagging), to merge: PutBucketTagging replaces the whole set.
   await provision(emu, { topic, handlers: [h], payloads: plan, tags: TAGS });
