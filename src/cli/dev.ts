@@ -5,6 +5,8 @@ import { Supervisor } from '../supervisor/supervisor.js';
 import { failStart, handleSignals } from '../supervisor/signals.js';
 import { DEV_PORT } from './common.js';
 import { DEV_PAYLOAD_BUCKET } from '../payloads/index.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface DevOptions {
   port?: string;
@@ -56,6 +58,12 @@ export async function runDev(o: DevOptions): Promise<void> {
   }
   const portFlag = port === DEV_PORT ? '' : ` --dev-port ${port}`;
   const http = `http://${config.http.host}:${sup.httpPort}`;
+  const cli = cliCommand();
+  const queues = sup.queues.filter((q) => q.queue !== 'archive');
+  // The example handlers of this repository (email on USER_CREATED, USER_COMMENT) get their own walk-through.
+  const examples = queues.some((q) => q.queue === 'email' && q.handler.events?.includes('USER_CREATED') && q.handler.events.includes('USER_COMMENT'));
+  const firstTypes = [...new Set(queues.flatMap((q) => q.handler.events ?? []))].slice(0, 2);
+  const someQueue = queues[0]?.queue;
   process.stdout.write(
     [
       '',
@@ -64,21 +72,41 @@ export async function runDev(o: DevOptions): Promise<void> {
         .join('; ')}`,
       ...(config.console.enabled ? [`  console ${http}/console   (queues, failures, dead letters, events; in a browser)`] : []),
       `  metrics ${http}/metrics   health ${http}/healthz   ready ${http}/readyz`,
-      ...(config.archive.enabled ? [`  archive ${http}/events   npm run eventbus -- events${portFlag ? ' --dev' + portFlag : ''}   (events replay: npm run eventbus -- replay --help)`] : []),
+      ...(config.archive.enabled ? [`  archive ${http}/events   ${cli} events${portFlag ? ' --dev' + portFlag : ''}   (events replay: ${cli} replay --help)`] : []),
       '',
       '  Publish an event from another terminal:',
-      `    npm run eventbus -- publish --dev${portFlag} USER_CREATED '{"email":"ada@example.com"}'`,
-      `    npm run eventbus -- publish --dev${portFlag} USER_COMMENT '{"email":"ada@example.com","comment":"hi"}'`,
-      `    npm run eventbus -- publish --dev${portFlag} USER_CREATED '{"email":"not-an-address"}'   # rejected: in email-dlq at once`,
-      `    npm run eventbus -- publish --dev${portFlag} USER_COMMENT '{"email":"ada@example.com"}'   # invalid (no comment): in email-dlq at once`,
-      ...(config.payloads.bucket
-        ? [`    npm run eventbus -- publish --dev${portFlag} USER_COMMENT @big.json   # data from a file; over 256 KiB it goes through S3 bucket ${config.payloads.bucket}`]
-        : []),
-      `    npm run eventbus -- status --dev${portFlag}          # queue and DLQ depths`,
-      `    npm run eventbus -- dlq peek email --dev${portFlag}  # what is in email-dlq, and why`,
+      ...(examples
+        ? [
+            `    ${cli} publish --dev${portFlag} USER_CREATED '{"email":"ada@example.com"}'`,
+            `    ${cli} publish --dev${portFlag} USER_COMMENT '{"email":"ada@example.com","comment":"hi"}'`,
+            `    ${cli} publish --dev${portFlag} USER_CREATED '{"email":"not-an-address"}'   # rejected: in email-dlq at once`,
+            `    ${cli} publish --dev${portFlag} USER_COMMENT '{"email":"ada@example.com"}'   # invalid (no comment): in email-dlq at once`,
+            ...(config.payloads.bucket
+              ? [`    ${cli} publish --dev${portFlag} USER_COMMENT @big.json   # data from a file; over 256 KiB it goes through S3 bucket ${config.payloads.bucket}`]
+              : []),
+          ]
+        : (firstTypes.length ? firstTypes : ['SOME_EVENT']).map((type) => `    ${cli} publish --dev${portFlag} ${type} '{}'`)),
+      `    ${cli} status --dev${portFlag}          # queue and DLQ depths`,
+      ...(someQueue ? [`    ${cli} dlq peek ${examples ? 'email' : someQueue} --dev${portFlag}  # what is in ${examples ? 'email' : someQueue}-dlq, and why`] : []),
       '',
       '  Ctrl-C stops (drains running handlers first).',
       '',
     ].join('\n'),
   );
+}
+
+/**
+ * How to run the CLI from where `eventbus dev` runs: `npm run eventbus --` in this package's own
+ * repository (there `npx eventbus` would fetch an unrelated registry package), else `npx eventbus`
+ * (a project that depends on the package has the bin in node_modules/.bin).
+ */
+function cliCommand(): string {
+  try {
+    const own = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name?: string }).name;
+    const here = (JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8')) as { name?: string; scripts?: Record<string, string> });
+    if (here.name === own && here.scripts?.eventbus) return 'npm run eventbus --';
+  } catch {
+    // no package.json here: a project that installed the package
+  }
+  return 'npx eventbus';
 }

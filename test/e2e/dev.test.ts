@@ -1,7 +1,9 @@
 // `eventbus dev` (npm start): an embedded emulator, provisioned topology and the example handlers firing.
 import t from 'tap';
 import { freePort } from '../helpers/ports.js';
-import { spawnNode } from '../helpers/process.js';
+import { ROOT, spawnNode } from '../helpers/process.js';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +13,7 @@ t.test('dev runs the example handlers; the CLI publishes to it with --dev', asyn
   const dev = spawnNode('bin/eventbus.js', ['dev', '--port', String(port), '--http-port', '0'], { EVENTBUS_LOG_FORMAT: 'json' });
   t.teardown(() => dev.kill());
   await dev.waitForOutput(/Publish an event from another terminal/, 30_000);
-  t.match(dev.output(), new RegExp(`publish --dev --dev-port ${port} USER_CREATED`), 'the banner says how to publish');
+  t.match(dev.output(), new RegExp(`npm run eventbus -- publish --dev --dev-port ${port} USER_CREATED`), 'the banner says how to publish, as this repository runs the CLI');
   const http = /metrics (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(dev.output())![1]!;
 
   const ready = await fetch(`${http}/readyz`);
@@ -64,4 +66,29 @@ t.test('CLI usage errors exit 2; an unreachable --dev emulator says what to do',
   const down = spawnNode('bin/eventbus.js', ['publish', '--dev', '--dev-port', String(port), 'X']);
   t.equal((await down.exited).code, 1);
   t.match(down.output(), /is `npm start` running\?/);
+});
+
+t.test('dev in another project: the banner uses npx eventbus and that project\'s own event types and queues', async (t) => {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'eventbus-dev-app-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'handlers'));
+  writeFileSync(join(dir, 'handlers', 'orders.mjs'), "export default { queue: 'orders', events: ['ORDER_PLACED'], handle() { return true; } };\n");
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'eventbus.js'), 'dev', '--port', String(port), '--http-port', '0'], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', EVENTBUS_LOG_FORMAT: 'json', EVENTBUS_HANDLERS_DIR: join(dir, 'handlers'), EVENTBUS_ARCHIVE_URL: `sqlite:${join(dir, 'archive.sqlite')}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 30_000;
+  while (!/Ctrl-C stops/.test(out) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.match(out, new RegExp(`npx eventbus publish --dev --dev-port ${port} ORDER_PLACED '\\{\\}'`), 'publish with npx and its own type');
+  t.match(out, new RegExp(`npx eventbus dlq peek orders --dev --dev-port ${port}`), 'its own queue');
+  t.notMatch(out, /npm run eventbus|USER_CREATED|email-dlq/, 'none of this repository\'s commands or examples');
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once('exit', (c) => r(c))));
+  t.equal(code, 0, 'Ctrl-C exits 0');
 });
