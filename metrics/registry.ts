@@ -12,6 +12,13 @@ export const AGE_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 18
 /** Buckets for reading an offloaded payload from S3: 5 ms to 1 minute (a 64 MiB object on a slow link). */
 export const FETCH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** What the saturation gauges show (createMetrics' followSlots). */
+export interface SlotReading {
+  queues: Array<{ queue: string; cap: number; used: number }>;
+  /** Mean event-loop utilization of the worker threads since the previous reading; null before there are threads. */
+  poolUtilization: number | null;
+}
+
 /** Every eventbus metric (SPEC "Metrics") on one registry. */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -28,6 +35,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   buildInfo.set({ version: VERSION, node_version: process.version }, 1);
   let readiness: (() => boolean | Promise<boolean>) | undefined;
   let ready: Gauge | undefined;
+  let slots: (() => SlotReading) | undefined;
+  let slotGauges: { cap: Gauge; used: Gauge; pool: Gauge } | undefined;
   return {
     registry,
     buildInfo,
@@ -47,6 +56,55 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
           this.set((await readiness!()) ? 1 : 0);
         },
       });
+    },
+    /**
+     * Adds the saturation gauges, read at each scrape from `read`: each queue's slots (its cap on
+     * this process) and those held by running handlers, and how busy the worker threads were since
+     * the last scrape. Only a process that runs handlers calls this.
+     */
+    followSlots(read: () => SlotReading): void {
+      slots = read;
+      if (slotGauges) return;
+      let last: SlotReading | undefined;
+      // One reading per scrape, shared by the three gauges (the pool's is a delta since the last one).
+      let readAt = -Infinity;
+      const reading = (): SlotReading => {
+        if (!last || performance.now() - readAt > 100) {
+          last = slots!();
+          readAt = performance.now();
+        }
+        return last;
+      };
+      slotGauges = {
+        cap: new Gauge({
+          name: 'eventbus_handler_slots',
+          help: "Handler slots of a queue on this process: its concurrency cap (queue's, within the host's); summed over a cluster's processes",
+          labelNames: ['queue'],
+          registers: r,
+          collect() {
+            for (const q of reading().queues) this.set({ queue: q.queue }, q.cap);
+          },
+        }),
+        used: new Gauge({
+          name: 'eventbus_handler_slots_used',
+          help: 'Handler slots of a queue held now: handlers running, and a receive (a long poll) waiting for messages to fill free slots; prefetched messages are not in it (eventbus_messages_prefetched)',
+          labelNames: ['queue'],
+          registers: r,
+          collect() {
+            for (const q of reading().queues) this.set({ queue: q.queue }, q.used);
+          },
+        }),
+        pool: new Gauge({
+          name: 'eventbus_thread_pool_utilization',
+          help: "The worker threads' event-loop utilization since the previous scrape, averaged over the threads (0-1): near 1, handlers keep the threads busy (CPU-bound) and more threads or hosts help",
+          registers: r,
+          aggregator: 'average',
+          collect() {
+            const u = reading().poolUtilization;
+            if (u !== null) this.set(u);
+          },
+        }),
+      };
     },
     received: new Counter({ name: 'eventbus_messages_received_total', help: 'Messages received from SQS', labelNames: ['queue'], registers: r }),
     deleted: new Counter({ name: 'eventbus_messages_deleted_total', help: 'Messages deleted after their handler succeeded', labelNames: ['queue'], registers: r }),

@@ -1,6 +1,7 @@
 import { builtInHandlers } from '../built-ins.js';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createMetrics, type Metrics } from '#metrics/registry.js';
+import { slotReader } from './serve/slots.js';
 import { createAwsClients, type AwsClients, type AwsSettings } from '../aws.js';
 import type { Config } from '../config.js';
 import { EventBusError, isNotFound, toAwsError } from '../errors.js';
@@ -261,6 +262,7 @@ export class Supervisor {
         Object.fromEntries(handlers.map((h) => [h.queue, h.concurrency])),
         Object.fromEntries(handlers.map((h) => [h.queue, h.prefetch])),
       );
+      this.metrics.followSlots(slotReader(handlers.map((h) => h.queue), this.#capacity, this.#pool));
       this.#acker = new Acker({
         sqs: this.#clients.sqs,
         log: this.log,

@@ -87,3 +87,38 @@ t.test('eventbus_ready is 1 once /readyz is 200; eventbus_build_info carries ver
   t.equal(sample(m.text, 'eventbus_build_info', `{version="${version}",node_version="${process.version}"}`), 1, 'one build_info series with both labels');
   t.equal(m.text.split('\n').filter((l) => l.startsWith('eventbus_build_info{')).length, 1, 'exactly one build_info series');
 });
+
+t.test('saturation gauges: a queue\'s slots, those held by running handlers, and how busy the threads were', async (t) => {
+  const bus = await startBus(
+    [
+      { queue: 'slow', events: ['SLOW'], concurrency: 3 },
+      { queue: 'spin', events: ['SPIN'], concurrency: 2 },
+    ],
+    { config: { concurrency: 8, threads: 2 } },
+  );
+  t.teardown(() => bus.stop());
+  const port = bus.sup.httpPort!;
+  await waitFor('ready', async () => (await get(port, '/readyz')).status === 200 || undefined, 20_000);
+  const idle = (await get(port, '/metrics')).text;
+  t.equal(sample(idle, 'eventbus_handler_slots', '{queue="slow"}'), 3, 'the queue\'s cap');
+  t.equal(sample(idle, 'eventbus_handler_slots', '{queue="spin"}'), 2);
+  // Idle, a queue's long poll holds the slot it receives into (0 between two polls).
+  t.ok(sample(idle, 'eventbus_handler_slots_used', '{queue="slow"}')! <= 1, 'nothing running: at most the long poll\'s slot');
+  const u0 = sample(idle, 'eventbus_thread_pool_utilization')!;
+  t.ok(u0 >= 0 && u0 <= 1, `utilization in [0, 1] (${u0})`);
+
+  // Five 3 s handlers on a cap of 3: three hold slots, two wait in SQS or prefetch (not in the slots).
+  for (let i = 0; i < 5; i++) await bus.publisher.createEvent('SLOW', { sleepMs: 3_000 });
+  const busy = await waitFor('3 slots used', async () => {
+    const text = (await get(port, '/metrics')).text;
+    return sample(text, 'eventbus_handler_slots_used', '{queue="slow"}') === 3 ? text : undefined;
+  });
+  t.equal(sample(busy, 'eventbus_handler_slots', '{queue="slow"}'), 3, 'never above the cap');
+
+  // Handlers that spin (CPU) for 1.5 s on both threads: the threads' loops are busy since the last scrape.
+  await get(port, '/metrics'); // a fresh window
+  for (let i = 0; i < 2; i++) await bus.publisher.createEvent('SPIN', { spinMs: 1_500 });
+  await waitFor('both spins ended', () => bus.seen.filter((s) => (s as { kind?: string; type?: string }).kind === 'end' && (s as { type?: string }).type === 'SPIN').length >= 2 || undefined, 20_000);
+  const u = sample((await get(port, '/metrics')).text, 'eventbus_thread_pool_utilization')!;
+  t.ok(u > 0.2 && u <= 1, `the threads were busy while the handlers spun (${u.toFixed(2)})`);
+});

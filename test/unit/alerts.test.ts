@@ -234,10 +234,14 @@ t.test('promtool test rules: each alert fires on its input and stays quiet on he
 const metrics = createMetrics({ defaultMetrics: true });
 // eventbus_ready exists in every process with a /readyz (the supervisor registers it at start).
 metrics.followReadiness(() => true);
+// So do the saturation gauges in every process that runs handlers (the supervisor, at start).
+metrics.followSlots(() => ({ queues: [{ queue: 'q', cap: 1, used: 0 }], poolUtilization: 0 }));
 const known = new Map<string, Set<string> | null>(); // name -> label names (null: any, for default metrics)
 for (const m of await metrics.registry.getMetricsAsJSON()) {
   const names = String(m.type) === 'histogram' ? [`${m.name}_bucket`, `${m.name}_sum`, `${m.name}_count`] : [m.name];
   for (const n of names) known.set(n, null);
+  // Gauges made inside follow*() are not properties of `metrics`: their labels are those of their values.
+  if (m.name.startsWith('eventbus_') && String(m.type) === 'gauge' && m.values.length) known.set(m.name, new Set(m.values.flatMap((v) => Object.keys(v.labels))));
 }
 for (const v of Object.values(metrics)) {
   const m = v as { name?: unknown; labelNames?: unknown; constructor: { name: string } };
