@@ -751,13 +751,27 @@ function withHint(err: unknown, dev: boolean | undefined): unknown {
 
 /** Prints up to `max` messages of the DLQ and leaves them there (dlq/ops.ts browseDlq); `json`: one JSON line each. */
 export async function peek(sqs: SQSClient, h: ResolvedHandler, dlqUrl: string, max: number, raw: boolean, payloads?: PayloadStore, json = false): Promise<number> {
-  const { shown, problems } = await browseDlq(sqs, h, dlqUrl, {
-    max,
-    payloads,
-    onMessage: (m, n) => void process.stdout.write(json ? `${JSON.stringify(peekRecord(m))}\n` : formatMessage(m, n, raw)),
-  });
-  for (const p of problems) process.stderr.write(`eventbus: ${p}\n`);
-  return shown;
+  // Ctrl-C stops after the receive in flight, and what was read is made visible again at once (not
+  // left hidden for the peek's 30 s).
+  const stop = onInterrupt('the peek');
+  let result: Awaited<ReturnType<typeof browseDlq>>;
+  try {
+    result = await browseDlq(sqs, h, dlqUrl, {
+      max,
+      payloads,
+      signal: stop.signal,
+      onMessage: (m, n) => void process.stdout.write(json ? `${JSON.stringify(peekRecord(m))}\n` : formatMessage(m, n, raw)),
+    });
+  } finally {
+    stop.dispose();
+  }
+  for (const p of result.problems) process.stderr.write(`eventbus: ${p}\n`);
+  const sig = stop.received();
+  if (sig) {
+    process.stderr.write(`eventbus: stopped by ${sig} after ${result.shown} message(s); ${h.dlqName} is unchanged and every message read is visible again\n`);
+    process.exitCode = SIGNAL_EXIT[sig];
+  }
+  return result.shown;
 }
 
 /** A peeked message as `dlq peek --json` prints it: the DlqMessage without the receipt handle and the raw SQS message. */

@@ -188,3 +188,23 @@ t.test('dlq requeue stops on SIGINT after the batch being sent; --from-line as p
   t.equal(ids.length, TOTAL, 'both runs together sent every line');
   t.equal(new Set(ids).size, TOTAL, 'none twice');
 });
+
+t.test('dlq peek stops on SIGINT: exit 130, and what it read is visible again at once (not hidden for 30 s)', async (t) => {
+  const { w, config } = await slowWorld(t);
+  let printed = '';
+  const r = await runCli(t, ['dlq', 'peek', 'orders', '--max', String(TOTAL), '--json', '--config', config], {
+    onStart: (child) => {
+      // The signal once the first messages are printed.
+      child.stdout!.on('data', (d: Buffer) => {
+        printed += d.toString();
+        if (printed.includes('\n') && child.exitCode === null && !child.killed) child.kill('SIGINT');
+      });
+    },
+  });
+  t.equal(r.code, 130, r.stderr);
+  const shown = jsonLines(t, r).length;
+  t.ok(shown > 0 && shown < TOTAL, `stopped mid-way (${shown} of ${TOTAL})`);
+  t.match(r.stderr, /stopped by SIGINT after \d+ message\(s\); .* is unchanged and every message read is visible again/);
+  const a = (await w.emu.sqs.send(new GetQueueAttributesCommand({ QueueUrl: w.url('orders', true), AttributeNames: ['ApproximateNumberOfMessages'] }))).Attributes ?? {};
+  t.equal(Number(a.ApproximateNumberOfMessages), TOTAL, 'all visible in the DLQ right away');
+});
