@@ -94,7 +94,7 @@ t.test('provisioning: the FIFO topic, an ordered handler\'s FIFO queue and DLQ o
   const text = formatActions(plan.actions);
   t.match(text, `+ create topic ${topic}.fifo (SNS FIFO topic`);
   t.match(text, `+ create queue ${ord.queue}-dlq.fifo (FIFO, MessageRetentionPeriod`);
-  t.match(text, `+ create queue ${ord.queue}.fifo (FIFO, VisibilityTimeout=30, redrive to ${ord.queue}-dlq.fifo after 5)`);
+  t.match(text, `+ create queue ${ord.queue}.fifo (FIFO, VisibilityTimeout=30, redrive to ${ord.queue}-dlq.fifo after 5, SSE-SQS)`);
   t.match(text, `+ create subscription ${ord.queue}.fifo (to ${topic}.fifo, event-type in [ORD], SNS envelope)`);
   t.match(text, `+ create subscription ${plain.queue} (event-type in [ORD], SNS envelope)`);
   t.same((await emu.sns.send(new ListTopicsCommand({}))).Topics ?? [], [], 'the dry run made nothing');

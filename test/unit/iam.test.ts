@@ -113,7 +113,11 @@ function scan(file: string): Scanned {
 const files = tsFiles(SRC);
 const scanned = new Map(files.map((f) => [f, scan(f)]));
 const rel = (f: string) => relative(ROOT, f).split(sep).join('/');
-const isCli = (f: string) => rel(f).startsWith('src/cli/');
+/**
+ * Operator code: the CLI, and the DLQ operations (src/dlq) that the CLI and the console's dead-letter
+ * page run. They act with an operator's credentials (deploy/README.md "Operator CLI"), not the worker's.
+ */
+const isCli = (f: string) => rel(f).startsWith('src/cli/') || rel(f).startsWith('src/dlq/');
 
 function actionsOf(list: string[]): Set<string> {
   const s = new Set<string>();
