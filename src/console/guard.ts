@@ -30,8 +30,9 @@ export interface GuardOptions {
  * Checks one console request; answers it (and returns false) when refused:
  * - without a token, a Host that is not loopback (DNS rebinding: evil.example resolving to 127.0.0.1);
  * - an API request without the bearer token, where one is set;
- * - an action (any method but GET/HEAD) that is not JSON, or comes from another site (a page
- *   elsewhere can send requests to 127.0.0.1: Sec-Fetch-Site and Origin say where it came from).
+ * - an API request or an action that comes from another site (a page elsewhere can send requests to
+ *   127.0.0.1: Sec-Fetch-Site and Origin say where it came from);
+ * - an action (any method but GET/HEAD) that is not JSON.
  */
 export function admit(req: FastifyRequest, reply: FastifyReply, o: GuardOptions & { api: boolean }): boolean {
   if (o.apiToken === null) {
@@ -46,7 +47,9 @@ export function admit(req: FastifyRequest, reply: FastifyReply, o: GuardOptions 
     void reply.code(401).send({ error: 'missing or wrong bearer token' });
     return false;
   }
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
+  // Every API call and every action must come from the console's own page (or from no page: curl,
+  // the CLI): an <img> or a form on another site must not make the console browse or act.
+  if (o.api || (req.method !== 'GET' && req.method !== 'HEAD')) {
     const site = req.headers['sec-fetch-site'];
     if (site !== undefined && site !== 'same-origin' && site !== 'none') {
       void reply.code(403).send({ error: `cross-site request refused (Sec-Fetch-Site: ${String(site)})` });
@@ -65,6 +68,8 @@ export function admit(req: FastifyRequest, reply: FastifyReply, o: GuardOptions 
         return false;
       }
     }
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
     const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
       void reply.code(415).send({ error: 'actions take content-type: application/json' });

@@ -85,7 +85,11 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
     async (scope) => {
       scope.addHook('onRequest', async (req, reply) => {
         for (const [k, v] of Object.entries(CONSOLE_HEADERS)) reply.header(k, v);
-        const api = req.url.startsWith('/console/api/');
+        // Decided by the route that matched, not by the raw URL: the router decodes the path
+        // (/console/%61pi/info is /console/api/info). Only the page and its static files are open;
+        // everything else, an unknown path included, is the API and needs the token.
+        const route = req.routeOptions.url;
+        const api = !(route === '/console' || route === '/console/' || route === '/console/assets/*');
         if (api) reply.header('cache-control', 'no-store');
         if (!admit(req, reply, { apiToken: o.apiToken, api })) return reply;
       });

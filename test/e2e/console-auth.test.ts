@@ -92,6 +92,20 @@ t.test('with http.apiToken', async (t) => {
       const r = await fetch(`${base}/console/api/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"all":true}' });
       t.equal(r.status, 401, `POST ${path}`);
     }
+    // Encoded spellings of the API path are the API too: the router decodes them (review finding).
+    for (const path of ['%61pi/info', 'ap%69/overview', '%61%70%69/failures', 'api/%64lq/orders/messages']) {
+      const r = await fetch(`${base}/console/${path}`);
+      t.equal(r.status, 401, `GET /console/${path} without the token`);
+    }
+    t.equal((await fetch(`${base}/console/no-such-route`)).status, 404, 'a path no route has: 404, nothing else');
+    const encodedPost = await fetch(`${base}/console/%61pi/dlq/orders/redrive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"all":true}' });
+    t.equal(encodedPost.status, 401, 'POST /console/%61pi/dlq/orders/redrive without the token');
+    // The page and its files stay open (they hold no data): the prompt must load.
+    t.equal((await fetch(`${base}/console/`)).status, 200, 'the page');
+    t.equal((await fetch(`${base}/console/assets/app.js`)).status, 200, 'its script');
+    // A request another site's page makes (an <img>, a fetch) is refused even with the token.
+    const cross = await fetch(`${base}/console/api/info`, { headers: { authorization: `Bearer ${TOKEN}`, 'sec-fetch-site': 'cross-site' } });
+    t.equal(cross.status, 403, 'a cross-site GET of the API');
     const ok = await fetch(`${base}/console/api/info`, { headers: { authorization: `Bearer ${TOKEN}` } });
     t.equal(ok.status, 200);
     t.match(await ok.json(), { tokenRequired: true, queues: [{ queue: 'orders' }] });
