@@ -344,7 +344,7 @@ function DlqBrowser({ queue, dlqName }) {
         </div>`
       : null}
     <div role="status" aria-live="polite">
-      ${outcome ? html`<div class=${`notice ${outcome.failed ? 'error' : ''}`}>Redrive: moved ${outcome.moved}, failed ${outcome.failed}${outcome.notDeleted ? `, ${outcome.notDeleted} copied but not deleted` : ''}.${outcome.errors?.length ? ` ${outcome.errors.join('; ')}` : ''}</div>` : null}
+      ${outcome ? html`<div class=${`notice ${outcome.failed ? 'error' : ''}`}>Redrive: moved ${outcome.moved}, failed ${outcome.failed}${outcome.notDeleted ? `, ${outcome.notDeleted} copied but not deleted` : ''}.${outcome.more ? ' More remain in the DLQ: redrive all again to go on.' : ''}${outcome.errors?.length ? ` ${outcome.errors.join('; ')}` : ''}</div>` : null}
     </div>
     ${data?.problems?.length ? html`<div class="notice error">${data.problems.join('; ')}</div>` : null}
     ${data && messages.length === 0 ? html`<p>${dlqName} is empty.</p>` : null}

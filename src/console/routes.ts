@@ -17,13 +17,14 @@ export interface ConsoleDlq {
   browse(queue: string, max: number): Promise<{ messages: unknown[]; problems: string[] }>;
   /**
    * Moves the messages with these SQS message ids back to the queue (all of them with 'all'); with
-   * `store`, under the archive's redrive lock (one redrive per DLQ, the CLI's included).
+   * `store`, under the archive's redrive lock (one redrive per DLQ, the CLI's included). "all" moves at
+   * most MAX_REDRIVE_PER_REQUEST; `more` says whether more may remain.
    */
   redrive(
     queue: string,
     ids: readonly string[] | 'all',
     store: (() => Promise<ArchiveStore>) | null,
-  ): Promise<{ moved: number; failed: number; notDeleted: number; movedIds: string[]; errors: string[]; aborted: boolean }>;
+  ): Promise<{ moved: number; failed: number; notDeleted: number; movedIds: string[]; errors: string[]; aborted: boolean; more: boolean }>;
 }
 
 export interface ConsoleOptions {

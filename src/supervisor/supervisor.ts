@@ -469,7 +469,6 @@ export class Supervisor {
       dlq: consoleDlq({
         sqs: () => this.#clients?.sqs ?? null,
         queues: () => this.#queues.map((q) => ({ queue: q.queue, queueName: q.handler.queueName, dlqName: q.handler.dlqName, url: q.url, dlqUrl: q.dlqUrl })),
-        payloads: this.#payloads(this.#o.aws ?? { endpoint: this.#cfg.endpoint, region: this.#cfg.region })?.store,
         log: this.log,
       }),
       publish: this.#o.consolePublish
