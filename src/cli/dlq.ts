@@ -4,6 +4,7 @@ import { builtInHandlers } from '../built-ins.js';
 import { PurgeQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { Option, type Command } from 'commander';
 import { closeSync, createReadStream, fsyncSync, openSync, statSync, writeSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { createInterface as createLineReader } from 'node:readline';
 import { createInterface } from 'node:readline/promises';
 import { EventBusError, describeError, toAwsError } from '../errors.js';
@@ -507,6 +508,10 @@ export interface DumpSummary {
   /** Stopped by a signal: the file is incomplete and nothing was deleted. */
   aborted: boolean;
   problems: string[];
+  /** With --delete: offloaded messages left in the DLQ (their payload lives in S3 and expires). */
+  keptOffloaded: number;
+  /** A FIFO DLQ dumped short of its count (one receive per message group): exit 1, nothing deleted. */
+  incomplete: boolean;
 }
 
 /** While a dump runs, what it received stays hidden this long (seconds) so each receive gets new messages. */
@@ -524,6 +529,10 @@ async function dumpCommand(sqs: SQSClient, handler: ResolvedHandler, dlqUrl: str
   }
   const startedMs = Date.now();
   const estimate = await heldIn(sqs, handler.dlqName, dlqUrl);
+  const fifo = handler.dlqName.endsWith('.fifo');
+  const deletable = new Set<string>();
+  const kept = { offloaded: 0, fifoShort: false };
+  let dumped = 0;
   let r: { shown: number; problems: string[]; deleted: number; aborted: boolean };
   // Ctrl-C: stop receiving and make what was read visible again at once (not after DUMP_HIDE_SEC).
   const interrupt = onInterrupt(`the dump of ${handler.dlqName}`);
@@ -534,13 +543,25 @@ async function dumpCommand(sqs: SQSClient, handler: ResolvedHandler, dlqUrl: str
       signal: interrupt.signal,
       onMessage: (m) => {
         const line = `${JSON.stringify(toDumpRecord(m, queue, handler.dlqName))}\n`;
+        dumped++;
         if (toStdout) process.stdout.write(line);
         else writeAll(fd, line);
+        // An offloaded event's line holds its pointer, not its payload: the S3 object expires
+        // (payloads.retentionDays), so the DLQ message is the one copy that stays whole.
+        if (m.offloaded) kept.offloaded++;
+        else deletable.add(m.messageId);
       },
       deleteShown: async () => {
-        if (toStdout) return false;
+        if (toStdout || !o.delete) return false;
         fsyncSync(fd);
-        return o.delete === true;
+        fsyncDir(o.to);
+        // A FIFO DLQ gives one receive per message group while the dump holds the group's earlier
+        // messages: a dump short of the DLQ's count deletes nothing (dump again after a redrive).
+        if (fifo && estimate !== null && dumped < estimate) {
+          kept.fifoShort = true;
+          return false;
+        }
+        return deletable;
       },
     });
   } catch (err) {
@@ -565,7 +586,18 @@ async function dumpCommand(sqs: SQSClient, handler: ResolvedHandler, dlqUrl: str
       `eventbus: stopped by ${sig}: ${o.to === '-' ? 'the output' : o.to} holds ${r.shown} message(s) and is incomplete; nothing was deleted from ${handler.dlqName} and what was read is visible again. Dump again to a new file.\n`,
     );
   }
-  const summary: DumpSummary = { queue, dlqName: handler.dlqName, file: o.to, dumped: r.shown, deleted: r.deleted, aborted: r.aborted, problems: r.problems };
+  if (o.delete && kept.offloaded > 0) {
+    process.stderr.write(
+      `eventbus: ${kept.offloaded} offloaded message(s) stay in ${handler.dlqName}: their lines hold a pointer to the payload in S3, which the bucket's lifecycle rule expires (payloads.retentionDays), so they are not deleted\n`,
+    );
+  }
+  const incomplete = fifo && estimate !== null && r.shown < estimate;
+  if (incomplete) {
+    process.stderr.write(
+      `eventbus: warning: ${handler.dlqName} is a FIFO queue and held ~${estimate} message(s); the dump has ${r.shown}: SQS returns no more of a message group while the dump holds its earlier messages${kept.fifoShort ? ', so nothing was deleted' : ''}. Redrive or requeue what was dumped, then dump again for the rest\n`,
+    );
+  }
+  const summary: DumpSummary = { queue, dlqName: handler.dlqName, file: o.to, dumped: r.shown, deleted: r.deleted, aborted: r.aborted, problems: r.problems, keptOffloaded: o.delete ? kept.offloaded : 0, incomplete };
   if (o.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else {
     const where = toStdout ? 'stdout' : o.to;
@@ -573,7 +605,20 @@ async function dumpCommand(sqs: SQSClient, handler: ResolvedHandler, dlqUrl: str
     process.stderr.write(`eventbus: dumped ${r.shown} message(s)${estimate !== null && max === Infinity ? ` (the DLQ held ~${estimate})` : ''} to ${where}; ${fate}\n`);
   }
   if (r.aborted && sig) process.exitCode = SIGNAL_EXIT[sig];
-  else if (o.delete && r.deleted < r.shown) process.exitCode = 1;
+  else if (incomplete || (o.delete && r.deleted + kept.offloaded < r.shown)) process.exitCode = 1;
+}
+
+/** Makes a new file's directory entry durable (a crash after the deletes must not lose the file). */
+function fsyncDir(file: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dirname(resolvePath(file)), 'r');
+    fsyncSync(fd);
+  } catch {
+    // a file system that cannot fsync a directory: the file's own fsync is what there is
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 function writeAll(fd: number, text: string): void {

@@ -124,11 +124,12 @@ export interface BrowseOptions {
   /** How long each received message stays hidden while browsing, in seconds (default BROWSE_HIDE_SEC). */
   hideSec?: number;
   /**
-   * Called once, after every message was passed to onMessage without error: true deletes the shown
-   * messages from the DLQ instead of making them visible again (`dlq dump --delete`, once its file
-   * is on disk). Not called when browsing or onMessage failed: then everything is released.
+   * Called once, after every message was passed to onMessage without error: the ids of the shown
+   * messages to delete from the DLQ instead of making them visible again (`dlq dump --delete`, once
+   * its file is on disk), or false for none. Not called when browsing or onMessage failed: then
+   * everything is released.
    */
-  deleteShown?(): Promise<boolean>;
+  deleteShown?(): Promise<false | ReadonlySet<string>>;
   /** Stops browsing between receives (then nothing is deleted; everything held is released). */
   signal?: AbortSignal;
 }
@@ -171,8 +172,9 @@ export async function browseDlq(
       }
       if (fresh === 0) break;
     }
-    if (!aborted && o.deleteShown && shownIds.length > 0 && (await o.deleteShown())) {
-      const r = await deleteHandles(sqs, pair.dlqName, dlqUrl, new Map(shownIds.map((id) => [id, held.get(id)!])));
+    const which = !aborted && o.deleteShown && shownIds.length > 0 ? await o.deleteShown() : false;
+    if (which) {
+      const r = await deleteHandles(sqs, pair.dlqName, dlqUrl, new Map(shownIds.filter((id) => which.has(id)).map((id) => [id, held.get(id)!])));
       for (const id of r.deleted) held.delete(id);
       deleted = r.deleted.length;
       problems.push(...r.problems);

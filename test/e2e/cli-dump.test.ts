@@ -121,7 +121,7 @@ t.test('requeue --to-dlq restores body, attributes (binary too) and the dead-let
   const file = join(dir, 'deleted.jsonl');
   const del = await cli(['dlq', 'dump', 'orders', '--to', file, '--delete', '--json']);
   t.equal(del.code, 0, del.stderr);
-  t.same(jsonLines(t, del), [{ queue: 'orders', dlqName: `${w.prefix}orders-dlq`, file, dumped: 4, deleted: 4, aborted: false, problems: [] }]);
+  t.same(jsonLines(t, del), [{ queue: 'orders', dlqName: `${w.prefix}orders-dlq`, file, dumped: 4, deleted: 4, aborted: false, problems: [], keptOffloaded: 0, incomplete: false }]);
   t.equal(await held(w, w.url('orders', true)), 0, '--delete emptied the DLQ after the file was written');
   t.equal(readFileSync(file, 'utf8').trimEnd().split('\n').length, 4, 'the file holds all four');
 
