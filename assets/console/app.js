@@ -526,7 +526,12 @@ function App() {
   if (!info) return html`<${ErrorNote} error=${error} /><p class="loading">Loading…</p>`;
   const [, pageName = 'overview', arg] = /^#\/([^/]*)\/?(.*)$/.exec(hash) ?? [];
   const name = PAGES.some(([p]) => p === pageName) ? pageName : 'overview';
-  const argument = arg ? decodeURIComponent(arg) : undefined;
+  let argument;
+  try {
+    argument = arg ? decodeURIComponent(arg) : undefined;
+  } catch {
+    argument = undefined; // a malformed link (#/events/%E0): the page's list, not a blank page
+  }
   let body;
   if (name === 'overview') body = info.live ? html`<${Overview} />` : html`<p>No supervisor runs here: the overview is on the supervisor's port.</p>`;
   else if (name === 'failures') body = info.live ? html`<${Failures} />` : html`<p>No supervisor runs here: failures are on the supervisor's port.</p>`;

@@ -65,6 +65,9 @@ export async function ensureBucket(plan: BucketPlan, dryRun: boolean, done: (a: 
           );
         } catch (err) {
           if (awsErrorName(err) !== 'BucketAlreadyOwnedByYou') throw toAwsError('CreateBucket', bucket, err);
+          // Made meanwhile (another provision run): read its lifecycle rules and tags before
+          // writing ours, as for a bucket that existed (each Put replaces the whole set).
+          exists = true;
         }
       }
       actions.push(done(action));
