@@ -432,6 +432,9 @@ async function nativeRedriveCommand(queue: string, o: DlqOptions, rate: number |
         try {
           await cancelMoveTask(sqs, handler, handle);
         } catch (err) {
+          // It may have just ended (a finished task cannot be cancelled): then that is the outcome.
+          last = (await moveTaskStatus(sqs, handler, dlqArn, handle, startedMs).catch(() => null)) ?? last;
+          if (last && NATIVE_DONE.has(last.status)) break;
           errors.push(`could not cancel the task (${describeError(err)}): it goes on in SQS; see the console or \`aws sqs list-message-move-tasks --source-arn ${dlqArn}\``);
           break;
         }

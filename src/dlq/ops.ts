@@ -666,8 +666,11 @@ export async function moveTaskStatus(sqs: SQSClient, pair: DlqPair, dlqArn: stri
   } catch (err) {
     throw toAwsError('ListMessageMoveTasks', pair.dlqName, err);
   }
-  // Clocks differ: a task counts as ours if it started at most a minute before we asked.
-  const r = results.find((x) => x.TaskHandle === handle) ?? results.find((x) => !x.TaskHandle && (x.StartedTimestamp ?? 0) >= startedMs - 60_000);
+  // A finished task has no handle: ours is then the most recent one (one task runs per queue at a
+  // time, and SQS lists the newest first), if it started at most a minute (clocks differ) before we
+  // asked. An older finished task is never taken for ours.
+  const newest = results[0];
+  const r = results.find((x) => x.TaskHandle === handle) ?? (newest && !newest.TaskHandle && (newest.StartedTimestamp ?? 0) >= startedMs - 60_000 ? newest : undefined);
   if (!r) return null;
   return {
     status: r.Status ?? 'UNKNOWN',
