@@ -190,13 +190,17 @@ export async function main(argv: string[]): Promise<void> {
           '--config printed.json`), except that each secret is printed as "[redacted]": loading that fails',
           'naming the key, until the secret itself is put back (or given by its env var, which wins). Derived',
           'defaults (threads, tasksPerThread from the cores; fifoTopic from topic; source from the host name)',
-          'are printed as computed on this host: remove them from a file meant for other hosts.',
+          'are left out, so each host that loads the file computes its own; --sources shows them.',
         ].join('\n'),
       ),
   ).action((o: CommonOptions & { sources?: boolean; json?: boolean }) => {
     const ctx = commandContext(o);
     const printed = redactConfig(ctx.config);
     if (!o.sources) {
+      // Derived defaults are computed where the file is loaded (a printed fifoTopic would stay
+      // events.fifo under another EVENTBUS_TOPIC; source would name this host).
+      const origins = configOrigins(ctx.config);
+      for (const [key, origin] of Object.entries(origins)) if (origin.kind === 'default' && origin.derived && !key.includes('.')) delete printed[key];
       process.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
       return;
     }

@@ -116,7 +116,14 @@ t.test('--sources: each key with its value and where it came from', async (t) =>
       const key = at ? `${at}.${k}` : k;
       return v && typeof v === 'object' && !Array.isArray(v) && !['queues', 'tags', 'webhooks.sources'].includes(key) ? leaves(v as Record<string, unknown>, key) : [key];
     });
-  t.same(rows.map((r) => r.key).sort(), leaves(printed).sort());
+  // The print leaves out the derived defaults (computed where the file is loaded): --sources has them.
+  const derivedKeys = rows.filter((r) => r.origin === 'default' && r.derived !== undefined).map((r) => r.key as string);
+  t.same(derivedKeys.sort(), ['fifoTopic', 'source', 'tasksPerThread', 'threads'], 'the derived defaults');
+  t.same(rows.map((r) => r.key as string).filter((k) => !derivedKeys.includes(k)).sort(), leaves(printed).sort());
+  // Loaded under another topic, the printed file's FIFO topic follows it (it was pinned to this one's).
+  const elsewhere = await cli(['config', '--config', writeConfig(printed)], { ...env, EVENTBUS_TOPIC: 'other-env' });
+  t.equal((JSON.parse((await cli(['config', '--sources', '--json', '--config', writeConfig(printed)], { ...env, EVENTBUS_TOPIC: 'other-env' })).stdout) as Array<Record<string, unknown>>).find((r) => r.key === 'fifoTopic')?.value, 'other-env.fifo');
+  t.equal(elsewhere.code, 0, elsewhere.out);
 
   const table = await cli(['config', '--sources', '--config', file], env);
   t.equal(table.code, 0, table.out);
