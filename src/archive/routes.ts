@@ -1,6 +1,6 @@
 // GET /events: the activity-feed query over the archive, behind a bearer token when http.apiToken is set.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
 import { checkLimit, decodeCursor, parseTime, type ArchiveQuery, type ArchiveStore } from './store.js';
 
@@ -53,27 +53,34 @@ export function parseEventsQuery(q: Record<string, unknown>): ArchiveQuery {
   return out;
 }
 
+/**
+ * Answers one archive page for the request's query parameters: `{"events": [...], "nextCursor"}`,
+ * 400 for a bad parameter, 503 when the store fails. GET /events and the console's events API.
+ */
+export async function sendEventsPage(req: FastifyRequest, reply: FastifyReply, store: () => Promise<ArchiveStore>, log: Logger): Promise<FastifyReply> {
+  let q: ArchiveQuery;
+  try {
+    q = parseEventsQuery(req.query as Record<string, unknown>);
+  } catch (err) {
+    return reply.code(400).send({ error: (err as Error).message });
+  }
+  try {
+    // The stored JSON texts as they are: a page is up to MAX_PAGE_BYTES, and parsing it only to
+    // serialise it again would hold the supervisor's event loop twice as long.
+    const page = await (await store()).queryJson(q);
+    return reply.type('application/json; charset=utf-8').send(`{"events":[${page.events.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`);
+  } catch (err) {
+    log.error({ err }, 'archive query failed');
+    return reply.code(503).send({ error: 'archive unavailable' });
+  }
+}
+
 export async function registerEventsRoute(app: FastifyInstance, o: EventsRouteOptions): Promise<void> {
   app.get('/events', async (req, reply) => {
     if (o.apiToken !== null && !bearerMatches(req.headers.authorization, o.apiToken)) {
       reply.header('www-authenticate', 'Bearer');
       return reply.code(401).send({ error: 'missing or wrong bearer token' });
     }
-    let q: ArchiveQuery;
-    try {
-      q = parseEventsQuery(req.query as Record<string, unknown>);
-    } catch (err) {
-      return reply.code(400).send({ error: (err as Error).message });
-    }
-    try {
-      const store = await o.store();
-      // The stored JSON texts as they are: a page is up to MAX_PAGE_BYTES, and parsing it only to
-      // serialise it again would hold the supervisor's event loop twice as long.
-      const page = await store.queryJson(q);
-      return reply.type('application/json; charset=utf-8').send(`{"events":[${page.events.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`);
-    } catch (err) {
-      o.log.error({ err }, 'archive query failed');
-      return reply.code(503).send({ error: 'archive unavailable' });
-    }
+    return sendEventsPage(req, reply, o.store, o.log);
   });
 }

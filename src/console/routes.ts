@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import type { ArchiveQuery, ArchiveStore } from '../archive/store.js';
-import { parseEventsQuery } from '../archive/routes.js';
+import type { ArchiveStore } from '../archive/store.js';
+import { sendEventsPage } from '../archive/routes.js';
 import type { Logger } from '../log.js';
 import { admit, CONSOLE_HEADERS } from './guard.js';
 import type { FailureLog } from './failures.js';
@@ -138,20 +138,7 @@ export async function registerConsole(app: FastifyInstance, o: ConsoleOptions): 
 
       scope.get('/api/events', async (req, reply) => {
         if (!o.store) return reply.code(404).send({ error: 'the archive is off (archive.enabled)' });
-        let q: ArchiveQuery;
-        try {
-          q = parseEventsQuery(req.query as Record<string, unknown>);
-        } catch (err) {
-          return reply.code(400).send({ error: (err as Error).message });
-        }
-        try {
-          const store = await o.store();
-          const page = await store.queryJson(q);
-          return reply.type('application/json; charset=utf-8').send(`{"events":[${page.events.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`);
-        } catch (err) {
-          o.log.error({ err }, 'archive query failed');
-          return reply.code(503).send({ error: 'archive unavailable' });
-        }
+        return sendEventsPage(req, reply, o.store, o.log);
       });
 
       scope.get('/api/events/:id', async (req, reply) => {
