@@ -19,7 +19,9 @@ export function slotReader(queues: readonly string[], capacity: Capacity, pool: 
       // A thread seen for the first time (a replacement too): its whole life so far.
       const active = elu.active - (p?.active ?? 0);
       const idle = elu.idle - (p?.idle ?? 0);
-      sum += active + idle > 0 ? active / (active + idle) : 0;
+      // Clamped: the two readings come from the thread's clock, and an idle thread's difference can
+      // come out a rounding error below zero (-6e-8 was seen).
+      sum += active + idle > 0 ? Math.min(1, Math.max(0, active / (active + idle))) : 0;
       next.set(id, elu);
     }
     previous = next;
