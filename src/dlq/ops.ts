@@ -395,44 +395,16 @@ function entryBytes(e: SendMessageBatchRequestEntry): number {
   return n;
 }
 
-/** Sends copies in batches of at most 10 entries and 256 KiB; per message: accepted, or the reason it was not. */
+/** Sends copies (sendEntries' batches); per DLQ MessageId: accepted, or the reason it was not. */
 async function sendToSource(sqs: SQSClient, pair: DlqPair, sourceUrl: string, msgs: Message[]): Promise<{ ok: Set<string>; failed: Map<string, string> }> {
+  const sent = await sendEntries(sqs, pair.queueName, sourceUrl, msgs.map((m, i) => copyEntry(m, String(i))));
   const ok = new Set<string>();
   const failed = new Map<string, string>();
-  const entries = msgs.map((m, i) => ({ m, e: copyEntry(m, String(i)) }));
-  const chunks: Array<typeof entries> = [];
-  let cur: typeof entries = [];
-  let bytes = 0;
-  for (const x of entries) {
-    const b = entryBytes(x.e);
-    if (cur.length && (cur.length >= BATCH_MAX_ENTRIES || bytes + b > BATCH_MAX_BYTES)) {
-      chunks.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(x);
-    bytes += b;
-  }
-  if (cur.length) chunks.push(cur);
-  for (const chunk of chunks) {
-    const byId = new Map(chunk.map((x) => [x.e.Id!, x.m.MessageId!]));
-    try {
-      const out = await sqs.send(new SendMessageBatchCommand({ QueueUrl: sourceUrl, Entries: chunk.map((x) => x.e) }));
-      for (const s of out.Successful ?? []) {
-        const id = byId.get(s.Id ?? '');
-        if (id !== undefined) ok.add(id);
-      }
-      for (const f of out.Failed ?? []) {
-        const id = byId.get(f.Id ?? '');
-        if (id !== undefined) failed.set(id, `${f.Code ?? 'Failed'}: ${f.Message ?? ''}`.trim());
-      }
-    } catch (err) {
-      const why = toAwsError('SendMessageBatch', pair.queueName, err).message;
-      for (const id of byId.values()) failed.set(id, why);
-    }
-    // An entry SQS reported neither way is not known to be sent: treat it as failed (it stays in the DLQ).
-    for (const id of byId.values()) if (!ok.has(id) && !failed.has(id)) failed.set(id, 'no result for the entry in the SendMessageBatch response');
-  }
+  msgs.forEach((m, i) => {
+    // sendEntries reports every entry one way or the other (an unreported one as failed).
+    if (sent.ok.has(String(i))) ok.add(m.MessageId!);
+    else failed.set(m.MessageId!, sent.failed.get(String(i))!);
+  });
   return { ok, failed };
 }
 

@@ -2,12 +2,8 @@
 // dlq peek (JSON lines), dlq redrive, dlq purge, publish, replay (and its dry run). stdout holds
 // only the JSON; progress and notes go to stderr.
 import t, { type Test } from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, type MessageAttributeValue } from '@aws-sdk/client-sqs';
-import { openArchive } from '../../dist/archive/index.js';
-import { opsWorld, type OpsWorld } from '../helpers/ops-world.js';
+import { opsWorld, withArchive, type OpsWorld } from '../helpers/ops-world.js';
 import { ev } from '../helpers/archive-contract.js';
 import { jsonLines, runCli } from '../helpers/cli-run.js';
 
@@ -119,15 +115,8 @@ t.test('publish --json: the published event', async (t) => {
 
 t.test('replay --json: the summary; the dry run lists the events', async (t) => {
   const w = await opsWorld(t, 'json');
-  const dir = mkdtempSync(join(tmpdir(), 'eventbus-json-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const archiveUrl = join(dir, 'archive.sqlite');
-  const config = join(dir, 'config.json');
-  writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(w.config, 'utf8')), archive: { url: archiveUrl } }));
-  const store = await openArchive(archiveUrl);
   const base = Date.parse('2024-05-01T00:00:00Z');
-  for (let i = 0; i < 6; i++) await store.put(ev(`orig-${i}`, 'ORDER_PLACED', base + i * 1000, { i }));
-  await store.close();
+  const config = await withArchive(t, w, Array.from({ length: 6 }, (_, i) => ev(`orig-${i}`, 'ORDER_PLACED', base + i * 1000, { i })));
 
   const dry = await runCli(t, ['replay', '--since', '2024-05-01T00:00:00Z', '--to-queue', 'orders', '--dry-run', '--json', '--config', config]);
   t.equal(dry.code, 0, dry.stderr);

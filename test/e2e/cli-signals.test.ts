@@ -6,8 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { openArchive } from '../../dist/archive/index.js';
-import { opsWorld, type OpsWorld } from '../helpers/ops-world.js';
+import { opsWorld, withArchive, type OpsWorld } from '../helpers/ops-world.js';
 import { faultProxy } from '../helpers/fault-proxy.js';
 import { ev } from '../helpers/archive-contract.js';
 import { jsonLines, runCli } from '../helpers/cli-run.js';
@@ -86,16 +85,9 @@ for (const [sig, code] of [
 
 t.test('replay stops on SIGINT between batches, says how to resume; the resumed run sends the rest once', async (t) => {
   const w = await opsWorld(t, 'sig');
-  const dir = mkdtempSync(join(tmpdir(), 'eventbus-sig-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const archiveUrl = join(dir, 'archive.sqlite');
-  const config = join(dir, 'config.json');
-  writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(w.config, 'utf8')), archive: { url: archiveUrl } }));
-  const store = await openArchive(archiveUrl);
   const base = Date.parse('2024-05-01T00:00:00Z');
   const n = 60;
-  for (let i = 0; i < n; i++) await store.put(ev(`orig-${String(i).padStart(2, '0')}`, 'ORDER_PLACED', base + i * 1000, { i }));
-  await store.close();
+  const config = await withArchive(t, w, Array.from({ length: n }, (_, i) => ev(`orig-${String(i).padStart(2, '0')}`, 'ORDER_PLACED', base + i * 1000, { i })));
   // 20/s: batches of 5 every 250 ms, 3 s in all; SIGINT at the first progress line.
   const args = ['replay', '--to-queue', 'orders', '--rate', '20', '--json', '--config', config];
   const r = await runCli(t, [...args, '--since', '2024-05-01T00:00:00Z'], { onStderr: { when: /replay: \d+ of \d+ event\(s\) done/, then: (c) => c.kill('SIGINT') } });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { emulator, uniqueName } from '../helpers/emulator.js';
-import { spawnNode, writeConfig, writeHandlers } from '../helpers/process.js';
+import { spawnNode, startSupervisorProcess, writeConfig, writeHandlers } from '../helpers/process.js';
 import { launchBrowser, pageTest } from '../helpers/browser.js';
 import { loadConfig } from '../../dist/config.js';
 import { createHttpApp } from '../../dist/http/server.js';
@@ -67,16 +67,8 @@ t.test('with http.apiToken', async (t) => {
     threads: 1,
     shutdownTimeoutMs: 5_000,
   });
-  const sup = spawnNode('dist/supervisor/index.js', ['--config', config], { EVENTBUS_API_TOKEN: TOKEN });
-  t.teardown(async () => {
-    sup.child.kill('SIGTERM');
-    const timer = setTimeout(() => sup.kill(), 15_000);
-    await sup.exited;
-    clearTimeout(timer);
-  });
-  const listening = await sup.waitForOutput(/"port":\d+,"msg":"http listening"/, 60_000);
+  const { sup, base } = await startSupervisorProcess(t, config, { EVENTBUS_API_TOKEN: TOKEN });
   await sup.waitForOutput(/"msg":"supervisor running"/, 60_000);
-  const base = `http://127.0.0.1:${/"port":(\d+)/.exec(listening)![1]}`;
   t.notMatch(sup.output(), TOKEN, 'the token is never logged');
 
   t.test('every API route answers 401 without the token, 200 with it', async (t) => {

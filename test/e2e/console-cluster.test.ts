@@ -3,7 +3,7 @@
 import t from 'tap';
 import { createPublisher } from '../../dist/publisher/index.js';
 import { emulator, uniqueName, waitFor } from '../helpers/emulator.js';
-import { spawnNode, writeConfig, writeHandlers } from '../helpers/process.js';
+import { startSupervisorProcess, writeConfig, writeHandlers } from '../helpers/process.js';
 
 interface Failure {
   eventId: string;
@@ -32,15 +32,8 @@ t.test('the primary serves the console for its children', async (t) => {
     failureEvents: { enabled: false },
     shutdownTimeoutMs: 5000,
   });
-  const p = spawnNode('dist/supervisor/index.js', ['--config', config]);
-  t.teardown(async () => {
-    p.child.kill('SIGTERM');
-    const timer = setTimeout(() => p.kill(), 15_000);
-    await p.exited;
-    clearTimeout(timer);
-  });
-  const listening = await p.waitForOutput(/"port":\d+,"msg":"http listening"/, 30_000);
-  const api = `http://127.0.0.1:${/"port":(\d+)/.exec(listening)![1]}/console/api`;
+  const { sup: p, base } = await startSupervisorProcess(t, config, {}, 30_000);
+  const api = `${base}/console/api`;
   await waitFor('two children running', () => (p.output().match(/"msg":"child running"/g) ?? []).length >= 2, 30_000);
   const get = async <T>(path: string): Promise<T> => (await (await fetch(`${api}/${path}`)).json()) as T;
 

@@ -10,7 +10,7 @@ import { GetQueueAttributesCommand, GetQueueUrlCommand } from '@aws-sdk/client-s
 import type { Browser, Page } from 'playwright-core';
 import { createPublisher } from '../../dist/publisher/index.js';
 import { emulator, uniqueName, waitFor } from '../helpers/emulator.js';
-import { ROOT, spawnNode, writeConfig, writeHandlers } from '../helpers/process.js';
+import { ROOT, startSupervisorProcess, writeConfig, writeHandlers } from '../helpers/process.js';
 import { launchBrowser, pageTest, screenshot } from '../helpers/browser.js';
 
 // In the page (page.evaluate, waitForFunction): the browser's globals, untyped (no DOM lib here).
@@ -59,18 +59,8 @@ const config = writeConfig({
   failureEvents: { enabled: false },
   shutdownTimeoutMs: 5_000,
 });
-const sup = spawnNode('dist/supervisor/index.js', ['--config', config]);
-// A setup that throws below ends the file without its teardowns: never leave the child behind.
-process.once('exit', () => sup.kill());
-t.teardown(async () => {
-  sup.child.kill('SIGTERM');
-  const timer = setTimeout(() => sup.kill(), 15_000);
-  await sup.exited;
-  clearTimeout(timer);
-});
-const listening = await sup.waitForOutput(/"port":\d+,"msg":"http listening"/, 60_000);
+const { sup, base } = await startSupervisorProcess(t, config);
 await sup.waitForOutput(/"msg":"supervisor running"/, 60_000);
-const base = `http://127.0.0.1:${/"port":(\d+)/.exec(listening)![1]}`;
 
 const publisher = createPublisher({ sns: emu.sns, topic, source: 'console-test' });
 const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' });

@@ -1,6 +1,11 @@
 // What the operator-CLI tests share: an emulator, two handlers (`orders`, `mail`) with their
 // topology provisioned on a unique prefix, and a config file naming them for the CLI.
 import type { Test } from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openArchive } from '../../dist/archive/index.js';
+import type { CloudEvent } from '../../dist/types.js';
 import { loadHandlers } from '../../dist/handlers.js';
 import { provision } from '../../dist/publisher/provision.js';
 import { emulator, uniqueName, type TestEmulator } from './emulator.js';
@@ -35,4 +40,20 @@ export async function opsWorld(t: Test, name: string): Promise<OpsWorld> {
       return dlq ? q.dlqUrl : q.url;
     },
   };
+}
+
+/**
+ * An archive (a SQLite file in a temp folder, removed at the test's end) holding `events`, and a
+ * config file like the world's with `archive.url` pointing at it. Returns that config's path.
+ */
+export async function withArchive(t: Test, w: OpsWorld, events: CloudEvent[]): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'eventbus-archive-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const url = join(dir, 'archive.sqlite');
+  const config = join(dir, 'config.json');
+  writeFileSync(config, JSON.stringify({ ...(JSON.parse(readFileSync(w.config, 'utf8')) as object), archive: { url } }));
+  const store = await openArchive(url);
+  for (const e of events) await store.put(e);
+  await store.close();
+  return config;
 }

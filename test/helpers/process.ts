@@ -108,3 +108,21 @@ export function writeConfig(obj: Record<string, unknown>): string {
   writeFileSync(file, JSON.stringify(obj, null, 2));
   return file;
 }
+
+/**
+ * `node dist/supervisor --config <config>` as a child: stopped with SIGTERM at the test's end (SIGKILL
+ * 15 s later, and at process exit should the file end without its teardowns). Resolves once its
+ * HTTP port listens, with that port's base URL (`http://127.0.0.1:<port>`).
+ */
+export async function startSupervisorProcess(t: { teardown(fn: () => unknown): void }, config: string, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<{ sup: Spawned; base: string }> {
+  const sup = spawnNode('dist/supervisor/index.js', ['--config', config], env);
+  process.once('exit', () => sup.kill());
+  t.teardown(async () => {
+    sup.child.kill('SIGTERM');
+    const timer = setTimeout(() => sup.kill(), 15_000);
+    await sup.exited;
+    clearTimeout(timer);
+  });
+  const listening = await sup.waitForOutput(/"port":\d+,"msg":"http listening"/, timeoutMs);
+  return { sup, base: `http://127.0.0.1:${/"port":(\d+)/.exec(listening)![1]}` };
+}

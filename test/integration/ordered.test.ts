@@ -11,6 +11,7 @@ import { ARCHIVE_HANDLER_FILE, openArchive } from '../../dist/archive/index.js';
 import { provision, formatActions } from '../../dist/publisher/provision.js';
 import { startBus, waitFor, uniqueName, type Bus, type Seen } from '../helpers/bus.js';
 import { emulator } from '../helpers/emulator.js';
+import { resolvedHandler } from '../helpers/resolved-handler.js';
 import type { ResolvedHandler } from '../../dist/handlers.js';
 
 const rand = (max: number) => Math.floor(Math.random() * (max + 1));
@@ -64,25 +65,7 @@ function peakGroups(bus: Bus, queue: string): number {
   return peak;
 }
 
-function resolved(queue: string, o: Partial<ResolvedHandler> = {}): ResolvedHandler {
-  const fifo = o.ordered ? '.fifo' : '';
-  return {
-    file: 'x',
-    queue,
-    queueName: `${queue}${fifo}`,
-    dlqName: `${queue}-dlq${fifo}`,
-    events: ['ORD'],
-    concurrency: 10,
-    prefetch: o.ordered ? 0 : 10,
-    visibilityTimeoutSec: 30,
-    timeoutMs: 60_000,
-    maxReceiveCount: 5,
-    ordered: false,
-    groupConcurrency: null,
-    publishes: null,
-    ...o,
-  };
-}
+const resolved = (queue: string, o: Partial<ResolvedHandler> = {}): ResolvedHandler => resolvedHandler(queue, { events: ['ORD'], ...o });
 
 t.test('provisioning: the FIFO topic, an ordered handler\'s FIFO queue and DLQ on it, in the dry-run plan; a rerun changes nothing', async (t) => {
   const emu = await emulator();

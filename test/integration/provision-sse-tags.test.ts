@@ -11,25 +11,10 @@ import { provision, type ProvisionResult } from '../../dist/publisher/provision.
 import { createAwsClients } from '../../dist/aws.js';
 import type { ResolvedHandler } from '../../dist/handlers.js';
 import { emulator, uniqueName, type TestEmulator } from '../helpers/emulator.js';
+import { resolvedHandler } from '../helpers/resolved-handler.js';
 import { recordingProxy } from '../helpers/recording-proxy.js';
 
-function handler(queueName: string): ResolvedHandler {
-  return {
-    file: `/handlers/${queueName}.js`,
-    queue: queueName,
-    queueName,
-    dlqName: `${queueName}-dlq`,
-    events: ['USER_CREATED'],
-    concurrency: 10,
-    prefetch: 10,
-    visibilityTimeoutSec: 30,
-    timeoutMs: 60_000,
-    maxReceiveCount: 5,
-    ordered: false,
-    groupConcurrency: null,
-    publishes: null,
-  } as ResolvedHandler;
-}
+const handler = (queue: string): ResolvedHandler => resolvedHandler(queue, { events: ['USER_CREATED'] });
 
 async function world(t: Test): Promise<{ emu: TestEmulator; topic: string; h: ResolvedHandler }> {
   const emu = await emulator();

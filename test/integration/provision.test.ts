@@ -25,6 +25,7 @@ import { formatActions, policySid, provision, type ProvisionAction, type Provisi
 import { createAwsClients, type AwsClients } from '../../dist/aws.js';
 import type { ResolvedHandler } from '../../dist/handlers.js';
 import { emulator, uniqueName, type TestEmulator } from '../helpers/emulator.js';
+import { resolvedHandler } from '../helpers/resolved-handler.js';
 
 type T = Test;
 
@@ -42,26 +43,7 @@ const MUTATING = new Set([
   'TagResourceCommand',
 ]);
 
-/** A ResolvedHandler as loadHandlers would make it, with test defaults. */
-function handler(queue: string, o: Partial<ResolvedHandler> = {}): ResolvedHandler {
-  const queueName = o.queueName ?? queue;
-  return {
-    file: `/handlers/${queue}.js`,
-    queue,
-    queueName,
-    dlqName: `${queueName}-dlq`,
-    events: null,
-    concurrency: 10,
-    prefetch: 10,
-    visibilityTimeoutSec: 30,
-    timeoutMs: 60_000,
-    maxReceiveCount: 5,
-    ordered: false,
-    groupConcurrency: null,
-    publishes: null,
-    ...o,
-  };
-}
+const handler = resolvedHandler;
 
 /** A fresh emulator for one test, stopped at its end. */
 async function startEmu(t: T): Promise<TestEmulator> {
