@@ -201,8 +201,16 @@ export class ConsoleSampler {
     if (this.#snaps.length > keep) this.#snaps.splice(0, this.#snaps.length - keep);
   }
 
+  #viewedAt = -Infinity;
+
+  /** Whether a page asked for the overview in the last `withinMs` (it polls every 2 s while open). */
+  viewedWithin(withinMs: number): boolean {
+    return performance.now() - this.#viewedAt < withinMs;
+  }
+
   /** The overview as of the last sample; series points after `sinceMs` (all kept points without it). */
   overview(sinceMs?: number): Overview {
+    this.#viewedAt = performance.now();
     const snaps = this.#snaps;
     const last = snaps[snaps.length - 1];
     const at = last?.t ?? (this.#o.now ?? Date.now)();

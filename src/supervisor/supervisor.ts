@@ -22,7 +22,7 @@ import { Poller } from './receive/poller.js';
 import { HandlerPool } from './run/pool.js';
 import { LoadModel } from './run/load-model.js';
 import type { QueueRuntime } from './queue.js';
-import { QueueStats } from './serve/queue-stats.js';
+import { QUEUE_STATS_INTERVAL_MS, QueueStats } from './serve/queue-stats.js';
 import { shareOf } from '../config.js';
 import { extraRoutes, type ExtraRoutes } from '../http/routes.js';
 import { resolveArchiveUrl } from '../archive/store.js';
@@ -60,6 +60,9 @@ export interface SupervisorOptions {
 type State = 'created' | 'starting' | 'running' | 'draining' | 'stopped';
 
 /** Lifecycle: resolve queues, start the pool and pollers; stop = quiet, finish receives, drain, release, teardown. */
+/** A console page polls the overview every 2 s: one asked within this long is open. */
+const CONSOLE_VIEW_MS = 10_000;
+
 export class Supervisor {
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -323,8 +326,13 @@ export class Supervisor {
           metrics: this.metrics,
           log: this.log,
           onError: (queue) => this.metrics.sqsErrors.inc({ queue, operation: 'GetQueueAttributes' }),
-          // The console's overview shows depths at its own pace (2 s).
-          ...(this.#o.queueStatsIntervalMs ? { intervalMs: this.#o.queueStatsIntervalMs } : cfg.console.enabled ? { intervalMs: SAMPLE_INTERVAL_MS } : {}),
+          // While a console page shows the overview, depths at its pace (2 s); otherwise the usual 5 s
+          // (an unwatched console must not triple the GetQueueAttributes calls of every host).
+          ...(this.#o.queueStatsIntervalMs
+            ? { intervalMs: this.#o.queueStatsIntervalMs }
+            : cfg.console.enabled
+              ? { intervalMs: () => (this.#sampler?.viewedWithin(CONSOLE_VIEW_MS) ? SAMPLE_INTERVAL_MS : QUEUE_STATS_INTERVAL_MS) }
+              : {}),
         });
         this.#queueStats.start();
       }

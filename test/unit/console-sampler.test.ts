@@ -62,3 +62,12 @@ t.test('the failure ring keeps the latest, newest first', async (t) => {
   t.same(seen, ['e1', 'e2', 'e3', 'e4', 'e5']);
   t.equal(log.list(1)[0]!.stack, 'Error: E5\n    at x.js:1:1');
 });
+
+t.test('viewedWithin: true only after a page asked for the overview, for the window given', async (t) => {
+  const sampler = new ConsoleSampler({ metrics: async () => [], queues: () => [] });
+  t.equal(sampler.viewedWithin(10_000), false, 'never viewed: the queue depths keep their usual pace');
+  sampler.overview();
+  t.equal(sampler.viewedWithin(10_000), true, 'viewed just now');
+  await new Promise((r) => setTimeout(r, 30));
+  t.equal(sampler.viewedWithin(10), false, 'the window passed');
+});

@@ -21,7 +21,15 @@ export class QueueStats {
   #stopped = false;
 
   constructor(
-    private readonly o: { sqs: SQSClient; queues: readonly QueueRuntime[]; metrics: Metrics; log: Logger; intervalMs?: number; onError(queue: string): void },
+    private readonly o: {
+      sqs: SQSClient;
+      queues: readonly QueueRuntime[];
+      metrics: Metrics;
+      log: Logger;
+      /** Between two reads (a function: asked before each wait). Default QUEUE_STATS_INTERVAL_MS. */
+      intervalMs?: number | (() => number);
+      onError(queue: string): void;
+    },
   ) {}
 
   start(): void {
@@ -35,7 +43,8 @@ export class QueueStats {
 
   #schedule(): void {
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.refresh().finally(() => this.#schedule()), this.o.intervalMs ?? QUEUE_STATS_INTERVAL_MS);
+    const i = this.o.intervalMs;
+    this.#timer = setTimeout(() => void this.refresh().finally(() => this.#schedule()), (typeof i === 'function' ? i() : i) ?? QUEUE_STATS_INTERVAL_MS);
     this.#timer.unref();
   }
 
